@@ -1,0 +1,1 @@
+"""Probes: pure async functions that return typed results. No state, metrics or storage."""

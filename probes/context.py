@@ -1,0 +1,97 @@
+"""What every probe needs: its settings and the shared, built-once clients.
+
+Built once per configuration (not per probe): creating SSL contexts and
+resolvers per probe is what makes probe paths slow.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dns.asyncresolver
+import dns.nameserver
+
+
+@dataclass(frozen=True, slots=True)
+class Nameserver:
+    host: str  # an IPv4 or IPv6 address
+    port: int = 53
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSettings:
+    timeout_s: float = 5.0
+    # Empty means the system resolvers (/etc/resolv.conf).
+    resolvers: tuple[Nameserver, ...] = ()
+    ca_file: Path | None = None  # extra trust anchors on top of the system store
+    max_body_bytes: int = 1 << 20
+    max_redirects: int = 10
+    # DNSSEC trust anchors (a DS or DNSKEY zone-file snippet); None = the root's, shipped.
+    dnssec_trust_anchors: Path | None = None
+    user_agent: str = "govwatch/0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """What to probe. Probes know nothing of countries or sectors."""
+
+    url: str
+    expect_text: str | None = None
+    expect_status: frozenset[int] | None = None  # None: any 2xx or 3xx after redirects
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def make_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    """A verifying client context: the system store plus the optional extra CA file."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    return context
+
+
+def make_resolver(settings: ProbeSettings) -> dns.asyncresolver.Resolver:
+    """A dnspython resolver over the configured servers (or /etc/resolv.conf)."""
+    if not settings.resolvers:
+        resolver = dns.asyncresolver.Resolver(configure=True)
+    else:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        # dnspython keeps one port for plain nameservers; per-server ports need Nameserver objects.
+        resolver.nameservers = [
+            dns.nameserver.Do53Nameserver(ns.host, ns.port) for ns in settings.resolvers
+        ]
+    resolver.lifetime = settings.timeout_s
+    resolver.timeout = settings.timeout_s
+    resolver.cache = None
+    return resolver
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeContext:
+    settings: ProbeSettings
+    ssl_context: ssl.SSLContext
+    resolver: dns.asyncresolver.Resolver
+
+
+@asynccontextmanager
+async def open_probe_context(settings: ProbeSettings) -> AsyncIterator[ProbeContext]:
+    yield ProbeContext(
+        settings=settings,
+        ssl_context=make_ssl_context(settings.ca_file),
+        resolver=make_resolver(settings),
+    )

@@ -1,0 +1,66 @@
+"""Typed probe results and the closed failure-reason enum (DESIGN.md contract)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from probes.dns import DnsDetails
+    from probes.http import HttpDetails
+    from probes.tls import TlsDetails
+
+
+class Reason(StrEnum):
+    """Why a probe failed. Closed: results, metrics, storage and the UI use only these."""
+
+    DNS_NXDOMAIN = "dns_nxdomain"
+    DNS_SERVFAIL = "dns_servfail"
+    DNS_TIMEOUT = "dns_timeout"
+    DNS_ERROR = "dns_error"
+    DNSSEC_BOGUS = "dnssec_bogus"
+    CONNECT_REFUSED = "connect_refused"
+    CONNECT_TIMEOUT = "connect_timeout"
+    NETWORK_UNREACHABLE = "network_unreachable"
+    TLS_HANDSHAKE = "tls_handshake"
+    TLS_CERT_EXPIRED = "tls_cert_expired"
+    TLS_CERT_UNTRUSTED = "tls_cert_untrusted"
+    TLS_HOSTNAME_MISMATCH = "tls_hostname_mismatch"
+    HTTP_TIMEOUT = "http_timeout"
+    HTTP_STATUS = "http_status"
+    HTTP_CONTENT = "http_content"
+    HTTP_TOO_LARGE = "http_too_large"
+    HTTP_REDIRECT_LOOP = "http_redirect_loop"
+    PROTOCOL_ERROR = "protocol_error"
+
+
+class ProbeKind(StrEnum):
+    HTTP = "http"
+    DNS = "dns"
+    TLS = "tls"
+
+
+EMPTY_PHASES: Mapping[str, float] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe of one target. `reason` is None exactly when `ok` is True."""
+
+    kind: ProbeKind
+    ok: bool
+    reason: Reason | None
+    duration_s: float
+    started_at: float  # unix epoch seconds
+    # Seconds spent per phase, named as blackbox_exporter names them
+    # (resolve, connect, tls, processing, transfer for HTTP).
+    phases: Mapping[str, float] = field(default=EMPTY_PHASES)
+    details: HttpDetails | DnsDetails | TlsDetails | None = None
+    error: str | None = None  # the underlying error, for humans and logs
+
+    def __post_init__(self) -> None:
+        if self.ok != (self.reason is None):
+            raise ValueError(f"ok={self.ok} contradicts reason={self.reason!r}")
