@@ -290,13 +290,20 @@ class _Checker:
         else:
             value_ok = isinstance(value, kind)
         if not value_ok:
-            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            expected = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
             self.error((*key, name), f"{label}.{name}: expected {expected}, got {value!r}")
             return None
         return value
 
     def converted(
-        self, table: Mapping[str, Any], key: KeyPath, label: str, name: str, convert: Callable[[Any], Any]
+        self,
+        table: Mapping[str, Any],
+        key: KeyPath,
+        label: str,
+        name: str,
+        convert: Callable[[Any], Any],
     ) -> Any:
         if name not in table:
             return None
@@ -348,7 +355,9 @@ def _url(value: Any) -> str:
 
 def _resolvers(value: Any) -> tuple[Nameserver, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise ValueError('expected a non-empty list of strings, e.g. ["system"] or ["127.0.0.1:53"]')
+        raise ValueError(
+            'expected a non-empty list of strings, e.g. ["system"] or ["127.0.0.1:53"]'
+        )
     if "system" in value:
         if len(value) > 1:
             raise ValueError('"system" cannot be combined with explicit resolvers')
@@ -360,7 +369,9 @@ def _expect_status(value: Any) -> frozenset[int]:
     if (
         not isinstance(value, list)
         or not value
-        or not all(isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 for v in value)
+        or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 for v in value
+        )
     ):
         raise ValueError(f"expected a non-empty list of HTTP status codes (100-599), got {value!r}")
     return frozenset(value)

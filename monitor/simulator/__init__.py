@@ -1,0 +1,1 @@
+"""A simulated region: real HTTPS and DNS servers on loopback with switchable faults."""
