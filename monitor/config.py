@@ -266,8 +266,12 @@ class _Checker:
         for name in table:
             if name not in allowed:
                 close = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.6)
-                hint = f' (did you mean "{close[0]}"?)' if close else ""
-                self.error((*key, name), f"{label}.{name}: unknown key{hint}")
+                if key:
+                    hint = f' (did you mean "{close[0]}"?)' if close else ""
+                    self.error((*key, name), f"{label}.{name}: unknown key{hint}")
+                else:
+                    hint = f" (did you mean [{close[0]}]?)" if close else ""
+                    self.error((name,), f"unknown table or key {name!r} at the top level{hint}")
 
     def value(
         self,
@@ -362,7 +366,15 @@ def _resolvers(value: Any) -> tuple[Nameserver, ...]:
         if len(value) > 1:
             raise ValueError('"system" cannot be combined with explicit resolvers')
         return ()
-    return tuple(parse_nameserver(v) for v in value)
+    nameservers, problems = [], []
+    for text in value:
+        try:
+            nameservers.append(parse_nameserver(text))
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ValueError("; ".join(problems))
+    return tuple(nameservers)
 
 
 def _expect_status(value: Any) -> frozenset[int]:
@@ -545,7 +557,7 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError([ConfigIssue(str(path), line, f"TOML syntax error: {message}")]) from None
 
     c = _Checker(path, text)
-    c.known_keys(document, (), "(top level)", {"monitor", "outage", "canary", "target"})
+    c.known_keys(document, (), "", {"monitor", "outage", "canary", "target"})
     monitor_table = document.get("monitor", {})
     outage_table = document.get("outage", {})
     monitor = MonitorSettings()
@@ -564,7 +576,7 @@ def parse_config(text: str, path: Path) -> Config:
     ]
     target_tables = _array_of_tables(c, document, "target")
     targets = [_build_target(c, i, t) for i, t in enumerate(target_tables)]
-    if not target_tables:
+    if "target" not in document:
         c.error((), "no [[target]] defined: there is nothing to monitor")
 
     first_seen: dict[str, int] = {}
