@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from probes.dns import DnsDetails
@@ -64,3 +65,33 @@ class ProbeResult:
     def __post_init__(self) -> None:
         if self.ok != (self.reason is None):
             raise ValueError(f"ok={self.ok} contradicts reason={self.reason!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: the one serialised form used by the CLI, storage and the API."""
+        return {
+            "probe": self.kind.value,
+            "ok": self.ok,
+            "reason": self.reason.value if self.reason else None,
+            "duration_s": round(self.duration_s, 6),
+            "started_at": self.started_at,
+            "phases": {name: round(seconds, 6) for name, seconds in self.phases.items()},
+            "details": to_jsonable(self.details) if self.details is not None else {},
+            "error": self.error,
+        }
+
+
+def to_jsonable(value: Any) -> Any:
+    """Frozen dataclasses, enums, tuples, frozensets, bytes and mappings -> JSON types."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, frozenset | set):
+        return sorted(to_jsonable(v) for v in value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
