@@ -7,10 +7,12 @@ Entries are checked in order, so specific types come before their bases.
 from __future__ import annotations
 
 import errno
+import ssl
 from enum import StrEnum
 
 import dns.exception
 import dns.resolver
+import OpenSSL.SSL
 
 from probes.results import Reason
 
@@ -38,6 +40,22 @@ _UNREACHABLE_ERRNOS = frozenset(
     {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN, errno.EADDRNOTAVAIL}
 )
 
+# OpenSSL's X509_V_ERR_* codes that are not about trust; every other
+# verification failure (unknown CA, self-signed, bad signature, ...) is untrusted.
+# Not-yet-valid shares the expiry reason: both are "outside the validity period".
+VERIFY_CODE_REASONS: dict[int, Reason] = {
+    9: Reason.TLS_CERT_EXPIRED,  # X509_V_ERR_CERT_NOT_YET_VALID
+    10: Reason.TLS_CERT_EXPIRED,  # X509_V_ERR_CERT_HAS_EXPIRED
+    62: Reason.TLS_HOSTNAME_MISMATCH,  # X509_V_ERR_HOSTNAME_MISMATCH
+    64: Reason.TLS_HOSTNAME_MISMATCH,  # X509_V_ERR_IP_ADDRESS_MISMATCH
+}
+
+
+def reason_for_verify_code(code: int) -> Reason:
+    """The Reason for a certificate verification failure with OpenSSL code `code`."""
+    return VERIFY_CODE_REASONS.get(code, Reason.TLS_CERT_UNTRUSTED)
+
+
 # (exception type, reason): first match wins. Probes extend this table, not their own.
 ERROR_TABLE: list[tuple[type[BaseException], Reason]] = [
     (dns.resolver.NXDOMAIN, Reason.DNS_NXDOMAIN),
@@ -45,6 +63,8 @@ ERROR_TABLE: list[tuple[type[BaseException], Reason]] = [
     (dns.exception.Timeout, Reason.DNS_TIMEOUT),
     (dns.exception.DNSException, Reason.DNS_ERROR),
     (ConnectionRefusedError, Reason.CONNECT_REFUSED),
+    (OpenSSL.SSL.Error, Reason.TLS_HANDSHAKE),
+    (ssl.SSLError, Reason.TLS_HANDSHAKE),  # after the verify-code check in classify()
 ]
 
 
@@ -52,6 +72,8 @@ def classify(exc: BaseException, phase: Phase) -> Reason:
     """The Reason for `exc`, raised while `phase` was under way."""
     if isinstance(exc, TimeoutError):
         return TIMEOUT_REASON_BY_PHASE[phase]
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return reason_for_verify_code(exc.verify_code)
     for exc_type, reason in ERROR_TABLE:
         if isinstance(exc, exc_type):
             return reason
