@@ -10,6 +10,8 @@ import errno
 import ssl
 from enum import StrEnum
 
+import aiohttp
+import aiohttp.http_exceptions
 import dns.exception
 import dns.resolver
 import OpenSSL.SSL
@@ -65,24 +67,51 @@ ERROR_TABLE: list[tuple[type[BaseException], Reason]] = [
     (ConnectionRefusedError, Reason.CONNECT_REFUSED),
     (OpenSSL.SSL.Error, Reason.TLS_HANDSHAKE),
     (ssl.SSLError, Reason.TLS_HANDSHAKE),  # after the verify-code check in classify()
+    # aiohttp (HTTP probe). classify() walks `__cause__` chains innermost first, so
+    # aiohttp's wrappers (ClientConnectorError, ClientResponseError...) yield to
+    # the OS, SSL or dnspython error they wrap; these entries catch what is left.
+    # A bad status line, a header line too long, a malformed header:
+    (aiohttp.http_exceptions.HttpProcessingError, Reason.PROTOCOL_ERROR),
+    (aiohttp.ClientPayloadError, Reason.PROTOCOL_ERROR),  # truncated body, broken encoding
+    (aiohttp.ServerDisconnectedError, Reason.PROTOCOL_ERROR),  # closed without a response
+    (aiohttp.TooManyRedirects, Reason.HTTP_REDIRECT_LOOP),
 ]
 
 
 def classify(exc: BaseException, phase: Phase) -> Reason:
-    """The Reason for `exc`, raised while `phase` was under way."""
-    if isinstance(exc, TimeoutError):
-        return TIMEOUT_REASON_BY_PHASE[phase]
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return reason_for_verify_code(exc.verify_code)
-    for exc_type, reason in ERROR_TABLE:
-        if isinstance(exc, exc_type):
-            return reason
-    if isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS:
+    """The Reason for `exc`, raised while `phase` was under way.
+
+    Wrapped errors are judged by what they wrap: the `__cause__` chain is
+    searched innermost first (aiohttp's ClientConnectorError around a
+    ConnectionRefusedError is a refusal, not a generic client error).
+    """
+    chain = _cause_chain(exc)
+    for error in chain:
+        if isinstance(error, TimeoutError):
+            return TIMEOUT_REASON_BY_PHASE[phase]
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return reason_for_verify_code(error.verify_code)
+        for exc_type, reason in ERROR_TABLE:
+            if isinstance(error, exc_type):
+                return reason
+    os_errors = [error for error in chain if isinstance(error, OSError)]
+    if any(error.errno in _UNREACHABLE_ERRNOS for error in os_errors):
         return Reason.NETWORK_UNREACHABLE
-    if isinstance(exc, OSError) and phase in (Phase.RESOLVE, Phase.CONNECT):
-        return (
-            Reason.CONNECT_REFUSED
-            if exc.errno == errno.ECONNREFUSED
-            else Reason.NETWORK_UNREACHABLE
-        )
+    if os_errors and phase in (Phase.RESOLVE, Phase.CONNECT):
+        refused = any(error.errno == errno.ECONNREFUSED for error in os_errors)
+        return Reason.CONNECT_REFUSED if refused else Reason.NETWORK_UNREACHABLE
+    if os_errors and phase is Phase.TLS:
+        # A reset or EOF in the middle of the handshake (middleboxes do this).
+        return Reason.TLS_HANDSHAKE
     return Reason.PROTOCOL_ERROR
+
+
+def _cause_chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the errors it was raised from (`raise ... from`), innermost first."""
+    chain: list[BaseException] = []
+    error: BaseException | None = exc
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__
+    chain.reverse()
+    return chain
