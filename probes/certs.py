@@ -56,6 +56,7 @@ class CertificateReport:
 
     chain: tuple[CertificateSummary, ...]
     checked_at: float
+    leaf_not_after: float
     leaf_days_left: float
     earliest_not_after: float
     earliest_days_left: float
@@ -77,10 +78,6 @@ class CertificateReport:
     def sans(self) -> tuple[str, ...]:
         return self.leaf.sans
 
-    @property
-    def leaf_not_after(self) -> float:
-        return self.leaf.not_after
-
 
 def judge_chain(chain: Sequence[x509.Certificate], now: float) -> CertificateReport:
     """Summarise `chain` (leaf first, as the server presented it) at unix time `now`."""
@@ -91,6 +88,7 @@ def judge_chain(chain: Sequence[x509.Certificate], now: float) -> CertificateRep
     return CertificateReport(
         chain=summaries,
         checked_at=now,
+        leaf_not_after=summaries[0].not_after,
         leaf_days_left=days_left(summaries[0].not_after, now),
         earliest_not_after=earliest.not_after,
         earliest_days_left=days_left(earliest.not_after, now),
