@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import dns.asyncresolver
 import dns.nameserver
+from OpenSSL import SSL
+
+# probes.http imports this module for types only, so this is not circular.
+from probes.http import make_http_session
+
+# probes.tls imports this module for types only, so this is not circular.
+from probes.tls import make_openssl_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,9 @@ class ProbeSettings:
     max_redirects: int = 10
     # DNSSEC trust anchors (a DS or DNSKEY zone-file snippet); None = the root's, shipped.
     dnssec_trust_anchors: Path | None = None
+    # Port of the zones' authoritative name servers; None = 53. Tests and the simulator
+    # run them on a random loopback port.
+    authoritative_port: int | None = None
     user_agent: str = "govwatch/0.1"
 
 
@@ -86,12 +97,26 @@ class ProbeContext:
     settings: ProbeSettings
     ssl_context: ssl.SSLContext
     resolver: dns.asyncresolver.Resolver
+    # The one aiohttp session every HTTP probe shares (built on ssl_context and
+    # resolver); None when a context is assembled by hand without an event loop.
+    http_session: aiohttp.ClientSession | None = None
+    # The TLS probe's pyOpenSSL client context (same trust anchors as ssl_context).
+    # None when a context is assembled by hand; probe_tls then builds its own.
+    openssl_context: SSL.Context | None = None
 
 
 @asynccontextmanager
 async def open_probe_context(settings: ProbeSettings) -> AsyncIterator[ProbeContext]:
-    yield ProbeContext(
-        settings=settings,
-        ssl_context=make_ssl_context(settings.ca_file),
-        resolver=make_resolver(settings),
-    )
+    ssl_context = make_ssl_context(settings.ca_file)
+    resolver = make_resolver(settings)
+    http_session = make_http_session(settings, ssl_context, resolver)
+    try:
+        yield ProbeContext(
+            settings=settings,
+            ssl_context=ssl_context,
+            resolver=resolver,
+            openssl_context=make_openssl_context(settings.ca_file),
+            http_session=http_session,
+        )
+    finally:
+        await http_session.close()
