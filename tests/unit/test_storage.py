@@ -1,0 +1,564 @@
+"""SQLite history, tested through the public API: HistoryWriter, the read helpers,
+connect_readonly and the documented schema (the dashboard's contract)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from monitor.config import Canary, OutageSettings, Target
+from monitor.outage import HintKind, Incident, InfraHint, Scope, TargetInfra, assess
+from monitor.state import TargetState, TargetStatus, Transition, initial_status, observe
+from monitor.storage import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    HistoryWriter,
+    Migration,
+    StorageError,
+    StorageSettings,
+    connect_readonly,
+    connect_writer,
+    migrate,
+    read_incidents_since,
+    read_open_incidents,
+    read_restore,
+    schema_version,
+)
+from probes.certs import CertificateReport
+from probes.http import HttpDetails
+from probes.results import ProbeKind, ProbeResult, Reason
+from probes.tls import TlsDetails
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = 1_750_000_000.0
+DAY = 86_400.0
+SETTINGS = OutageSettings()
+
+# No background tasks unless a test is about them: flushes happen when the test says.
+MANUAL = StorageSettings(busy_timeout_s=0.2, close_timeout_s=2.0)
+
+
+# --- building inputs --------------------------------------------------------------
+
+
+def result(
+    kind: ProbeKind = ProbeKind.HTTP,
+    started_at: float = T0,
+    reason: Reason | None = None,
+    duration_s: float = 0.25,
+    details: Any = None,
+    error: str | None = None,
+) -> ProbeResult:
+    return ProbeResult(
+        kind=kind,
+        ok=reason is None,
+        reason=reason,
+        duration_s=duration_s,
+        started_at=started_at,
+        phases=MappingProxyType({"resolve": 0.01, "connect": 0.02, "processing": 0.2}),
+        details=details,
+        error=error,
+    )
+
+
+def http_details(status_code: int | None = 200) -> HttpDetails:
+    return HttpDetails(
+        url="https://e-albania.test/",
+        final_url="https://e-albania.test/home",
+        redirects=1,
+        redirect_chain=("https://e-albania.test/", "https://e-albania.test/home"),
+        status_code=status_code,
+        http_version="1.1",
+        body_bytes=1234,
+        content_type="text/html",
+        content_encoding=None,
+        resolved_addresses=("127.0.0.1",),
+        peer_address="127.0.0.1",
+        peer_port=443,
+        tls_version="TLSv1.3",
+        tls_cipher="TLS_AES_128_GCM_SHA256",
+        server="nginx",
+    )
+
+
+def tls_details() -> TlsDetails:
+    report = CertificateReport(
+        chain=(),
+        checked_at=T0,
+        leaf_not_after=T0 + 40 * DAY,
+        leaf_days_left=40.0,
+        earliest_not_after=T0 + 12 * DAY,
+        earliest_days_left=12.0,
+        earliest_subject="CN=Intermediate",
+    )
+    return TlsDetails(
+        address="127.0.0.1",
+        server_name="e-albania.test",
+        version="TLSv1.2",
+        cipher="ECDHE-RSA-AES128-GCM-SHA256",
+        cipher_bits=128,
+        verified=True,
+        verify_error=None,
+        hostname_match=True,
+        ocsp_stapled=False,
+        ocsp_status=None,
+        subject="CN=e-albania.test",
+        issuer="CN=Intermediate",
+        leaf_expiry=T0 + 40 * DAY,
+        earliest_expiry=T0 + 12 * DAY,
+        certificates=report,
+    )
+
+
+def target(name: str, country: str = "AL", sector: str = "portal") -> Target:
+    return Target(name=name, url=f"https://{name.lower()}.test/", country=country, sector=sector)
+
+
+def incident(id: str = "country:AL:1750000000", **kw: Any) -> Incident:
+    fields: dict[str, Any] = {
+        "id": id,
+        "scope": Scope.COUNTRY,
+        "country": "AL",
+        "target": None,
+        "started_at": T0,
+        "ended_at": None,
+        "affected": ("Parliament", "e-Albania"),
+        "dominant_reason": Reason.CONNECT_TIMEOUT,
+        "hints": (InfraHint(HintKind.NAMESERVERS, ("ns11.akshi.test", "ns12.akshi.test"), 2, 2),),
+    }
+    fields.update(kw)
+    return Incident(**fields)
+
+
+def status_after(name: str, *results: ProbeResult) -> TargetStatus:
+    """A status as the real reducer builds it, observing each result at its start."""
+    status = initial_status(name)
+    for r in results:
+        status = observe(status, r, r.started_at + r.duration_s, SETTINGS).status
+    return status
+
+
+@dataclass(frozen=True, slots=True)
+class Unstorable:
+    value: object
+
+
+# --- fixtures and helpers -------------------------------------------------------------
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "history.sqlite"
+
+
+@pytest.fixture
+async def writer(db: Path) -> AsyncIterator[HistoryWriter]:
+    w = await HistoryWriter.open(db, vantage="tirana-1", settings=MANUAL, background=False)
+    yield w
+    await w.close()
+
+
+@pytest.fixture
+def reader(db: Path, writer: HistoryWriter) -> Iterator[sqlite3.Connection]:
+    conn = connect_readonly(db)
+    conn.row_factory = sqlite3.Row
+    yield conn
+    conn.close()
+
+
+def rows(conn: sqlite3.Connection, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in conn.execute(sql, args).fetchall()]
+
+
+def count(conn: sqlite3.Connection, table: str) -> int:
+    return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+async def wait_until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def lock_holder(db: Path) -> Iterator[sqlite3.Connection]:
+    """A second writer connection: `BEGIN IMMEDIATE` on it makes every write of the
+    HistoryWriter fail with 'database is locked', a real SQLite error."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    yield conn
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    conn.close()
+
+
+# --- opening, pragmas, migrations -------------------------------------------------
+
+
+async def test_new_database_is_wal_at_latest_version(reader: sqlite3.Connection) -> None:
+    assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert schema_version(reader) == SCHEMA_VERSION == MIGRATIONS[-1].version
+    tables = {r[0] for r in rows(reader, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"targets", "probe_results", "transitions", "incidents", "target_status"} <= tables
+    assert rows(reader, "SELECT key, value FROM meta WHERE key = 'vantage'") == [
+        ("vantage", "tirana-1")
+    ]
+
+
+def test_older_database_is_migrated_in_order_and_keeps_its_rows(db: Path) -> None:
+    # A database as version 1 left it, with a row in it.
+    conn = sqlite3.connect(db, isolation_level=None)
+    assert migrate(conn, MIGRATIONS[:1]) == 1
+    conn.execute(
+        "INSERT INTO transitions (target, old_state, new_state, at, reason) "
+        "VALUES ('e-Albania', 'up', 'down', 1.0, 'connect_timeout')"
+    )
+    later = (
+        *MIGRATIONS,
+        Migration(90, "ALTER TABLE transitions ADD COLUMN note TEXT DEFAULT 'v90';"),
+        Migration(91, "UPDATE transitions SET note = note || '+v91';"),
+    )
+    assert migrate(conn, later) == 91
+    assert schema_version(conn) == 91
+    assert rows(conn, "SELECT target, note FROM transitions") == [("e-Albania", "v90+v91")]
+    assert migrate(conn, later) == 91  # nothing left to do, nothing re-run
+    assert rows(conn, "SELECT note FROM transitions") == [("v90+v91",)]
+    conn.close()
+
+
+def test_unversioned_file_is_migrated_by_the_writer(db: Path) -> None:
+    sqlite3.connect(db).close()  # an empty file at user_version 0
+    conn = connect_writer(db)
+    assert schema_version(conn) == SCHEMA_VERSION
+    conn.close()
+
+
+def test_failed_migration_leaves_the_previous_version(db: Path) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    migrate(conn)
+    broken = (*MIGRATIONS, Migration(SCHEMA_VERSION + 1, "CREATE TABLE t (a); SELECT nope;"))
+    with pytest.raises(sqlite3.OperationalError):
+        migrate(conn, broken)
+    assert schema_version(conn) == SCHEMA_VERSION
+    assert rows(conn, "SELECT name FROM sqlite_master WHERE name = 't'") == []
+    conn.close()
+
+
+def test_migrations_must_be_ordered(db: Path) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    with pytest.raises(ValueError):
+        migrate(conn, (Migration(2, ""), Migration(1, "")))
+    conn.close()
+
+
+async def test_newer_database_is_refused(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StorageError, match="newer"):
+        await HistoryWriter.open(db, settings=MANUAL)
+
+
+async def test_unopenable_path_fails_at_start(tmp_path: Path) -> None:
+    with pytest.raises(StorageError):
+        await HistoryWriter.open(tmp_path / "missing-dir" / "h.sqlite", settings=MANUAL)
+
+
+async def test_readonly_connection_cannot_write(reader: sqlite3.Connection) -> None:
+    with pytest.raises(sqlite3.OperationalError, match="readonly|read-only"):
+        reader.execute("DELETE FROM targets")
+
+
+# --- probe results ----------------------------------------------------------------
+
+
+async def test_probe_results_keep_hot_fields_in_columns_and_the_rest_as_json(
+    writer: HistoryWriter, reader: sqlite3.Connection
+) -> None:
+    writer.add_probe("e-Albania", result(ProbeKind.HTTP, T0, details=http_details(503)))
+    writer.add_probe("e-Albania", result(ProbeKind.TLS, T0 + 1, details=tls_details()))
+    writer.add_probe(
+        "e-Albania",
+        result(ProbeKind.HTTP, T0 + 30, Reason.HTTP_TIMEOUT, duration_s=5.0, error="timed out"),
+    )
+    assert await writer.flush()
+
+    http, tls, failed = reader.execute("SELECT * FROM probe_results ORDER BY started_at")
+    assert (http["target"], http["vantage"], http["probe"]) == ("e-Albania", "tirana-1", "http")
+    assert (http["started_at"], http["ok"], http["reason"], http["duration_s"]) == (
+        T0,
+        1,
+        None,
+        0.25,
+    )
+    assert (http["http_status"], http["tls_version"], http["tls_expiry"]) == (503, "TLSv1.3", None)
+    assert json.loads(http["phases"]) == {"resolve": 0.01, "connect": 0.02, "processing": 0.2}
+    details = json.loads(http["details"])
+    assert details["redirect_chain"] == ["https://e-albania.test/", "https://e-albania.test/home"]
+    assert details["final_url"] == "https://e-albania.test/home"
+
+    assert (tls["probe"], tls["tls_version"], tls["http_status"]) == ("tls", "TLSv1.2", None)
+    assert (tls["tls_expiry"], tls["tls_leaf_expiry"]) == (T0 + 12 * DAY, T0 + 40 * DAY)
+    assert json.loads(tls["details"])["certificates"]["earliest_subject"] == "CN=Intermediate"
+
+    assert (failed["ok"], failed["reason"], failed["error"]) == (0, "http_timeout", "timed out")
+    assert (failed["duration_s"], failed["details"]) == (5.0, None)
+    # SQLite's own JSON functions read the phases, for drill-down queries.
+    assert reader.execute(
+        "SELECT json_extract(phases, '$.connect') FROM probe_results WHERE id = ?", (http["id"],)
+    ).fetchone()[0] == pytest.approx(0.02)
+
+
+async def test_details_json_cannot_express_lose_only_the_details(
+    writer: HistoryWriter, reader: sqlite3.Connection
+) -> None:
+    writer.add_probe("A", result(details=Unstorable(float("nan"))))
+    writer.add_probe("B", result(details=Unstorable(object())))
+    assert await writer.flush()
+    assert rows(reader, "SELECT target, ok, details FROM probe_results ORDER BY id") == [
+        ("A", 1, None),
+        ("B", 1, None),
+    ]
+    assert (writer.stats.written, writer.stats.errors) == (2, 0)
+
+
+async def test_an_unstorable_record_is_skipped_not_the_batch(
+    writer: HistoryWriter, reader: sqlite3.Connection
+) -> None:
+    writer.add_incident(incident("good-1"))
+    writer.add_incident(incident("bad", affected=(object(),)))
+    writer.add_incident(incident("good-2"))
+    assert await writer.flush()
+    assert [i.id for i in read_open_incidents(reader)] == ["good-1", "good-2"]
+    stats = writer.stats
+    assert (stats.written, stats.dropped, stats.errors) == (2, 1, 1)
+
+
+# --- transitions, incidents, targets -------------------------------------------------
+
+
+async def test_transitions_are_appended(writer: HistoryWriter, reader: sqlite3.Connection) -> None:
+    up, down = TargetState.UP, TargetState.DOWN
+    writer.add_transition(Transition("e-Albania", up, down, T0, Reason.CONNECT_TIMEOUT))
+    writer.add_transition(Transition("e-Albania", down, up, T0 + 60, None))
+    await writer.flush()
+    assert rows(
+        reader, "SELECT target, old_state, new_state, at, reason FROM transitions ORDER BY at"
+    ) == [
+        ("e-Albania", "up", "down", T0, "connect_timeout"),
+        ("e-Albania", "down", "up", T0 + 60, None),
+    ]
+
+
+async def test_incident_is_upserted_while_it_grows_and_when_it_ends(
+    writer: HistoryWriter, db: Path
+) -> None:
+    first = incident(affected=("e-Albania",), hints=())
+    writer.add_incident(first)
+    await writer.flush()
+    assert await writer.open_incidents() == [first]
+
+    grown = incident(affected=("Kryeministria", "Parliament", "e-Albania"))
+    writer.add_incident(grown)
+    await writer.flush()
+    assert await writer.open_incidents() == [grown]
+
+    ended = replace(grown, ended_at=T0 + 3600)
+    writer.add_incident(ended)
+    await writer.flush()
+    assert await writer.open_incidents() == []
+    assert await writer.incidents_since(T0) == [ended]
+
+    conn = connect_readonly(db)
+    assert rows(conn, "SELECT count(*), max(affected_count), max(hint_text) FROM incidents") == [
+        (1, 3, "all 2 affected targets share name servers ns11.akshi.test, ns12.akshi.test")
+    ]
+    assert json.loads(conn.execute("SELECT hint FROM incidents").fetchone()[0]) == [
+        {
+            "kind": "nameservers",
+            "values": ["ns11.akshi.test", "ns12.akshi.test"],
+            "count": 2,
+            "of": 2,
+        }
+    ]
+    assert read_incidents_since(conn, T0) == [ended]
+    conn.close()
+
+
+async def test_incidents_since_means_active_at_any_time_since(writer: HistoryWriter) -> None:
+    old = incident("old", started_at=T0 - 2 * DAY, ended_at=T0 - DAY)
+    overlapping = incident("overlapping", started_at=T0 - DAY, ended_at=T0 + 10)
+    still_open = incident("open", started_at=T0 - 3 * DAY)
+    recent = incident(
+        "recent",
+        scope=Scope.TARGET,
+        target="e-Albania",
+        started_at=T0 + 100,
+        ended_at=T0 + 200,
+        dominant_reason=None,
+        hints=(),
+    )
+    for item in (old, overlapping, still_open, recent):
+        writer.add_incident(item)
+    await writer.flush()
+
+    assert [i.id for i in await writer.incidents_since(T0)] == ["recent", "overlapping", "open"]
+    assert [i.id for i in await writer.incidents_since(T0, limit=1)] == ["recent"]
+    assert [i.id for i in await writer.open_incidents()] == ["open"]
+    assert (await writer.incidents_since(T0 + 150))[0] == recent
+
+
+async def test_targets_follow_the_config_and_removed_ones_stay_inactive(
+    writer: HistoryWriter, reader: sqlite3.Connection
+) -> None:
+    quad9 = Canary("Quad9", "https://quad9.test/")
+    writer.set_targets([target("e-Albania"), target("eUprava", "RS")], [quad9])
+    await writer.flush()
+    writer.set_targets([target("eUprava", "RS", "identity"), target("gov.si", "SI")], [quad9])
+    await writer.flush()
+    assert rows(
+        reader,
+        "SELECT name, kind, country, sector, url, evidence, active FROM targets ORDER BY name",
+    ) == [
+        ("Quad9", "canary", None, None, "https://quad9.test/", None, 1),
+        ("e-Albania", "target", "AL", "portal", "https://e-albania.test/", "seen", 0),
+        ("eUprava", "target", "RS", "identity", "https://euprava.test/", "seen", 1),
+        ("gov.si", "target", "SI", "portal", "https://gov.si.test/", "seen", 1),
+    ]
+
+
+# --- status snapshot and restore ----------------------------------------------------
+
+
+def scenario() -> tuple[dict[str, TargetStatus], dict[str, TargetInfra], list[Incident]]:
+    """Albania dark, as the real reducers see it: three targets confirmed down on the
+    same name servers, a canary up."""
+    statuses: dict[str, TargetStatus] = {}
+    for name in ("e-Albania", "Parliament", "Kryeministria"):
+        statuses[name] = status_after(
+            name,
+            result(ProbeKind.HTTP, T0, details=http_details()),
+            result(ProbeKind.DNS, T0 + 1),
+            result(ProbeKind.HTTP, T0 + 30, Reason.CONNECT_TIMEOUT, 5.0, error="timeout"),
+            result(ProbeKind.HTTP, T0 + 37, Reason.CONNECT_TIMEOUT, 5.0),
+        )
+    statuses["Quad9"] = status_after("Quad9", result(ProbeKind.HTTP, T0 + 40, duration_s=0.1))
+    infra = {
+        name: TargetInfra.from_facts(
+            nameservers=["ns11.akshi.test.", "ns12.akshi.test"], addresses=["127.0.0.9"]
+        )
+        for name in ("e-Albania", "Parliament", "Kryeministria")
+    }
+    assessment = assess(
+        targets=[target(n) for n in ("e-Albania", "Parliament", "Kryeministria")],
+        canaries=[Canary("Quad9", "https://quad9.test/")],
+        statuses=statuses,
+        infra=infra,
+        open_incidents=(),
+        settings=SETTINGS,
+        now=T0 + 45,
+    )
+    assert assessment.countries_in_outage == ("AL",)
+    return statuses, infra, list(assessment.opened)
+
+
+def without_details(status: TargetStatus) -> TargetStatus:
+    probes = {k: replace(t, last=replace(t.last, details=None)) for k, t in status.probes.items()}
+    return replace(status, probes=MappingProxyType(probes))
+
+
+async def test_restore_gives_back_statuses_infra_and_open_incidents(db: Path) -> None:
+    statuses, infra, opened = scenario()
+    assert all(s.state is TargetState.DOWN for n, s in statuses.items() if n != "Quad9")
+    targets = [target(n) for n in ("e-Albania", "Parliament", "Kryeministria")]
+    closed = incident("target:gone:1", scope=Scope.TARGET, target="gone", ended_at=T0 + 9)
+
+    writer = await HistoryWriter.open(db, settings=MANUAL, clock=lambda: T0 + 50)
+    writer.set_targets(targets, [Canary("Quad9", "https://quad9.test/")])
+    for item in (*opened, closed):
+        writer.add_incident(item)
+    writer.set_status(statuses.values(), infra)
+    await writer.close()
+
+    writer = await HistoryWriter.open(db, settings=MANUAL, background=False)
+    restored = await writer.restore()
+    await writer.close()
+    assert dict(restored.statuses) == {n: without_details(s) for n, s in statuses.items()}
+    assert dict(restored.infra) == infra
+    assert list(restored.open_incidents) == opened
+    assert {i.scope for i in opened} == {Scope.TARGET, Scope.COUNTRY, Scope.REGION}
+    assert restored.saved_at == T0 + 50
+
+    # The restored state carries on: one more failure keeps the target down, same since.
+    before = restored.statuses["e-Albania"]
+    after = observe(
+        before, result(started_at=T0 + 90, reason=Reason.CONNECT_TIMEOUT), T0 + 95, SETTINGS
+    )
+    assert (after.status.state, after.status.since, after.transition) == (
+        TargetState.DOWN,
+        before.since,
+        None,
+    )
+
+    conn = connect_readonly(db)
+    assert rows(
+        conn,
+        "SELECT target, kind, state, reason, country, sector, blind, consecutive_failures "
+        "FROM target_status ORDER BY target",
+    ) == [
+        ("Kryeministria", "target", "down", "connect_timeout", "AL", "portal", 0, 2),
+        ("Parliament", "target", "down", "connect_timeout", "AL", "portal", 0, 2),
+        ("Quad9", "canary", "up", None, None, None, 0, 0),
+        ("e-Albania", "target", "down", "connect_timeout", "AL", "portal", 0, 2),
+    ]
+    assert read_restore(conn) == restored
+    conn.close()
+
+
+async def test_status_snapshot_is_replaced_whole_by_the_latest(
+    writer: HistoryWriter, reader: sqlite3.Connection
+) -> None:
+    a = status_after("A", result())
+    b = status_after("B", result(reason=Reason.DNS_NXDOMAIN))
+    writer.set_status([a, b])
+    writer.set_status([b])  # only the latest given is written
+    await writer.flush()
+    assert list((await writer.restore()).statuses) == ["B"]
+    await writer.flush()  # nothing new: the snapshot stays
+    assert rows(reader, "SELECT target FROM target_status") == [("B",)]
+    writer.set_status([])
+    await writer.flush()
+    assert count(reader, "target_status") == 0
+
+
+async def test_unreadable_rows_are_skipped_on_restore(
+    writer: HistoryWriter, db: Path, lock_holder: sqlite3.Connection
+) -> None:
+    writer.set_status([status_after("A", result()), status_after("B", result())])
+    writer.add_incident(incident("good"))
+    writer.add_incident(incident("future"))
+    await writer.flush()
+    # Values a later govwatch might write.
+    lock_holder.execute("UPDATE target_status SET state = 'degraded' WHERE target = 'A'")
+    lock_holder.execute("UPDATE incidents SET scope = 'asn' WHERE id = 'future'")
+    restored = await writer.restore()
+    assert (list(restored.statuses), [i.id for i in restored.open_incidents]) == (["B"], ["good"])
+
+
+async def test_empty_database_restores_nothing(writer: HistoryWriter) -> None:
+    restored = await writer.restore()
+    assert (dict(restored.statuses), restored.open_incidents, restored.saved_at) == ({}, (), None)
