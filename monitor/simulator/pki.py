@@ -1,0 +1,87 @@
+"""The simulator's certificates: one root CA, an intermediate per issuer, a leaf per site.
+
+Every site can present three variants: `valid`, `expired` and `wrong_name`. Only
+the valid leaf is made eagerly; the others are made the first time a fault asks
+for them, because issuing certificates is the slow part of starting a region.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ssl
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import trustme
+
+ROOT_ORGANIZATION = "govwatch simulator"
+# A name no simulated site uses, so a leaf issued for it never matches.
+WRONG_NAME = "wrong-name.invalid.test"
+
+
+class CertVariant(StrEnum):
+    VALID = "valid"
+    EXPIRED = "expired"
+    WRONG_NAME = "wrong_name"
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass
+class SimulatorPKI:
+    """A root CA (the one file govwatch trusts) and per-issuer intermediates.
+
+    Server-side `ssl.SSLContext`s are cached per (host, variant): building one
+    means writing the key to a temporary file, which is worth doing once.
+    """
+
+    root: trustme.CA = field(
+        default_factory=lambda: trustme.CA(organization_name=ROOT_ORGANIZATION)
+    )
+    _issuers: dict[str, trustme.CA] = field(default_factory=dict)
+    _contexts: dict[tuple[str, CertVariant], ssl.SSLContext] = field(default_factory=dict)
+
+    def issuer(self, name: str) -> trustme.CA:
+        """The intermediate CA called `name` (made on first use)."""
+        if name not in self._issuers:
+            # Its own organization, so the issuer names what the sites behind it share.
+            self._issuers[name] = trustme.CA(parent_cert=self.root, organization_name=name)
+        return self._issuers[name]
+
+    def leaf(self, host: str, issuer: str, variant: CertVariant) -> trustme.LeafCert:
+        ca = self.issuer(issuer)
+        if variant is CertVariant.EXPIRED:
+            now = _utcnow()
+            return ca.issue_cert(
+                host,
+                not_before=now - datetime.timedelta(days=90),
+                not_after=now - datetime.timedelta(days=1),
+            )
+        if variant is CertVariant.WRONG_NAME:
+            return ca.issue_cert(WRONG_NAME)
+        return ca.issue_cert(host)
+
+    def server_context(self, host: str, issuer: str, variant: CertVariant) -> ssl.SSLContext:
+        """A server context presenting `host`'s certificate in `variant` (cached)."""
+        key = (host, variant)
+        context = self._contexts.get(key)
+        if context is None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.leaf(host, issuer, variant).configure_cert(context)
+            self._contexts[key] = context
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A verifying client context that trusts only this simulator's root."""
+        context = ssl.create_default_context()
+        self.root.configure_trust(context)
+        return context
+
+    def write_ca(self, path: Path) -> Path:
+        """Write the root certificate (PEM) to `path`; govwatch's `ca_file` points here."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.root.cert_pem.write_to_path(str(path))
+        return path

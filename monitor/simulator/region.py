@@ -1,0 +1,789 @@
+"""The simulated region's topology and fault vocabulary (pure: no sockets, no clock).
+
+The topology mirrors how the real region shares infrastructure, so that the
+daemon's "what do the failing targets share" hints have something to find:
+
+* each country's government sites sit on one **network**: one /24 address prefix
+  (AL: 127.10.1.0/24), one name-server pair (AL: ns11/ns12.akshi.al.test) and one
+  certificate issuer;
+* a few sites per country are hosted on their own (a municipality, a fund), on
+  127.30.<country>.0/24 with other name servers: they survive the country's
+  network going dark, as e-femijet.tirana.al did not depend on AKSHI;
+* Moldova puts some sites on a shared **hosting provider** (host.md, 127.20.1.0/24),
+  as the 2025 election-time block of host.md took ~4,000 sites offline;
+* Greek services **depend on one login** (TAXISnet, login.gsis.gr.test): when the
+  login fails, the sites behind it answer 502;
+* **canaries** sit outside the region (127.40.0.0/24) to tell a dark region from a
+  monitor that lost its uplink.
+
+Vantages. A monitor looking from elsewhere sees other addresses: every vantage
+has its own resolver address and its own copy of every site's address (the home
+vantage on 127.10.x.y, the next one 60 higher in the second octet: 127.70.x.y).
+The same names resolve, per vantage, to that vantage's copy, so a fault can be
+scoped to one vantage ("blocked from abroad") while the other keeps working.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from types import MappingProxyType
+
+from monitor.countries import country_name
+from monitor.simulator.pki import CertVariant
+from probes.results import Reason
+
+HOME_VANTAGE = "home"
+MAX_VANTAGES = 3
+_VANTAGE_OCTET_STEP = 60  # second-octet offset between vantages: 10 -> 70 -> 130
+_GOV_OCTET = 10
+_HOSTING_OCTET = 20
+_OWN_OCTET = 30
+_CANARY_OCTET = 40
+_RESOLVER_OCTET = 53
+_FIRST_HOST = 10  # sites take .10, .11, ...; name servers .53 and .54
+_NAMESERVER_HOSTS = (53, 54)
+PUBLIC_ISSUER = "Simulated Public CA"
+CANARY_ISSUER = "Simulated Global CA"
+LOGIN_FAILURE_STATUS = 502  # what a site answers when the login behind it fails
+
+
+# --- catalogue -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueEntry:
+    """One site the simulator can stand up. `host` is the real one; `.test` is appended."""
+
+    host: str
+    sector: str
+    title: str  # shown on the page and used as the target's expect_text
+    network: str = "gov"  # "gov", "own", or a hosting provider's key
+    is_login: bool = False  # the country's shared login dependency
+    uses_login: bool = False  # answers 502 while the login is failing
+
+
+@dataclass(frozen=True, slots=True)
+class CountryInfra:
+    """How a country's government network is named (name servers, issuer)."""
+
+    ns_domain: str  # "akshi.al" -> ns11.akshi.al.test (with ns_labels)
+    issuer: str
+    ns_labels: tuple[str, str] = ("ns1", "ns2")
+
+
+@dataclass(frozen=True, slots=True)
+class HostingProvider:
+    key: str
+    index: int  # third octet of its prefix
+    ns_domain: str
+    issuer: str
+
+
+# Country index = third octet of its prefixes; stable whichever countries are chosen.
+COUNTRY_INDEX: Mapping[str, int] = MappingProxyType(
+    {
+        cc: i
+        for i, cc in enumerate(
+            ("AL", "BA", "BG", "GR", "HR", "MD", "ME", "MK", "RO", "RS", "SI", "TR", "XK"), start=1
+        )
+    }
+)
+
+COUNTRY_INFRA: Mapping[str, CountryInfra] = MappingProxyType(
+    {
+        "AL": CountryInfra("akshi.al", "AKSHI CA", ("ns11", "ns12")),
+        "BA": CountryInfra("gov.ba", "BA Government CA"),
+        "BG": CountryInfra("egov.bg", "BG e-Government CA"),
+        "GR": CountryInfra("syzefxis.gr", "GR Syzefxis CA"),
+        "HR": CountryInfra("gov.hr", "HR Government CA"),
+        "MD": CountryInfra("stisc.md", "MD STISC CA"),
+        "ME": CountryInfra("gov.me", "ME Government CA"),
+        "MK": CountryInfra("gov.mk", "MK Government CA"),
+        "RO": CountryInfra("sts.ro", "RO STS CA"),
+        "RS": CountryInfra("ite.gov.rs", "RS ITE CA"),
+        "SI": CountryInfra("gov.si", "SI Government CA"),
+        "TR": CountryInfra("turksat.tr", "TR Turksat CA"),
+        "XK": CountryInfra("rks-gov.net", "XK ASHI CA"),
+    }
+)
+
+HOSTING_PROVIDERS: Mapping[str, HostingProvider] = MappingProxyType(
+    {"host.md": HostingProvider("host.md", 1, "host.md", "host.md CA")}
+)
+
+_E = CatalogueEntry
+# Ordered so that any first N entries mix the shared network with the exceptions
+# the scenarios need (an own-hosted site; Moldova's hosted sites; Greece's login).
+CATALOGUE: Mapping[str, tuple[CatalogueEntry, ...]] = MappingProxyType(
+    {
+        "AL": (
+            _E("e-albania.al", "portal", "e-Albania"),
+            _E("akshi.gov.al", "agency", "AKSHI"),
+            _E("kryeministria.al", "government", "Kryeministria"),
+            _E("e-femijet.tirana.al", "municipal", "e-Femijet Tirana", network="own"),
+            _E("parlament.al", "parliament", "Kuvendi"),
+            _E("tatime.gov.al", "tax", "Tatimet"),
+            _E("dogana.gov.al", "customs", "Dogana"),
+            _E("qkb.gov.al", "registry", "QKB"),
+            _E("app.gov.al", "procurement", "APP"),
+            _E("instat.gov.al", "statistics", "INSTAT"),
+            _E("ashk.gov.al", "cadastre", "ASHK"),
+            _E("aksk.gov.al", "cert", "AKSK"),
+        ),
+        "BA": (
+            _E("vijeceministara.gov.ba", "government", "Vijece ministara"),
+            _E("parlament.ba", "parliament", "Parlamentarna skupstina"),
+            _E("predsjednistvobih.ba", "president", "Predsjednistvo"),
+            _E("uino.gov.ba", "tax", "UINO", network="own"),
+            _E("mfa.ba", "foreign", "MVP BiH"),
+            _E("msb.gov.ba", "interior", "MSB"),
+            _E("mcp.gov.ba", "economy", "MCP"),
+            _E("e-porezi.uino.gov.ba", "tax", "e-Porezi"),
+            _E("iddeea.gov.ba", "identity", "IDDEEA"),
+            _E("mkt.gov.ba", "agency", "MKT"),
+        ),
+        "BG": (
+            _E("egov.bg", "portal", "egov.bg"),
+            _E("gov.bg", "government", "Ministerski savet"),
+            _E("brra.bg", "registry", "Targovski registar"),
+            _E("president.bg", "president", "President"),
+            _E("parliament.bg", "parliament", "Narodno sabranie", network="own"),
+            _E("mvr.bg", "interior", "MVR"),
+            _E("nap.bg", "tax", "NAP"),
+            _E("app.eop.bg", "procurement", "CAIS EOP"),
+            _E("govcert.bg", "cert", "GovCERT"),
+            _E("grao.bg", "registry", "GRAO"),
+        ),
+        "GR": (
+            _E("login.gsis.gr", "identity", "TAXISnet login", is_login=True),
+            _E("gov.gr", "portal", "gov.gr", uses_login=True),
+            _E("aade.gr", "tax", "AADE", uses_login=True),
+            _E("primeminister.gr", "government", "Prime Minister", network="own"),
+            _E("efka.gov.gr", "economy", "e-EFKA", uses_login=True),
+            _E("ktimatologio.gr", "cadastre", "Ktimatologio", uses_login=True),
+            _E("statistics.gr", "statistics", "ELSTAT"),
+            _E("cyber.gov.gr", "cert", "CSIRT"),
+            _E("ermis.gov.gr", "portal", "ERMIS", uses_login=True),
+            _E("promitheus.gov.gr", "procurement", "Promitheus", uses_login=True),
+        ),
+        "HR": (
+            _E("gov.hr", "portal", "e-Gradjani"),
+            _E("vlada.gov.hr", "government", "Vlada"),
+            _E("porezna-uprava.gov.hr", "tax", "Porezna uprava"),
+            _E("eojn.hr", "procurement", "EOJN", network="own"),
+            _E("cert.hr", "cert", "CERT.hr"),
+            _E("mup.gov.hr", "interior", "MUP"),
+            _E("mfin.gov.hr", "finance", "Ministarstvo financija"),
+            _E("sabor.hr", "parliament", "Sabor"),
+            _E("pravosudje.gov.hr", "justice", "Pravosudje"),
+            _E("dzs.gov.hr", "statistics", "DZS"),
+        ),
+        "MD": (
+            _E("gov.md", "government", "Guvernul"),
+            _E("cec.md", "election", "CEC", network="host.md"),
+            _E("servicii.gov.md", "portal", "Servicii"),
+            _E("fisc.md", "tax", "SFS", network="host.md"),
+            _E("eservicii.gov.md", "portal", "e-Servicii"),
+            _E("cert.gov.md", "cert", "CERT-GOV-MD", network="host.md"),
+            _E("mpass.gov.md", "identity", "MPass"),
+            _E("parlament.md", "parliament", "Parlament", network="host.md"),
+            _E("mpay.gov.md", "payments", "MPay"),
+            _E("presedinte.md", "president", "Presedinte", network="host.md"),
+        ),
+        "ME": (
+            _E("gov.me", "government", "Vlada Crne Gore"),
+            _E("euprava.gov.me", "portal", "eUprava"),
+            _E("tax.gov.me", "tax", "Uprava prihoda"),
+            _E("parliament.me", "parliament", "Skupstina", network="own"),
+            _E("eid.gov.me", "identity", "eID"),
+            _E("mup.gov.me", "interior", "MUP"),
+            _E("upravacarina.gov.me", "customs", "Uprava carina"),
+            _E("cejn.gov.me", "procurement", "CEJN"),
+            _E("fzo.gov.me", "health", "FZO"),
+            _E("cirt.gov.me", "cert", "CIRT"),
+        ),
+        "MK": (
+            _E("uslugi.gov.mk", "portal", "Uslugi"),
+            _E("vlada.mk", "government", "Vlada"),
+            _E("ujp.gov.mk", "tax", "UJP"),
+            _E("crm.com.mk", "registry", "CRM", network="own"),
+            _E("customs.gov.mk", "customs", "Carina"),
+            _E("fzo.org.mk", "health", "FZO"),
+            _E("mojtermin.mk", "health", "Moj termin"),
+            _E("katastar.gov.mk", "cadastre", "Katastar"),
+            _E("e-nabavki.gov.mk", "procurement", "e-Nabavki"),
+            _E("mon.gov.mk", "education", "MON"),
+        ),
+        "RO": (
+            _E("gov.ro", "government", "Guvernul Romaniei"),
+            _E("mapn.ro", "defence", "MApN"),
+            _E("politiadefrontiera.ro", "interior", "Politia de Frontiera"),
+            _E("ghiseul.ro", "payments", "Ghiseul", network="own"),
+            _E("dnsc.ro", "cert", "DNSC"),
+            _E("anaf.ro", "tax", "ANAF"),
+            _E("e-licitatie.ro", "procurement", "SEAP"),
+            _E("onrc.ro", "registry", "ONRC"),
+            _E("insse.ro", "statistics", "INS"),
+            _E("mai.gov.ro", "interior", "MAI"),
+        ),
+        "RS": (
+            _E("euprava.gov.rs", "portal", "eUprava"),
+            _E("srbija.gov.rs", "government", "Vlada Srbije"),
+            _E("purs.gov.rs", "tax", "Poreska uprava"),
+            _E("rgz.gov.rs", "cadastre", "RGZ", network="own"),
+            _E("mup.gov.rs", "interior", "MUP"),
+            _E("mpravde.gov.rs", "justice", "Ministarstvo pravde"),
+            _E("mfa.gov.rs", "foreign", "MSP"),
+            _E("apr.gov.rs", "registry", "APR"),
+            _E("suf.purs.gov.rs", "tax", "SUF"),
+            _E("ceop.apr.gov.rs", "registry", "CEOP"),
+        ),
+        "SI": (
+            _E("gov.si", "government", "Vlada RS"),
+            _E("e-uprava.gov.si", "portal", "eUprava"),
+            _E("dz-rs.si", "parliament", "Drzavni zbor"),
+            _E("predsednica-slo.si", "president", "Predsednica", network="own"),
+            _E("edavki.durs.si", "tax", "eDavki"),
+            _E("cert.si", "cert", "SI-CERT"),
+            _E("ajpes.si", "registry", "AJPES"),
+            _E("e-narocanje.si", "procurement", "e-Narocanje"),
+            _E("stat.si", "statistics", "SURS"),
+            _E("policija.si", "interior", "Policija"),
+        ),
+        "TR": (
+            _E("turkiye.gov.tr", "portal", "e-Devlet"),
+            _E("giris.turkiye.gov.tr", "identity", "e-Devlet Giris"),
+            _E("gib.gov.tr", "tax", "GIB"),
+            _E("usom.gov.tr", "cert", "USOM", network="own"),
+            _E("ysk.gov.tr", "election", "YSK"),
+            _E("mersis.ticaret.gov.tr", "registry", "MERSIS"),
+            _E("tbmm.gov.tr", "parliament", "TBMM"),
+            _E("tccb.gov.tr", "president", "Cumhurbaskanligi"),
+            _E("icisleri.gov.tr", "interior", "Icisleri"),
+            _E("tuik.gov.tr", "statistics", "TUIK"),
+        ),
+        "XK": (
+            _E("ekosova.rks-gov.net", "portal", "eKosova"),
+            _E("kryeministri.rks-gov.net", "government", "Kryeministri"),
+            _E("mpb.rks-gov.net", "interior", "MPB"),
+            _E("mfa-ks.net", "foreign", "MPJD", network="own"),
+            _E("mfpt.rks-gov.net", "finance", "MFPT"),
+            _E("md.rks-gov.net", "justice", "MD"),
+            _E("msh.rks-gov.net", "health", "MSh"),
+            _E("masht.rks-gov.net", "education", "MASHT"),
+            _E("mod.rks-gov.net", "defence", "MM"),
+            _E("mapl.rks-gov.net", "municipal", "MAPL"),
+        ),
+    }
+)
+
+CANARY_CATALOGUE: tuple[CatalogueEntry, ...] = (
+    _E("quad9.canary", "agency", "Quad9 canary", network="canary"),
+    _E("cloudflare.canary", "agency", "Cloudflare canary", network="canary"),
+    _E("google.canary", "agency", "Google canary", network="canary"),
+)
+
+DEFAULT_COUNTRIES = ("AL", "BG", "GR", "MD", "ME", "MK", "SI", "XK")
+DEFAULT_PER_COUNTRY = 8
+SUPPORTED_COUNTRIES = tuple(COUNTRY_INDEX)
+
+
+# --- topology ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """Infrastructure a group of sites shares: prefix, name servers, issuer."""
+
+    key: str  # "AL-gov", "AL-own", "host.md", "canary"
+    description: str
+    prefix: ipaddress.IPv4Network  # the home vantage's prefix
+    nameservers: tuple[str, ...]
+    issuer: str
+
+    def nameserver_address(self, nameserver: str) -> ipaddress.IPv4Address:
+        index = self.nameservers.index(nameserver)
+        return self.prefix.network_address + _NAMESERVER_HOSTS[index]
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    host: str  # "e-albania.al.test": the name, the URL host and the target name
+    country: str | None  # None for canaries
+    sector: str
+    title: str
+    network: str  # Network.key
+    address: ipaddress.IPv4Address  # in the home vantage
+    depends_on: str | None = None  # host of the login this site needs
+
+    @property
+    def is_canary(self) -> bool:
+        return self.country is None
+
+    @property
+    def zone(self) -> str:
+        """Every site is its own zone (as e-albania.al is), served by its network's name servers."""
+        return self.host
+
+
+def shift_to_vantage(address: ipaddress.IPv4Address, vantage_index: int) -> ipaddress.IPv4Address:
+    """The copy of a home-vantage address that vantage number `vantage_index` sees."""
+    return address + (vantage_index * _VANTAGE_OCTET_STEP << 16)
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """Who is where. Built by `build_region`; immutable."""
+
+    sites: tuple[Site, ...]
+    networks: Mapping[str, Network]
+    vantages: tuple[str, ...] = (HOME_VANTAGE,)
+    _by_host: Mapping[str, Site] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_host", MappingProxyType({s.host: s for s in self.sites}))
+
+    @property
+    def countries(self) -> tuple[str, ...]:
+        return tuple(sorted({s.country for s in self.sites if s.country}))
+
+    @property
+    def targets(self) -> tuple[Site, ...]:
+        return tuple(s for s in self.sites if not s.is_canary)
+
+    @property
+    def canaries(self) -> tuple[Site, ...]:
+        return tuple(s for s in self.sites if s.is_canary)
+
+    @property
+    def nameservers(self) -> tuple[str, ...]:
+        return tuple(ns for net in self.networks.values() for ns in net.nameservers)
+
+    def site(self, host: str) -> Site:
+        try:
+            return self._by_host[host]
+        except KeyError:
+            raise LookupError(f"no simulated site {host!r}") from None
+
+    def vantage_index(self, vantage: str) -> int:
+        try:
+            return self.vantages.index(vantage)
+        except ValueError:
+            raise LookupError(
+                f"no vantage {vantage!r} (this region has: {', '.join(self.vantages)})"
+            ) from None
+
+    def address(self, site: Site, vantage: str) -> ipaddress.IPv4Address:
+        return shift_to_vantage(site.address, self.vantage_index(vantage))
+
+    def resolver_address(self, vantage: str) -> ipaddress.IPv4Address:
+        home = ipaddress.IPv4Address(f"127.{_RESOLVER_OCTET}.0.1")
+        return shift_to_vantage(home, self.vantage_index(vantage))
+
+    def nameserver_addresses(self, vantage: str) -> dict[str, ipaddress.IPv4Address]:
+        index = self.vantage_index(vantage)
+        return {
+            ns: shift_to_vantage(net.nameserver_address(ns), index)
+            for net in self.networks.values()
+            for ns in net.nameservers
+        }
+
+    def dependants(self, host: str) -> tuple[Site, ...]:
+        return tuple(s for s in self.sites if s.depends_on == host)
+
+    def select(self, scope: Scope, selector: str) -> tuple[Site, ...]:
+        """The sites a fault `scope`+`selector` addresses. Raises LookupError if none."""
+        sites: Iterable[Site]
+        if scope is Scope.SITE:
+            sites = [self.site(selector)]
+        elif scope is Scope.COUNTRY:
+            code = selector.upper()
+            sites = [s for s in self.sites if s.country == code]
+        elif scope is Scope.NAMESERVER:
+            sites = [s for s in self.sites if selector in self.networks[s.network].nameservers]
+        elif scope is Scope.PREFIX:
+            try:
+                prefix = ipaddress.IPv4Network(selector, strict=False)
+            except ValueError as exc:
+                raise LookupError(f"prefix {selector!r}: {exc}") from None
+            sites = [s for s in self.sites if s.address in prefix]
+        elif scope is Scope.NETWORK:
+            sites = [s for s in self.sites if s.network == selector]
+        elif scope is Scope.CANARIES:
+            sites = [s for s in self.canaries if selector in ("*", "", s.host)]
+        else:  # Scope.ALL: the monitor's uplink is gone, so every site is
+            sites = self.sites
+        chosen = tuple(sites)
+        if not chosen:
+            raise LookupError(f"{scope} {selector!r} matches no simulated site")
+        return chosen
+
+    def describe_scopes(self) -> dict[str, list[str]]:
+        """Every selector each scope accepts here (for the control API and the CLI)."""
+        return {
+            Scope.SITE: [s.host for s in self.sites],
+            Scope.COUNTRY: list(self.countries),
+            Scope.NAMESERVER: list(self.nameservers),
+            Scope.PREFIX: sorted({str(n.prefix) for n in self.networks.values()}),
+            Scope.NETWORK: list(self.networks),
+            Scope.CANARIES: ["*", *(s.host for s in self.canaries)],
+            Scope.ALL: ["*"],
+        }
+
+
+class Scope(StrEnum):
+    SITE = "site"
+    COUNTRY = "country"
+    NAMESERVER = "nameserver"
+    PREFIX = "prefix"
+    NETWORK = "network"  # a country's government network, or a hosting provider
+    CANARIES = "canaries"
+    ALL = "all"  # every site and canary: the monitor's own uplink is cut
+
+
+def _test_name(name: str) -> str:
+    return f"{name}.test"
+
+
+def _gov_network(country: str) -> Network:
+    infra = COUNTRY_INFRA[country]
+    index = COUNTRY_INDEX[country]
+    return Network(
+        key=f"{country}-gov",
+        description=f"{country_name(country)} government network",
+        prefix=ipaddress.IPv4Network(f"127.{_GOV_OCTET}.{index}.0/24"),
+        nameservers=tuple(_test_name(f"{label}.{infra.ns_domain}") for label in infra.ns_labels),
+        issuer=infra.issuer,
+    )
+
+
+def _own_network(country: str) -> Network:
+    index = COUNTRY_INDEX[country]
+    domain = f"isp.{country.lower()}"
+    return Network(
+        key=f"{country}-own",
+        description=f"independently hosted sites in {country_name(country)}",
+        prefix=ipaddress.IPv4Network(f"127.{_OWN_OCTET}.{index}.0/24"),
+        nameservers=(_test_name(f"ns1.{domain}"), _test_name(f"ns2.{domain}")),
+        issuer=PUBLIC_ISSUER,
+    )
+
+
+def _hosting_network(provider: HostingProvider) -> Network:
+    return Network(
+        key=provider.key,
+        description=f"shared hosting provider {provider.key}",
+        prefix=ipaddress.IPv4Network(f"127.{_HOSTING_OCTET}.{provider.index}.0/24"),
+        nameservers=(
+            _test_name(f"ns1.{provider.ns_domain}"),
+            _test_name(f"ns2.{provider.ns_domain}"),
+        ),
+        issuer=provider.issuer,
+    )
+
+
+def _canary_network() -> Network:
+    return Network(
+        key="canary",
+        description="control sites outside the region",
+        prefix=ipaddress.IPv4Network(f"127.{_CANARY_OCTET}.0.0/24"),
+        nameservers=(_test_name("ns1.canary"), _test_name("ns2.canary")),
+        issuer=CANARY_ISSUER,
+    )
+
+
+def _country_entries(country: str, count: int) -> list[CatalogueEntry]:
+    """The first `count` catalogue entries, padded with generated ministries if needed."""
+    entries = list(CATALOGUE[country][:count])
+    for number in range(len(entries) + 1, count + 1):
+        domain = f"gov.{country.lower()}"
+        entries.append(_E(f"service{number}.{domain}", "agency", f"{country} service {number}"))
+    return entries
+
+
+def build_region(
+    countries: Sequence[str] = DEFAULT_COUNTRIES,
+    per_country: int = DEFAULT_PER_COUNTRY,
+    vantages: Sequence[str] = (HOME_VANTAGE,),
+    canaries: int = len(CANARY_CATALOGUE),
+) -> Region:
+    """Lay out `per_country` sites for each country (catalogue order) plus canaries."""
+    codes = [c.strip().upper() for c in countries if c.strip()]
+    unknown = [c for c in codes if c not in COUNTRY_INDEX]
+    if unknown:
+        raise ValueError(
+            f"unsupported countries {', '.join(unknown)} (supported: {', '.join(COUNTRY_INDEX)})"
+        )
+    if not codes:
+        raise ValueError("at least one country is needed")
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"countries repeated: {', '.join(codes)}")
+    if not 1 <= per_country <= 150:
+        raise ValueError(f"per_country must be 1-150, got {per_country}")
+    if not 1 <= len(vantages) <= MAX_VANTAGES or len(set(vantages)) != len(vantages):
+        raise ValueError(f"between 1 and {MAX_VANTAGES} distinct vantages, got {list(vantages)}")
+    if not 0 <= canaries <= len(CANARY_CATALOGUE):
+        raise ValueError(f"canaries must be 0-{len(CANARY_CATALOGUE)}, got {canaries}")
+
+    networks: dict[str, Network] = {}
+    next_host: dict[str, int] = {}
+    sites: list[Site] = []
+
+    def place(entry: CatalogueEntry, country: str | None, network: Network) -> Site:
+        networks.setdefault(network.key, network)
+        offset = next_host.get(network.key, _FIRST_HOST)
+        next_host[network.key] = offset + 1
+        if offset in _NAMESERVER_HOSTS:  # keep .53/.54 for the name servers
+            offset = _NAMESERVER_HOSTS[-1] + 1
+            next_host[network.key] = offset + 1
+        return Site(
+            host=_test_name(entry.host),
+            country=country,
+            sector=entry.sector,
+            title=entry.title,
+            network=network.key,
+            address=network.prefix.network_address + offset,
+        )
+
+    for country in sorted(codes, key=COUNTRY_INDEX.__getitem__):
+        entries = _country_entries(country, per_country)
+        login = next((_test_name(e.host) for e in entries if e.is_login), None)
+        for entry in entries:
+            if entry.network == "gov":
+                network = _gov_network(country)
+            elif entry.network == "own":
+                network = _own_network(country)
+            else:
+                network = _hosting_network(HOSTING_PROVIDERS[entry.network])
+            site = place(entry, country, network)
+            if entry.uses_login and login is not None:
+                site = replace(site, depends_on=login)
+            sites.append(site)
+    for entry in CANARY_CATALOGUE[:canaries]:
+        sites.append(place(entry, None, _canary_network()))
+    return Region(sites=tuple(sites), networks=MappingProxyType(networks), vantages=tuple(vantages))
+
+
+# --- faults --------------------------------------------------------------------
+
+
+class FaultLayer(StrEnum):
+    WEB = "web"  # what the HTTP(S) server does
+    TLS = "tls"  # which certificate it presents
+    DNS = "dns"  # what the resolver answers for the name
+
+
+@dataclass(frozen=True, slots=True)
+class FaultMode:
+    name: str
+    layer: FaultLayer
+    description: str
+    # What govwatch's HTTP probe of an https:// site reports (None: it passes).
+    http_reason: Reason | None
+
+
+_MODES = (
+    FaultMode("refuse", FaultLayer.WEB, "connections refused (RST)", Reason.CONNECT_REFUSED),
+    FaultMode(
+        "drop",
+        FaultLayer.WEB,
+        "packets dropped: connections time out (a cut or filtered network)",
+        Reason.CONNECT_TIMEOUT,
+    ),
+    FaultMode(
+        "blackhole",
+        FaultLayer.WEB,
+        "TCP accepted, nothing ever answered",
+        Reason.TLS_HANDSHAKE,
+    ),
+    FaultMode("5xx", FaultLayer.WEB, "answers 503 Service Unavailable", Reason.HTTP_STATUS),
+    FaultMode("slow", FaultLayer.WEB, "answers only after the probe gave up", Reason.HTTP_TIMEOUT),
+    FaultMode(
+        "defaced", FaultLayer.WEB, "200 OK, but the expected text is gone", Reason.HTTP_CONTENT
+    ),
+    FaultMode("drip", FaultLayer.WEB, "body dripped a byte at a time", Reason.HTTP_TIMEOUT),
+    FaultMode(
+        "huge_body", FaultLayer.WEB, "a body far over the probe's cap", Reason.HTTP_TOO_LARGE
+    ),
+    FaultMode("gzip_bomb", FaultLayer.WEB, "a small gzip that inflates", Reason.HTTP_TOO_LARGE),
+    FaultMode(
+        "redirect_loop", FaultLayer.WEB, "redirects to itself forever", Reason.HTTP_REDIRECT_LOOP
+    ),
+    FaultMode("huge_header", FaultLayer.WEB, "a 1 MB header line", Reason.PROTOCOL_ERROR),
+    FaultMode("garbage", FaultLayer.WEB, "bytes that are not HTTP", Reason.PROTOCOL_ERROR),
+    FaultMode(
+        "expired_cert", FaultLayer.TLS, "presents an expired certificate", Reason.TLS_CERT_EXPIRED
+    ),
+    FaultMode(
+        "wrong_name_cert",
+        FaultLayer.TLS,
+        "presents a certificate for another name",
+        Reason.TLS_HOSTNAME_MISMATCH,
+    ),
+    FaultMode("nxdomain", FaultLayer.DNS, "the name does not exist", Reason.DNS_NXDOMAIN),
+    FaultMode("servfail", FaultLayer.DNS, "the resolver answers SERVFAIL", Reason.DNS_SERVFAIL),
+    FaultMode("dns_drop", FaultLayer.DNS, "DNS never answers", Reason.DNS_TIMEOUT),
+    FaultMode(
+        "truncate", FaultLayer.DNS, "UDP answers truncated (TCP still works)", None
+    ),  # a resolver falls back to TCP: not a failure, a detail
+)
+FAULT_MODES: Mapping[str, FaultMode] = MappingProxyType({m.name: m for m in _MODES})
+RECOVER = "recover"  # not a mode: clears every layer
+_MODE_ALIASES = {"dns_timeout": "dns_drop", "503": "5xx", "expired": "expired_cert"}
+_CERT_BY_MODE = {"expired_cert": CertVariant.EXPIRED, "wrong_name_cert": CertVariant.WRONG_NAME}
+
+
+def parse_mode(text: str) -> str:
+    """A mode name as users type it ("wrong-name-cert") -> its canonical name."""
+    name = text.strip().lower().replace("-", "_")
+    name = _MODE_ALIASES.get(name, name)
+    if name != RECOVER and name not in FAULT_MODES:
+        raise ValueError(
+            f"unknown fault mode {text!r} (modes: {', '.join(FAULT_MODES)}, or {RECOVER})"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class SiteFaults:
+    """One site's faults in one vantage: one setting per layer."""
+
+    web: str | None = None  # a WEB mode name
+    cert: CertVariant = CertVariant.VALID
+    dns: str | None = None  # a DNS mode name
+
+    @property
+    def healthy(self) -> bool:
+        return self.web is None and self.cert is CertVariant.VALID and self.dns is None
+
+    def with_mode(self, mode: str) -> SiteFaults:
+        if mode == RECOVER:
+            return SiteFaults()
+        layer = FAULT_MODES[mode].layer
+        if layer is FaultLayer.WEB:
+            return replace(self, web=mode)
+        if layer is FaultLayer.TLS:
+            return replace(self, cert=_CERT_BY_MODE[mode])
+        return replace(self, dns=mode)
+
+    def modes(self) -> list[str]:
+        cert_mode = {v: k for k, v in _CERT_BY_MODE.items()}.get(self.cert)
+        return [m for m in (self.dns, cert_mode, self.web) if m is not None]
+
+
+HEALTHY = SiteFaults()
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    """What a site actually does in one vantage once its login dependency is counted."""
+
+    faults: SiteFaults
+    login_failing: bool = False  # answers LOGIN_FAILURE_STATUS because its login fails
+
+    @property
+    def healthy(self) -> bool:
+        return self.faults.healthy and not self.login_failing
+
+
+def effective_faults(
+    region: Region, faults: Mapping[tuple[str, str], SiteFaults], host: str, vantage: str
+) -> Effective:
+    """A site's own faults, plus a 502 while the login it depends on is faulted."""
+    site = region.site(host)
+    own = faults.get((host, vantage), HEALTHY)
+    login_failing = (
+        site.depends_on is not None
+        and own.web is None
+        and not faults.get((site.depends_on, vantage), HEALTHY).healthy
+    )
+    return Effective(own, login_failing)
+
+
+def expected_http_reason(effective: Effective) -> Reason | None:
+    """What the HTTP probe of an https:// site should report (None: success).
+
+    Earlier phases win: DNS before TLS before HTTP, as a real request meets them.
+    """
+    f = effective.faults
+    if f.dns is not None and FAULT_MODES[f.dns].http_reason is not None:
+        return FAULT_MODES[f.dns].http_reason
+    if f.web in ("refuse", "drop", "blackhole"):
+        return FAULT_MODES[f.web].http_reason
+    if f.cert is CertVariant.EXPIRED:
+        return Reason.TLS_CERT_EXPIRED
+    if f.cert is CertVariant.WRONG_NAME:
+        return Reason.TLS_HOSTNAME_MISMATCH
+    if f.web is not None:
+        return FAULT_MODES[f.web].http_reason
+    if effective.login_failing:
+        return Reason.HTTP_STATUS
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultChange:
+    """One site in one vantage whose effective behaviour changed."""
+
+    host: str
+    vantage: str
+    effective: Effective
+
+
+class FaultBook:
+    """The faults set on a region, per (site, vantage). Owned by one running region.
+
+    `apply` returns what changed in effect (a login failing changes the sites
+    behind it too), so the servers are told only about those.
+    """
+
+    def __init__(self, region: Region) -> None:
+        self.region = region
+        self._faults: dict[tuple[str, str], SiteFaults] = {}
+
+    def faults(self, host: str, vantage: str) -> SiteFaults:
+        return self._faults.get((host, vantage), HEALTHY)
+
+    def effective(self, host: str, vantage: str) -> Effective:
+        return effective_faults(self.region, self._faults, host, vantage)
+
+    def snapshot(self) -> dict[tuple[str, str], Effective]:
+        return {
+            (site.host, vantage): self.effective(site.host, vantage)
+            for site in self.region.sites
+            for vantage in self.region.vantages
+        }
+
+    def apply(
+        self, scope: Scope, selector: str, mode: str, vantage: str | None = None
+    ) -> tuple[tuple[Site, ...], list[FaultChange]]:
+        """Set `mode` (or recover) on every selected site; raises LookupError/ValueError."""
+        mode = parse_mode(mode)
+        vantages = self.region.vantages if vantage is None else (vantage,)
+        for name in vantages:
+            self.region.vantage_index(name)  # raises for an unknown vantage
+        sites = self.region.select(scope, selector)
+        before = self.snapshot()
+        for site in sites:
+            for name in vantages:
+                updated = self.faults(site.host, name).with_mode(mode)
+                if updated.healthy:
+                    self._faults.pop((site.host, name), None)
+                else:
+                    self._faults[(site.host, name)] = updated
+        return sites, self._changes(before)
+
+    def recover_all(self) -> list[FaultChange]:
+        before = self.snapshot()
+        self._faults.clear()
+        return self._changes(before)
+
+    def _changes(self, before: Mapping[tuple[str, str], Effective]) -> list[FaultChange]:
+        return [
+            FaultChange(host, vantage, now)
+            for (host, vantage), now in self.snapshot().items()
+            if before[(host, vantage)] != now
+        ]
