@@ -1,1 +1,25 @@
-"""Probes: pure async functions that return typed results. No state, metrics or storage."""
+"""Probes: pure async functions that return typed results. No state, metrics or storage.
+
+`PROBES` is the one registry (as in blackbox_exporter's prober map): every
+probe kind maps to an entry point `async (ProbeTarget, ProbeContext) -> ProbeResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, TypeAlias
+
+from probes.http import probe_http
+from probes.results import ProbeKind, ProbeResult
+
+if TYPE_CHECKING:
+    from probes.context import ProbeContext, ProbeTarget
+
+ProbeFunction: TypeAlias = "Callable[[ProbeTarget, ProbeContext], Awaitable[ProbeResult]]"
+
+PROBES: Mapping[ProbeKind, ProbeFunction] = MappingProxyType(
+    {
+        ProbeKind.HTTP: probe_http,
+    }
+)

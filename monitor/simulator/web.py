@@ -11,6 +11,8 @@ unanswered. Every response closes its connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
 import zlib
 from enum import StrEnum
@@ -21,6 +23,8 @@ _CHUNK = 64 * 1024
 _MAX_REQUEST_HEAD = 64 * 1024
 _TLS_HANDSHAKE_TIMEOUT_S = 10.0
 _CLOSE_TIMEOUT_S = 2.0
+_DROP_FILLERS = 4
+_DROP_SETTLE_S = 0.02
 _REASON_PHRASES = {
     200: "OK",
     302: "Found",
@@ -40,6 +44,7 @@ _LOOP_PATHS = ("/loop-a", "/loop-b")
 class WebMode(StrEnum):
     OK = "ok"  # 200 with `body_text`
     REFUSE = "refuse"  # the listener is closed: connections are refused
+    DROP = "drop"  # SYNs dropped: connections time out (an accept queue kept full)
     BLACKHOLE = "blackhole"  # TCP accepted, then silence (no TLS handshake either)
     STATUS = "status"  # `status_code` (5xx by default)
     SLOW = "slow"  # `slow_delay_s` of silence before the response head
@@ -76,6 +81,7 @@ class FaultWebServer:
         huge_body_bytes: int = 50 * _MIB,
         gzip_bomb_bytes: int = 256 * _MIB,
         huge_header_bytes: int = _MIB,
+        declare_length: bool = True,
     ) -> None:
         self.host = host
         self.ssl_context = ssl_context
@@ -87,11 +93,15 @@ class FaultWebServer:
         self.huge_body_bytes = huge_body_bytes
         self.gzip_bomb_bytes = gzip_bomb_bytes
         self.huge_header_bytes = huge_header_bytes
+        # False: the huge body comes without Content-Length, ended by closing the connection.
+        self.declare_length = declare_length
         self.connections_accepted = 0
         self._requested_port = port
         self._port: int | None = None
+        self._running = False
         self._mode = mode
         self._listener: asyncio.Server | None = None
+        self._dropper: _DroppingPort | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._gzip_bomb: tuple[int, bytes] | None = None  # (inflated size, gzip bytes)
 
@@ -101,6 +111,7 @@ class FaultWebServer:
 
     @property
     def port(self) -> int:
+        """The port listened on (or refused on); after `stop()`, the one a restart reuses."""
         if self._port is None:
             raise RuntimeError("the server has not been started")
         return self._port
@@ -112,33 +123,30 @@ class FaultWebServer:
         return f"{scheme}://{host}:{self.port}/"
 
     async def start(self) -> None:
-        if self._port is not None:
+        if self._running:
             raise RuntimeError("the server is already started")
-        self._port = self._requested_port
-        if self._mode is not WebMode.REFUSE:
-            await self._listen()
-        elif self._port == 0:
-            # Refusing from the start still needs a port to refuse on: take one, let it go.
-            await self._listen()
-            await self._close_listener()
+        if self._port is None:
+            self._port = self._requested_port
+        if self._port == 0:
+            await self._listen()  # even refusing or dropping needs a port of its own
+        await self._arrange_port()
+        self._running = True
 
     async def stop(self) -> None:
+        """Stop listening and end every connection; `start()` again reuses the port."""
+        self._running = False
         await self._close_listener()
+        self._close_dropper()
         handlers = list(self._handlers)
         for handler in handlers:
             handler.cancel()
         await asyncio.gather(*handlers, return_exceptions=True)
-        self._port = None
 
     async def set_mode(self, mode: WebMode) -> None:
         """Switch the fault; connections already being served finish in their old mode."""
         self._mode = mode
-        if self._port is None:
-            return
-        if mode is WebMode.REFUSE:
-            await self._close_listener()
-        elif self._listener is None:
-            await self._listen()
+        if self._running:
+            await self._arrange_port()
 
     async def __aenter__(self) -> FaultWebServer:
         await self.start()
@@ -146,6 +154,22 @@ class FaultWebServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+    async def _arrange_port(self) -> None:
+        """Serve, refuse (nothing bound) or drop (bound, never accepting) as the mode says."""
+        if self._mode in (WebMode.REFUSE, WebMode.DROP):
+            await self._close_listener()
+        if self._mode is not WebMode.DROP:
+            self._close_dropper()
+        if self._mode is WebMode.DROP and self._dropper is None:
+            self._dropper = await _DroppingPort.open(self.host, self.port)
+        elif self._mode not in (WebMode.REFUSE, WebMode.DROP) and self._listener is None:
+            await self._listen()
+
+    def _close_dropper(self) -> None:
+        if self._dropper is not None:
+            self._dropper.close()
+            self._dropper = None
 
     async def _listen(self) -> None:
         self._listener = await asyncio.start_server(
@@ -198,7 +222,8 @@ class FaultWebServer:
         self, mode: WebMode, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         match mode:
-            case WebMode.OK | WebMode.REFUSE:  # REFUSE: accepted just before the switch
+            # REFUSE, DROP: accepted just before the switch.
+            case WebMode.OK | WebMode.REFUSE | WebMode.DROP:
                 await _send(writer, 200, _page(self.body_text))
             case WebMode.BLACKHOLE:
                 await _swallow(reader)
@@ -212,7 +237,7 @@ class FaultWebServer:
             case WebMode.DRIP:
                 await self._drip(writer)
             case WebMode.HUGE_BODY:
-                await _send_filler(writer, self.huge_body_bytes)
+                await _send_filler(writer, self.huge_body_bytes, declare=self.declare_length)
             case WebMode.GZIP_BOMB:
                 bomb = self._gzip_bomb_body()
                 await _send(writer, 200, bomb, [("Content-Encoding", "gzip")])
@@ -246,6 +271,43 @@ class FaultWebServer:
         return self._gzip_bomb[1]
 
 
+class _DroppingPort:
+    """A port whose SYNs the kernel drops: a listener that never accepts, its queue full.
+
+    Loopback cannot lose packets, but a full accept queue makes Linux drop
+    new SYNs, so clients see exactly what a filtered network shows them.
+    """
+
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self._sockets = sockets
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> _DroppingPort:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        sockets = [listener]
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+            listener.listen(0)
+            for _ in range(_DROP_FILLERS):
+                filler = socket.socket(family, socket.SOCK_STREAM)
+                sockets.append(filler)
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect((host, port))
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            raise
+        await asyncio.sleep(_DROP_SETTLE_S)  # let the fillers' handshakes fill the queue
+        return cls(sockets)
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+
+
 def gzip_of_zeros(size: int) -> bytes:
     """A valid gzip member that inflates to `size` zero bytes (about 1 KiB per MiB).
 
@@ -274,11 +336,12 @@ def _page(text: str) -> bytes:
     ).encode()
 
 
-def _head(status: int, content_length: int, headers: list[tuple[str, str]]) -> bytes:
+def _head(status: int, content_length: int | None, headers: list[tuple[str, str]]) -> bytes:
     lines = [f"HTTP/1.1 {status} {_REASON_PHRASES.get(status, 'Status')}"]
     lines.append("Content-Type: text/html; charset=utf-8")
     lines.extend(f"{name}: {value}" for name, value in headers)
-    lines.append(f"Content-Length: {content_length}")
+    if content_length is not None:
+        lines.append(f"Content-Length: {content_length}")
     lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -294,8 +357,8 @@ async def _send(
     await writer.drain()
 
 
-async def _send_filler(writer: asyncio.StreamWriter, size: int) -> None:
-    writer.write(_head(200, size, []))
+async def _send_filler(writer: asyncio.StreamWriter, size: int, *, declare: bool) -> None:
+    writer.write(_head(200, size if declare else None, []))
     chunk = memoryview(b"x" * _CHUNK)
     remaining = size
     while remaining > 0:

@@ -1,0 +1,444 @@
+"""The HTTP(S) probe: one GET, redirects followed by hand, phases timed, body capped.
+
+Phases are named as blackbox_exporter names them and measured through
+aiohttp's trace hooks. aiohttp reports connection creation as one span (TCP
+connect and TLS handshake together), so the moment the handshake starts is
+taken from the TLS layer itself: the shared SSLContext makes `_TimedSSLObject`s,
+whose first `do_handshake` call closes the connect phase. Name resolution
+goes through `probes.resolve` (the configured resolvers), as for every probe.
+
+One budget (`timeout_s`) covers DNS, connect, TLS, every redirect and the
+body; when it runs out the reason names the phase under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import re
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from http.cookies import BaseCookie
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import aiohttp.abc
+import dns.asyncresolver
+import dns.exception
+from yarl import URL
+
+from probes.errors import Phase, classify
+from probes.resolve import resolve_addresses
+from probes.results import ProbeKind, ProbeResult, Reason
+
+if TYPE_CHECKING:
+    from probes.context import ProbeContext, ProbeSettings, ProbeTarget
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+PHASES = (Phase.RESOLVE, Phase.CONNECT, Phase.TLS, Phase.PROCESSING, Phase.TRANSFER)
+# Real portals send long Content-Security-Policy and Set-Cookie lines; aiohttp's
+# 8190-byte default would call them broken. A megabyte line still is.
+MAX_HEADER_FIELD_BYTES = 64 * 1024
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_CHARSET_SNIFF_BYTES = 4096
+
+# Errors a network, a resolver or a misbehaving server can cause; anything else is a bug.
+_NETWORK_ERRORS = (
+    aiohttp.ClientError,
+    aiohttp.http_exceptions.HttpProcessingError,
+    OSError,  # includes ssl.SSLError and TimeoutError
+    dns.exception.DNSException,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpDetails:
+    """What one HTTP probe saw. Fields about the response are None when none came."""
+
+    url: str  # the URL probed
+    final_url: str  # the last URL requested (after redirects)
+    redirects: int  # redirects followed
+    redirect_chain: tuple[str, ...]  # every URL requested, in order
+    status_code: int | None
+    http_version: str | None  # "1.1"
+    body_bytes: int  # decompressed body bytes read
+    content_type: str | None
+    content_encoding: str | None  # as sent by the server (gzip, deflate...)
+    resolved_addresses: tuple[str, ...]  # the final host's addresses, from the configured resolvers
+    peer_address: str | None  # the address actually connected to for the final response
+    peer_port: int | None
+    tls_version: str | None  # "TLSv1.3"; None over plain HTTP
+    tls_cipher: str | None
+    server: str | None  # the Server header
+
+
+class NameResolutionError(OSError):
+    """Resolution failed; the dnspython error is the cause (aiohttp wants an OSError)."""
+
+
+class _Timeline:
+    """One probe's phase clock: time is charged to the phase under way until the next one.
+
+    Fed by the trace hooks, the resolver and the TLS layer, all running for
+    this probe only (aiohttp's per-request trace context and a ContextVar).
+    """
+
+    __slots__ = ("_since", "addresses", "peer", "phase", "seconds", "tls_cipher", "tls_version")
+
+    def __init__(self) -> None:
+        self.phase = Phase.CONNECT
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+        self._since = time.perf_counter()
+        # What the last connection learnt: its host's addresses, its peer, its TLS.
+        self.addresses: tuple[str, ...] = ()
+        self.peer: tuple[str, int] | None = None
+        self.tls_version: str | None = None
+        self.tls_cipher: str | None = None
+
+    def new_connection(self) -> None:
+        self.addresses, self.peer, self.tls_version, self.tls_cipher = (), None, None, None
+
+    def enter(self, phase: Phase) -> None:
+        now = time.perf_counter()
+        self.seconds[self.phase] += now - self._since
+        self.phase, self._since = phase, now
+
+    def stop(self) -> Mapping[str, float]:
+        self.enter(self.phase)
+        return {phase.value: self.seconds[phase] for phase in PHASES}
+
+
+# The probe whose connection is being made in this task. A ContextVar because the
+# SSL layer and the resolver are shared by all probes and see no request object;
+# asyncio copies it into the callbacks that run the handshake.
+_current_timeline: ContextVar[_Timeline | None] = ContextVar("govwatch_http_timeline", default=None)
+
+
+class _TimedSSLObject(ssl.SSLObject):
+    """Marks the start of the TLS handshake for the HTTP probe under way, if any."""
+
+    def do_handshake(self) -> None:
+        timeline = _current_timeline.get()
+        if timeline is not None and timeline.phase is Phase.CONNECT:
+            timeline.enter(Phase.TLS)
+        super().do_handshake()
+
+
+class _ObservingConnector(aiohttp.TCPConnector):
+    """Notes the peer and TLS parameters of each new connection for the probe under way.
+
+    A small body can be read and its connection released before the caller
+    sees the response, so this is the one moment the transport is certain to be there.
+    """
+
+    async def connect(self, *args: Any, **kwargs: Any) -> aiohttp.connector.Connection:
+        connection = await super().connect(*args, **kwargs)
+        timeline = _current_timeline.get()
+        transport = connection.transport
+        if timeline is not None and transport is not None:
+            peer = transport.get_extra_info("peername")
+            timeline.peer = (str(peer[0]), int(peer[1])) if peer else None
+            ssl_object = transport.get_extra_info("ssl_object")
+            cipher = ssl_object.cipher() if isinstance(ssl_object, ssl.SSLObject) else None
+            timeline.tls_version = ssl_object.version() if cipher else None
+            timeline.tls_cipher = cipher[0] if cipher else None
+        return connection
+
+
+class ConfiguredResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp name resolution through the configured resolvers, so HTTP and DNS probes agree."""
+
+    def __init__(self, resolver: dns.asyncresolver.Resolver) -> None:
+        self._resolver = resolver
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        try:
+            addresses = await resolve_addresses(self._resolver, host)
+        except dns.exception.DNSException as exc:
+            raise NameResolutionError(f"cannot resolve {host}: {exc}") from exc
+        timeline = _current_timeline.get()
+        if timeline is not None:
+            timeline.addresses = addresses
+        results: list[aiohttp.abc.ResolveResult] = []
+        for address in addresses:
+            address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            if family in (socket.AF_UNSPEC, address_family):
+                results.append(
+                    {
+                        "hostname": host,
+                        "host": address,
+                        "port": port,
+                        "family": address_family,
+                        "proto": 0,
+                        "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                    }
+                )
+        if not results:
+            raise NameResolutionError(f"{host} has no address of family {family!r}")
+        return results
+
+    async def close(self) -> None:
+        pass  # the dnspython resolver belongs to the ProbeContext
+
+
+def make_http_session(
+    settings: ProbeSettings, ssl_context: ssl.SSLContext, resolver: dns.asyncresolver.Resolver
+) -> aiohttp.ClientSession:
+    """The one ClientSession all HTTP probes of a ProbeContext share (call in a running loop).
+
+    Fresh connection per probe (force_close), no DNS cache, no connection limit
+    (the scheduler bounds concurrency), no cookie jar (probes share no state),
+    no aiohttp timeouts (the probe's own budget covers everything).
+    """
+    # Lets the probe see where the handshake starts; harmless for other users of the context.
+    ssl_context.sslobject_class = _TimedSSLObject
+    connector = _ObservingConnector(
+        ssl=ssl_context,
+        resolver=ConfiguredResolver(resolver),
+        use_dns_cache=False,
+        force_close=True,
+        limit=0,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None),
+        trace_configs=[_trace_config()],
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers={"User-Agent": settings.user_agent},
+        max_field_size=MAX_HEADER_FIELD_BYTES,
+        raise_for_status=False,
+    )
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    def entering(phase: Phase) -> Any:
+        async def hook(
+            _session: aiohttp.ClientSession, trace: SimpleNamespace, _params: Any
+        ) -> None:
+            timeline = trace.trace_request_ctx
+            if isinstance(timeline, _Timeline):
+                timeline.enter(phase)
+
+        return hook
+
+    config = aiohttp.TraceConfig()
+    config.on_connection_create_start.append(entering(Phase.CONNECT))
+    config.on_dns_resolvehost_start.append(entering(Phase.RESOLVE))
+    config.on_dns_resolvehost_end.append(entering(Phase.CONNECT))
+    # TLS starts in _TimedSSLObject.do_handshake.
+    config.on_connection_create_end.append(entering(Phase.PROCESSING))
+    config.on_request_end.append(entering(Phase.TRANSFER))  # response head received
+    return config
+
+
+class _Failed(Exception):
+    """A verdict on a response that arrived (status, content, size, redirects)."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Observed:
+    """What the probe has seen so far; becomes HttpDetails whatever the outcome."""
+
+    url: str
+    chain: list[str] = field(default_factory=list)
+    status_code: int | None = None
+    http_version: str | None = None
+    body_bytes: int = 0
+    content_type: str | None = None
+    content_encoding: str | None = None
+    server: str | None = None
+
+    def next_request(self, url: str) -> None:
+        """Forget the previous response: details describe the final URL's."""
+        self.chain.append(url)
+        self.status_code = self.http_version = self.server = None
+        self.content_type = self.content_encoding = None
+
+    def details(self, timeline: _Timeline) -> HttpDetails:
+        """The details, with what the final URL's connection learnt (if it got that far)."""
+        peer = timeline.peer
+        return HttpDetails(
+            url=self.url,
+            final_url=self.chain[-1] if self.chain else self.url,
+            redirects=max(len(self.chain) - 1, 0),
+            redirect_chain=tuple(self.chain),
+            status_code=self.status_code,
+            http_version=self.http_version,
+            body_bytes=self.body_bytes,
+            content_type=self.content_type,
+            content_encoding=self.content_encoding,
+            resolved_addresses=timeline.addresses,
+            peer_address=peer[0] if peer else None,
+            peer_port=peer[1] if peer else None,
+            tls_version=timeline.tls_version,
+            tls_cipher=timeline.tls_cipher,
+            server=self.server,
+        )
+
+
+async def probe_http(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
+    """GET `target.url` within `ctx.settings.timeout_s`; failures are results, not exceptions."""
+    session = ctx.http_session
+    if session is None:
+        raise ValueError("this ProbeContext has no HTTP session; build it with open_probe_context")
+    started_at = time.time()
+    started = time.perf_counter()
+    timeline = _Timeline()
+    observed = _Observed(url=target.url)
+    reason: Reason | None = None
+    error: str | None = None
+    token = _current_timeline.set(timeline)
+    try:
+        async with asyncio.timeout(ctx.settings.timeout_s):
+            await _fetch(session, target, ctx.settings, timeline, observed)
+    except _Failed as failure:
+        reason, error = failure.reason, str(failure)
+    except TimeoutError:
+        reason = classify(TimeoutError(), timeline.phase)
+        error = f"no answer within {ctx.settings.timeout_s:g} s during {timeline.phase.value}"
+    except _NETWORK_ERRORS as exc:
+        reason, error = classify(exc, timeline.phase), _describe(exc)
+    finally:
+        _current_timeline.reset(token)
+    return ProbeResult(
+        kind=ProbeKind.HTTP,
+        ok=reason is None,
+        reason=reason,
+        duration_s=time.perf_counter() - started,
+        started_at=started_at,
+        phases=timeline.stop(),
+        details=observed.details(timeline),
+        error=error,
+    )
+
+
+async def _fetch(
+    session: aiohttp.ClientSession,
+    target: ProbeTarget,
+    settings: ProbeSettings,
+    timeline: _Timeline,
+    observed: _Observed,
+) -> None:
+    url = URL(target.url)
+    # Cookies live for one probe only: portals that set a cookie and redirect
+    # to the same URL must not look like loops.
+    jar = aiohttp.CookieJar(unsafe=True)
+    seen: set[tuple[str, str]] = set()
+    for _ in range(settings.max_redirects + 1):
+        cookies = jar.filter_cookies(url)
+        visit = (str(url), _cookie_key(cookies))
+        if visit in seen:
+            raise _Failed(Reason.HTTP_REDIRECT_LOOP, f"redirected back to {url}")
+        seen.add(visit)
+        observed.next_request(str(url))
+        timeline.new_connection()
+        async with session.get(
+            url, allow_redirects=False, cookies=cookies, trace_request_ctx=timeline
+        ) as response:
+            jar.update_cookies(response.cookies, response.url)
+            _observe_response(response, observed)
+            location = response.headers.get(aiohttp.hdrs.LOCATION)
+            if response.status in REDIRECT_STATUSES and location is not None:
+                url = _redirect_target(response.url, location)
+                continue
+            _check_status(response.status, target.expect_status)
+            body = await _read_body(
+                response, settings.max_body_bytes, observed, keep=target.expect_text is not None
+            )
+        if target.expect_text is not None and body is not None:
+            text = body.decode(_charset(response, body), errors="replace")
+            if target.expect_text not in text:
+                raise _Failed(Reason.HTTP_CONTENT, f"body does not contain {target.expect_text!r}")
+        return
+    raise _Failed(Reason.HTTP_REDIRECT_LOOP, f"more than {settings.max_redirects} redirects")
+
+
+def _observe_response(response: aiohttp.ClientResponse, observed: _Observed) -> None:
+    observed.status_code = response.status
+    version = response.version
+    observed.http_version = f"{version.major}.{version.minor}" if version else None
+    observed.content_type = response.headers.get(aiohttp.hdrs.CONTENT_TYPE)
+    observed.content_encoding = response.headers.get(aiohttp.hdrs.CONTENT_ENCODING)
+    observed.server = response.headers.get(aiohttp.hdrs.SERVER)
+
+
+def _redirect_target(current: URL, location: str) -> URL:
+    try:
+        target = current.join(URL(location))
+    except ValueError as exc:
+        raise _Failed(Reason.PROTOCOL_ERROR, f"bad redirect location {location!r}") from exc
+    if target.scheme not in ("http", "https") or not target.host:
+        raise _Failed(Reason.PROTOCOL_ERROR, f"redirect to a non-HTTP URL {location!r}")
+    return target
+
+
+def _check_status(status: int, expected: frozenset[int] | None) -> None:
+    if expected is None:
+        if not 200 <= status < 400:
+            raise _Failed(Reason.HTTP_STATUS, f"status {status}, expected 2xx or 3xx")
+    elif status not in expected:
+        raise _Failed(Reason.HTTP_STATUS, f"status {status}, expected one of {sorted(expected)}")
+
+
+async def _read_body(
+    response: aiohttp.ClientResponse, limit: int, observed: _Observed, *, keep: bool
+) -> bytearray | None:
+    """Read the (decompressed) body in chunks, failing past `limit` bytes; keep it only if asked.
+
+    aiohttp inflates a compressed body only as fast as it is read, so a gzip
+    bomb is stopped after about `limit` inflated bytes.
+    """
+    declared = response.content_length
+    if declared is not None and declared > limit and observed.content_encoding is None:
+        raise _Failed(
+            Reason.HTTP_TOO_LARGE, f"Content-Length {declared} over the {limit}-byte limit"
+        )
+    kept = bytearray() if keep else None
+    async for chunk in response.content.iter_any():
+        observed.body_bytes += len(chunk)
+        if observed.body_bytes > limit:
+            raise _Failed(Reason.HTTP_TOO_LARGE, f"body over the {limit}-byte limit")
+        if kept is not None:
+            kept += chunk
+    return kept
+
+
+def _charset(response: aiohttp.ClientResponse, body: bytearray) -> str:
+    """The declared charset (header, then <meta>), if Python knows it; else UTF-8."""
+    declared = response.charset
+    if declared is None:
+        match = _META_CHARSET.search(body, 0, _CHARSET_SNIFF_BYTES)
+        declared = match[1].decode("ascii") if match else None
+    if declared is not None:
+        try:
+            return codecs.lookup(declared).name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
+def _cookie_key(cookies: BaseCookie[str]) -> str:
+    return "; ".join(f"{name}={morsel.value}" for name, morsel in sorted(cookies.items()))
+
+
+def _describe(exc: BaseException) -> str:
+    """The outermost error and, if different, the root cause: what a human needs."""
+    root, seen = exc, {id(exc)}
+    while root.__cause__ is not None and id(root.__cause__) not in seen:
+        root = root.__cause__
+        seen.add(id(root))
+    text = f"{type(exc).__name__}: {exc}"
+    if root is not exc:
+        text += f" (caused by {type(root).__name__}: {root})"
+    return text
