@@ -27,6 +27,12 @@ Rules (thresholds from `OutageSettings`):
   the vantage returns, while failures are re-confirmed).
 - A target incident opens when the target is reported DOWN and closes when it
   is UP (or no longer configured).
+
+The daemon's loop: fold each result with `state.observe` (targets and canaries
+alike); then `a = assess(...)`; apply `state.with_vantage(status,
+a.vantage_up, now, settings)` to every target (never to canaries); persist
+`a.opened`, `a.updated`, `a.closed`; pass `a.incidents` as the next
+`open_incidents`; when `a.vantage_check_wanted`, probe the canaries now.
 """
 
 from __future__ import annotations
