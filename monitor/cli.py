@@ -9,6 +9,7 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.config import DEFAULT_TARGETS, Config, ConfigError, load_config
+from monitor.simulator.cli import add_simulate_command
 
 EXIT_OK = 0
 EXIT_DOWN = 1
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_targets_argument(validate)
     validate.set_defaults(handler=cmd_validate)
+
+    add_simulate_command(commands)
     return parser
 
 

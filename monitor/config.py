@@ -102,6 +102,8 @@ class MonitorSettings:
     max_body_bytes: int = 1 << 20
     max_redirects: int = 10
     dnssec_trust_anchors: Path | None = None
+    # Port the zones' authoritative name servers answer on; None = 53 (the simulator's differ).
+    authoritative_port: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,7 @@ class Config:
             max_body_bytes=m.max_body_bytes,
             max_redirects=m.max_redirects,
             dnssec_trust_anchors=m.dnssec_trust_anchors,
+            authoritative_port=m.authoritative_port,
         )
 
     @property
@@ -342,6 +345,12 @@ def _non_negative_int(value: Any) -> int:
     return value
 
 
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ValueError(f"expected a port number 1-65535, got {value!r}")
+    return value
+
+
 def _url(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
@@ -402,6 +411,7 @@ def _build_monitor(c: _Checker, table: Mapping[str, Any], base: Path) -> Monitor
         "max_body_bytes",
         "max_redirects",
         "dnssec_trust_anchors",
+        "authoritative_port",
     }
     c.known_keys(table, key, label, names)
     defaults = MonitorSettings()
@@ -412,6 +422,7 @@ def _build_monitor(c: _Checker, table: Mapping[str, Any], base: Path) -> Monitor
     concurrency = c.converted(table, key, label, "concurrency", _positive_int)
     max_body = c.converted(table, key, label, "max_body_bytes", _positive_int)
     max_redirects = c.converted(table, key, label, "max_redirects", _non_negative_int)
+    authoritative_port = c.converted(table, key, label, "authoritative_port", _port)
     files: dict[str, Path | None] = {}
     for name in ("ca_file", "dnssec_trust_anchors"):
         raw = c.value(table, key, label, name, str)
@@ -432,6 +443,7 @@ def _build_monitor(c: _Checker, table: Mapping[str, Any], base: Path) -> Monitor
         max_body_bytes=max_body if max_body is not None else defaults.max_body_bytes,
         max_redirects=max_redirects if max_redirects is not None else defaults.max_redirects,
         dnssec_trust_anchors=files["dnssec_trust_anchors"],
+        authoritative_port=authoritative_port,
     )
     if settings.timeout_s >= settings.interval_s:
         c.error(

@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +32,7 @@ from typing import Any, Self
 import dns.name
 import dns.zone
 
+from monitor.simulator.control import DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT, ControlServer
 from monitor.simulator.dns_server import (
     DnsServer,
     Fault,
@@ -41,6 +43,8 @@ from monitor.simulator.dns_server import (
 )
 from monitor.simulator.pki import CertVariant, SimulatorPKI
 from monitor.simulator.region import (
+    DEFAULT_COUNTRIES,
+    DEFAULT_PER_COUNTRY,
     HOME_VANTAGE,
     LOGIN_FAILURE_STATUS,
     Effective,
@@ -49,6 +53,15 @@ from monitor.simulator.region import (
     Region,
     Scope,
     Site,
+    build_region,
+)
+from monitor.simulator.scenarios import (
+    PlayerStatus,
+    Scenario,
+    ScenarioError,
+    Step,
+    check_scenario_fits,
+    play_scenario,
 )
 from monitor.simulator.web import FaultWebServer, WebMode
 
@@ -535,3 +548,137 @@ class SimulatedRegion:
                 }
             )
         return rows
+
+
+# --- `govwatch simulate` ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SimulateOptions:
+    out_dir: Path
+    countries: tuple[str, ...] = DEFAULT_COUNTRIES
+    per_country: int = DEFAULT_PER_COUNTRY
+    vantages: tuple[str, ...] = (HOME_VANTAGE,)
+    scenario: Scenario | None = None
+    loop: bool = False
+    speed: float = 1.0
+    control: tuple[str, int] | None = (DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT)
+    dnssec: bool = True
+    timing: Timing = Timing()
+
+
+def region_for(options: SimulateOptions) -> Region:
+    """The region the options ask for, grown to hold what the scenario needs."""
+    countries = list(options.countries)
+    per_country = options.per_country
+    vantages = list(options.vantages)
+    scenario = options.scenario
+    if scenario is not None:
+        countries += [c for c in scenario.countries if c not in countries]
+        per_country = max(per_country, scenario.per_country)
+        vantages = list(scenario.vantages) + [v for v in vantages if v not in scenario.vantages]
+    region = build_region(countries, per_country, vantages)
+    if scenario is not None:
+        issues = check_scenario_fits(scenario, region)
+        if issues:
+            raise ScenarioError(issues)
+    return region
+
+
+def _banner(sim: SimulatedRegion, control: ControlServer | None, options: SimulateOptions) -> str:
+    region = sim.region
+    lines = [
+        f"govwatch simulator: {len(region.countries)} countries "
+        f"({', '.join(region.countries)}), {len(region.targets)} targets, "
+        f"{len(region.canaries)} canaries, vantages {', '.join(region.vantages)}; "
+        f"up in {sim.startup_s or 0:.2f}s",
+    ]
+    for vantage in region.vantages:
+        path = sim.targets_file(vantage)
+        lines.append(f"  targets ({vantage}): {path}")
+    lines += [
+        f"  CA file:    {sim.ca_file}",
+        f"  DNS:        resolver {region.resolver_address(region.vantages[0])}:{sim.dns_port}, "
+        f"authoritative port {sim.dns_port}",
+        f"  web:        https://<site>:{sim.web_port}/  e.g. {sim.url(region.targets[0].host)}",
+        f"  try:        govwatch check {sim.targets_file()}",
+    ]
+    if control is not None:
+        lines.append(
+            f"  control:    {control.url}  e.g. govwatch simulate fault country "
+            f"{region.countries[0]} drop --control {control.url}"
+        )
+    if options.scenario is not None:
+        looping = " (looping)" if options.loop else ""
+        lines.append(
+            f"  scenario:   {options.scenario.name}{looping}, "
+            f"{options.scenario.duration_s / options.speed:.0f}s per pass"
+        )
+    lines.append("Ctrl-C stops.")
+    return "\n".join(lines)
+
+
+def _step_line(status: PlayerStatus, step: Step, vantages: Sequence[str]) -> str:
+    lines = [f"[pass {status.pass_number} step {status.step_index}] {step.note}"]
+    for vantage in vantages:
+        expectation = step.expectation(vantage)
+        if expectation is not None:
+            prefix = f"{vantage}: " if len(vantages) > 1 else ""
+            lines.append(f"    expect {prefix}{expectation.summary}")
+    return "\n".join(lines)
+
+
+async def serve(
+    options: SimulateOptions,
+    *,
+    stop: asyncio.Event | None = None,
+    out: Callable[[str], None] = print,
+) -> None:
+    """Run the region (and the control API, and the scenario) until `stop` or the scenario ends.
+
+    Without `stop`, SIGINT and SIGTERM end it. A non-looping scenario ends it too.
+    """
+    region = region_for(options)
+    stop = stop if stop is not None else _signal_event()
+    async with SimulatedRegion(
+        region, options.out_dir, timing=options.timing, dnssec=options.dnssec
+    ) as sim:
+        control = None
+        if options.control is not None:
+            control = ControlServer(sim, *options.control)
+            await control.start()
+        try:
+            out(_banner(sim, control, options))
+            player = None
+            if options.scenario is not None:
+                scenario = options.scenario
+
+                def on_step(status: PlayerStatus, step: Step) -> None:
+                    if control is not None:
+                        control.scenario_status = status.to_dict(step)
+                    out(_step_line(status, step, region.vantages))
+
+                player = asyncio.create_task(
+                    play_scenario(
+                        scenario, sim, loop=options.loop, speed=options.speed, on_step=on_step
+                    )
+                )
+            waiter = asyncio.create_task(stop.wait())
+            pending = {waiter} | ({player} if player is not None else set())
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending - done:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if player is not None and player in done:
+                player.result()  # a scenario that failed says why
+        finally:
+            if control is not None:
+                await control.stop()
+
+
+def _signal_event() -> asyncio.Event:
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, event.set)
+    return event

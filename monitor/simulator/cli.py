@@ -1,0 +1,296 @@
+"""`govwatch simulate ...`: run a simulated region, switch its faults, list its scenarios.
+
+monitor/cli.py registers this with `add_simulate_command`; heavy imports wait
+until a subcommand runs, so `govwatch validate` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from monitor.simulator.control import DEFAULT_CONTROL_PORT, DEFAULT_CONTROL_URL
+from monitor.simulator.region import (
+    DEFAULT_COUNTRIES,
+    DEFAULT_PER_COUNTRY,
+    FAULT_MODES,
+    HOME_VANTAGE,
+    RECOVER,
+    SUPPORTED_COUNTRIES,
+    Scope,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+DEFAULT_OUT = Path("simulation")
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def add_simulate_command(commands: Any) -> None:
+    """Add `simulate` (and its fault/recover/sites/scenarios subcommands) to `commands`."""
+    modes = ", ".join(FAULT_MODES)
+    simulate = commands.add_parser(
+        "simulate",
+        help="run a simulated region on loopback (real HTTPS, DNS, certificates) and break it",
+        description=(
+            "Start a simulated region: HTTPS sites on their own loopback addresses, a DNS "
+            "server, a CA, canaries, and a targets file pointing govwatch at them. Without "
+            "a subcommand it runs until Ctrl-C (or the end of a non-looping --scenario)."
+        ),
+    )
+    simulate.add_argument(
+        "--countries",
+        type=_csv,
+        default=DEFAULT_COUNTRIES,
+        metavar="CC,CC,...",
+        help=f"countries to simulate (default {','.join(DEFAULT_COUNTRIES)}; "
+        f"supported: {','.join(SUPPORTED_COUNTRIES)})",
+    )
+    simulate.add_argument(
+        "--per-country",
+        type=int,
+        default=DEFAULT_PER_COUNTRY,
+        metavar="N",
+        help=f"sites per country (default {DEFAULT_PER_COUNTRY})",
+    )
+    simulate.add_argument(
+        "--vantages",
+        type=_csv,
+        default=(HOME_VANTAGE,),
+        metavar="NAME,...",
+        help="simulated vantage points, each with its own resolver and addresses "
+        "(default: home; a scenario adds the ones it needs)",
+    )
+    simulate.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"where targets.toml, ca.pem and trust-anchors.txt go (default ./{DEFAULT_OUT})",
+    )
+    simulate.add_argument(
+        "--scenario",
+        metavar="NAME|FILE",
+        help="play a scenario (see `govwatch simulate scenarios`)",
+    )
+    simulate.add_argument("--loop", action="store_true", help="repeat the scenario until stopped")
+    simulate.add_argument(
+        "--speed",
+        type=_positive,
+        default=1.0,
+        metavar="X",
+        help="play the scenario X times faster (default 1)",
+    )
+    simulate.add_argument(
+        "--control",
+        type=_host_port,
+        default=("127.0.0.1", DEFAULT_CONTROL_PORT),
+        metavar="HOST:PORT",
+        help=f"where the control API listens (default 127.0.0.1:{DEFAULT_CONTROL_PORT})",
+    )
+    simulate.add_argument(
+        "--no-dnssec", action="store_true", help="serve unsigned zones (starts faster)"
+    )
+    simulate.set_defaults(handler=cmd_simulate)
+    actions = simulate.add_subparsers(dest="simulate_command", metavar="ACTION")
+
+    fault = actions.add_parser(
+        "fault",
+        help="set a fault on a running simulator",
+        description=f"Set MODE on every site SCOPE/SELECTOR picks. Modes: {modes}.",
+    )
+    fault.add_argument(
+        "scope",
+        choices=[s.value for s in Scope],
+        metavar="SCOPE",
+        help=f"one of: {', '.join(Scope)}",
+    )
+    fault.add_argument(
+        "selector",
+        metavar="SELECTOR",
+        help="a site host, country code, name server, prefix (CIDR), network key, or * ",
+    )
+    fault.add_argument("mode", metavar="MODE", help=f"one of: {modes}; or {RECOVER}")
+    _add_client_options(fault)
+    fault.set_defaults(handler=cmd_fault)
+
+    recover = actions.add_parser(
+        "recover",
+        help="clear faults on a running simulator (default: everything)",
+        description="Clear every fault on SCOPE/SELECTOR (default: all of them).",
+    )
+    recover.add_argument(
+        "scope",
+        nargs="?",
+        default=Scope.ALL.value,
+        choices=[s.value for s in Scope],
+        metavar="SCOPE",
+    )
+    recover.add_argument("selector", nargs="?", default="*", metavar="SELECTOR")
+    _add_client_options(recover)
+    recover.set_defaults(handler=cmd_recover)
+
+    sites = actions.add_parser("sites", help="list a running simulator's sites and faults")
+    _add_client_options(sites, vantage=False)
+    sites.add_argument("--json", action="store_true", help="print JSON")
+    sites.set_defaults(handler=cmd_sites)
+
+    scenarios = actions.add_parser(
+        "scenarios", help="list the built-in scenarios and what govwatch should conclude"
+    )
+    scenarios.add_argument("--json", action="store_true", help="print JSON")
+    scenarios.set_defaults(handler=cmd_scenarios)
+
+
+def _add_client_options(parser: argparse.ArgumentParser, *, vantage: bool = True) -> None:
+    parser.add_argument(
+        "--control",
+        dest="control_url",
+        default=DEFAULT_CONTROL_URL,
+        metavar="URL",
+        help=f"the simulator's control API (default {DEFAULT_CONTROL_URL})",
+    )
+    if vantage:
+        parser.add_argument(
+            "--vantage", metavar="NAME", help="only as seen from this vantage (default: all)"
+        )
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from monitor.simulator.runner import SimulateOptions, serve
+    from monitor.simulator.scenarios import ScenarioError, find_scenario
+
+    try:
+        scenario = find_scenario(args.scenario) if args.scenario else None
+        options = SimulateOptions(
+            out_dir=args.out,
+            countries=tuple(c.upper() for c in args.countries),
+            per_country=args.per_country,
+            vantages=args.vantages,
+            scenario=scenario,
+            loop=args.loop,
+            speed=args.speed,
+            control=args.control,
+            dnssec=not args.no_dnssec,
+        )
+        asyncio.run(serve(options, out=lambda line: print(line, flush=True)))
+    except ScenarioError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"govwatch simulate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"govwatch simulate: cannot start: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _post(args: argparse.Namespace, path: str, body: dict[str, Any]) -> int:
+    from monitor.simulator.control import ControlError, call_control
+
+    try:
+        answer = call_control(args.control_url, path, body)
+    except ControlError as exc:
+        print(f"govwatch simulate: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    sites = answer.get("sites", [])
+    where = f" from {answer['vantage']}" if answer.get("vantage") else ""
+    print(
+        f"{answer['mode']} on {answer['scope']} {answer['selector']}{where}: "
+        f"{len(sites)} sites: {', '.join(sites)}"
+    )
+    return EXIT_OK
+
+
+def cmd_fault(args: argparse.Namespace) -> int:
+    from monitor.simulator.region import parse_mode
+
+    try:
+        mode = parse_mode(args.mode)
+    except ValueError as exc:
+        print(f"govwatch simulate fault: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    body = {"scope": args.scope, "selector": args.selector, "mode": mode, "vantage": args.vantage}
+    return _post(args, "/api/fault", body)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    body = {"scope": args.scope, "selector": args.selector, "vantage": args.vantage}
+    return _post(args, "/api/recover", body)
+
+
+def cmd_sites(args: argparse.Namespace) -> int:
+    from monitor.simulator.control import ControlError, call_control
+
+    try:
+        rows = call_control(args.control_url, "/api/sites")
+    except ControlError as exc:
+        print(f"govwatch simulate: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for row in rows:
+        faults = "; ".join(
+            f"{vantage}: {', '.join(modes)}" for vantage, modes in row["faults"].items() if modes
+        )
+        address = ", ".join(row["addresses"].values())
+        print(
+            f"{row['country'] or 'canary':6} {row['host']:34} {address:26} "
+            f"{row['network']:10} {faults or 'ok'}"
+        )
+    return EXIT_OK
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from monitor.simulator.scenarios import ScenarioError, builtin_scenarios, load_scenario
+
+    listing = []
+    for name, path in builtin_scenarios().items():
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_FAILED
+        listing.append(
+            {
+                "name": name,
+                "title": scenario.title,
+                "countries": list(scenario.countries),
+                "vantages": list(scenario.vantages),
+                "duration_s": scenario.duration_s,
+                "expected": scenario.headline(),
+                "file": str(path),
+            }
+        )
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return EXIT_OK
+    for item in listing:
+        print(f"{item['name']}: {item['title']}")
+        print(f"    expect: {item['expected']}")
+    return EXIT_OK
