@@ -312,11 +312,14 @@ def connect_readonly(
 
 
 def _dumps(value: Any) -> str:
-    """JSON text in the project's one serialised form (probes.results.to_jsonable).
-    Non-finite floats are refused: SQLite's JSON functions cannot read them."""
-    return json.dumps(
-        to_jsonable(value), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    )
+    """JSON text in the project's one serialised form (probes.results.to_jsonable)."""
+    return _dumps_plain(to_jsonable(value))
+
+
+def _dumps_plain(value: Any) -> str:
+    """JSON text of values already JSON-ready. Non-finite floats are refused: SQLite's
+    JSON functions cannot read them."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 # --- records ------------------------------------------------------------------------
@@ -389,7 +392,7 @@ def _probe_row(record: _ProbeRecord, vantage: str) -> tuple[Any, ...]:
     details: str | None = None
     if r.details is not None:
         try:
-            details = _dumps(serialised["details"])
+            details = _dumps_plain(serialised["details"])
         except (TypeError, ValueError) as exc:
             # The columns still tell the story; losing the whole row would hide it.
             log.error("storage: details of %s/%s not stored: %s", record.target, r.kind, exc)
@@ -406,7 +409,7 @@ def _probe_row(record: _ProbeRecord, vantage: str) -> tuple[Any, ...]:
         hot.tls_leaf_expiry,
         hot.tls_version,
         None if hot.dnssec_signed is None else int(hot.dnssec_signed),
-        _dumps(serialised["phases"]),
+        _dumps_plain(serialised["phases"]),
         details,
         r.error,
     )

@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -279,7 +278,7 @@ async def test_unopenable_path_fails_at_start(tmp_path: Path) -> None:
 
 
 async def test_readonly_connection_cannot_write(reader: sqlite3.Connection) -> None:
-    with pytest.raises(sqlite3.OperationalError, match="readonly|read-only"):
+    with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only"):
         reader.execute("DELETE FROM targets")
 
 
@@ -562,3 +561,272 @@ async def test_unreadable_rows_are_skipped_on_restore(
 async def test_empty_database_restores_nothing(writer: HistoryWriter) -> None:
     restored = await writer.restore()
     assert (dict(restored.statuses), restored.open_incidents, restored.saved_at) == ({}, (), None)
+
+
+# --- the writer: batching, errors, closing, concurrency, crashes ---------------------
+
+
+async def test_a_full_batch_is_written_without_waiting_for_the_interval(db: Path) -> None:
+    settings = replace(MANUAL, batch_size=10, flush_interval_s=60.0)
+    writer = await HistoryWriter.open(db, settings=settings)
+    for i in range(9):
+        writer.add_probe("A", result(started_at=T0 + i))
+    await asyncio.sleep(0.05)
+    assert writer.stats.written == 0  # not a full batch: waits for the interval
+    writer.add_probe("A", result(started_at=T0 + 9))
+    await wait_until(lambda: writer.stats.written == 10)
+    assert writer.stats.flushes == 1
+    await writer.close()
+
+
+async def test_records_are_written_every_interval(db: Path) -> None:
+    writer = await HistoryWriter.open(db, settings=replace(MANUAL, flush_interval_s=0.05))
+    writer.add_probe("A", result())
+    await wait_until(lambda: writer.stats.written == 1)
+    writer.set_status([status_after("A", result())])
+    await wait_until(lambda: writer.stats.flushes == 2)
+    conn = connect_readonly(db)
+    assert (count(conn, "probe_results"), count(conn, "target_status")) == (1, 1)
+    conn.close()
+    await writer.close()
+
+
+async def test_close_writes_everything_within_its_budget(db: Path) -> None:
+    budget = 4.0
+    writer = await HistoryWriter.open(db, settings=StorageSettings(close_timeout_s=budget))
+    # Far more than the ~2 s of records a flush interval leaves queued.
+    for i in range(5_000):
+        writer.add_probe(f"target-{i % 200}", result(started_at=T0 + i, details=http_details()))
+    writer.set_status([status_after("A", result())])
+    started = time.monotonic()
+    await writer.close()
+    assert time.monotonic() - started <= budget * 1.1 + 0.5
+    conn = connect_readonly(db)
+    assert (count(conn, "probe_results"), count(conn, "target_status")) == (5_000, 1)
+    conn.close()
+    stats = writer.stats
+    assert (stats.written, stats.pending, stats.errors, stats.dropped) == (5_000, 0, 0, 0)
+    writer.add_probe("late", result())  # after close: refused and counted, never raises
+    assert writer.stats.dropped == 1
+
+
+async def test_a_failed_write_is_retried_and_nothing_is_lost(
+    writer: HistoryWriter, lock_holder: sqlite3.Connection, reader: sqlite3.Connection
+) -> None:
+    writer.add_probe("A", result())
+    writer.set_status([status_after("A", result())])
+    lock_holder.execute("BEGIN IMMEDIATE")
+    assert not await writer.flush()
+    stats = writer.stats
+    assert (stats.errors, stats.pending, stats.written) == (1, 1, 0)
+    assert stats.last_error is not None and "locked" in stats.last_error
+    lock_holder.execute("COMMIT")
+    writer.add_probe("B", result())
+    assert await writer.flush()
+    assert rows(reader, "SELECT target FROM probe_results ORDER BY id") == [("A",), ("B",)]
+    assert count(reader, "target_status") == 1
+    assert (writer.stats.written, writer.stats.dropped) == (2, 0)
+
+
+async def test_a_write_that_keeps_failing_is_dropped_and_the_writer_goes_on(
+    db: Path, lock_holder: sqlite3.Connection
+) -> None:
+    writer = await HistoryWriter.open(
+        db, settings=replace(MANUAL, max_attempts=2), background=False
+    )
+    writer.add_probe("lost", result())
+    lock_holder.execute("BEGIN IMMEDIATE")
+    assert not await writer.flush()
+    assert not await writer.flush()
+    assert (writer.stats.errors, writer.stats.dropped, writer.stats.pending) == (2, 1, 0)
+    lock_holder.execute("COMMIT")
+    writer.add_probe("kept", result())
+    assert await writer.flush()
+    await writer.close()
+    conn = connect_readonly(db)
+    assert rows(conn, "SELECT target FROM probe_results") == [("kept",)]
+    conn.close()
+
+
+async def test_the_background_flush_survives_errors(
+    db: Path, lock_holder: sqlite3.Connection
+) -> None:
+    writer = await HistoryWriter.open(
+        db, settings=replace(MANUAL, flush_interval_s=0.02, max_attempts=1000)
+    )
+    lock_holder.execute("BEGIN IMMEDIATE")
+    writer.add_probe("A", result())
+    await wait_until(lambda: writer.stats.errors >= 2)
+    lock_holder.execute("COMMIT")
+    await wait_until(lambda: writer.stats.written == 1)
+    await writer.close()
+
+
+async def test_close_gives_up_within_its_budget_when_the_disk_does_not_answer(
+    db: Path, lock_holder: sqlite3.Connection
+) -> None:
+    budget = 0.5
+    settings = replace(MANUAL, busy_timeout_s=0.2, close_timeout_s=budget, max_attempts=10)
+    writer = await HistoryWriter.open(db, settings=settings)
+    writer.add_probe("A", result())
+    lock_holder.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    await writer.close()
+    assert time.monotonic() - started <= budget * 1.1 + 0.3
+    assert writer.stats.written == 0 and writer.stats.errors >= 1
+
+
+async def test_backlog_beyond_its_bound_is_dropped_not_blocking(db: Path) -> None:
+    writer = await HistoryWriter.open(db, settings=replace(MANUAL, max_pending=5), background=False)
+    for i in range(8):
+        writer.add_probe("A", result(started_at=T0 + i))
+    assert (writer.stats.pending, writer.stats.dropped) == (5, 3)
+    await writer.close()
+    assert writer.stats.written == 5
+
+
+async def test_a_cancelled_flush_neither_loses_nor_duplicates_its_batch(
+    db: Path, lock_holder: sqlite3.Connection
+) -> None:
+    writer = await HistoryWriter.open(
+        db, settings=replace(MANUAL, busy_timeout_s=5.0), background=False
+    )
+    for i in range(10):
+        writer.add_probe("A", result(started_at=T0 + i))
+    lock_holder.execute("BEGIN IMMEDIATE")
+    flushing = asyncio.create_task(writer.flush())
+    await asyncio.sleep(0.1)  # the writer thread now waits for the lock
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    lock_holder.execute("COMMIT")  # the thread goes on and commits the batch
+    await writer.restore()  # runs after that batch on the writer's one thread
+    assert await writer.flush()
+    await writer.close()
+    conn = connect_readonly(db)
+    assert count(conn, "probe_results") == 10
+    conn.close()
+    assert (writer.stats.written, writer.stats.dropped) == (10, 0)
+
+
+async def test_a_reader_in_a_long_transaction_does_not_block_writes(
+    writer: HistoryWriter, db: Path
+) -> None:
+    writer.add_probe("A", result())
+    await writer.flush()
+    reader = connect_readonly(db)
+    reader.execute("BEGIN")
+    assert count(reader, "probe_results") == 1  # the read transaction holds its snapshot
+    for i in range(100):
+        writer.add_probe("B", result(started_at=T0 + i))
+    writer.add_incident(incident())
+    assert await writer.flush()  # busy_timeout is 0.2 s: a blocked write would fail
+    assert writer.stats.errors == 0
+    assert count(reader, "probe_results") == 1  # still its snapshot, undisturbed
+    other = connect_readonly(db)
+    assert count(other, "probe_results") == 101  # a new reader sees the commit
+    other.close()
+    reader.execute("COMMIT")
+    assert count(reader, "probe_results") == 101
+    reader.close()
+
+
+CRASHING_WRITER = """
+import asyncio, sys, time
+from types import MappingProxyType
+from monitor.storage import HistoryWriter, StorageSettings
+from probes.results import ProbeKind, ProbeResult
+
+async def main() -> None:
+    writer = await HistoryWriter.open(sys.argv[1], settings=StorageSettings(flush_interval_s=3600))
+    now = time.time()  # recent: the retention prune, running at start, must keep them
+    for i in range(100):
+        writer.add_probe("A", ProbeResult(ProbeKind.HTTP, True, None, 0.1, now + i))
+    await writer.flush()
+    print("flushed", flush=True)
+    writer.add_probe("unflushed", ProbeResult(ProbeKind.HTTP, True, None, 0.1, now))
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_committed_batches_survive_kill_9(db: Path) -> None:
+    process = subprocess.Popen(  # noqa: ASYNC220 - killed by hand, read in a thread
+        [sys.executable, "-c", CRASHING_WRITER, str(db)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 10)
+        assert line.strip() == "flushed"
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert db.with_name(db.name + "-wal").stat().st_size > 0  # abandoned, never checkpointed
+
+    reader = connect_readonly(db)  # the dashboard, while the daemon is dead
+    assert rows(reader, "SELECT target, count(*) FROM probe_results GROUP BY target") == [
+        ("A", 100)
+    ]
+    reader.close()
+    writer = await HistoryWriter.open(db, settings=MANUAL, background=False)  # the restart
+    writer.add_probe("after", result())
+    assert await writer.flush()
+    await writer.close()
+    conn = connect_readonly(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert count(conn, "probe_results") == 101
+    conn.close()
+
+
+# --- retention ------------------------------------------------------------------------
+
+
+async def fill_for_retention(writer: HistoryWriter) -> None:
+    for i in range(20):
+        writer.add_probe("old", result(started_at=T0 + i))
+    for i in range(5):
+        writer.add_probe("fresh", result(started_at=T0 + 30 * DAY + i))
+    up, down = TargetState.UP, TargetState.DOWN
+    writer.add_transition(Transition("old", up, down, T0, Reason.DNS_TIMEOUT))
+    writer.add_transition(Transition("fresh", up, down, T0 + 30 * DAY, Reason.DNS_TIMEOUT))
+    writer.add_incident(incident("closed-long-ago", ended_at=T0 + 60))
+    writer.add_incident(incident("closed-lately", ended_at=T0 + 29.9 * DAY))
+    writer.add_incident(incident("open-since-long-ago"))
+    writer.set_status([status_after("old", result(started_at=T0))])
+    assert await writer.flush()
+
+
+async def test_retention_prunes_old_rows_in_chunks_and_keeps_open_incidents(db: Path) -> None:
+    settings = replace(MANUAL, retention_s=30 * DAY, prune_chunk=7)
+    writer = await HistoryWriter.open(
+        db, settings=settings, clock=lambda: T0 + 30.5 * DAY, background=False
+    )
+    await fill_for_retention(writer)
+    assert await writer.prune() == 20 + 1 + 1
+    assert writer.stats.pruned == 22
+    assert await writer.prune() == 0
+    conn = connect_readonly(db)
+    assert rows(conn, "SELECT DISTINCT target FROM probe_results") == [("fresh",)]
+    assert rows(conn, "SELECT target FROM transitions") == [("fresh",)]
+    assert rows(conn, "SELECT id FROM incidents ORDER BY id") == [
+        ("closed-lately",),
+        ("open-since-long-ago",),
+    ]
+    assert count(conn, "target_status") == 1
+    conn.close()
+    await writer.close()
+
+
+async def test_retention_runs_in_the_background(db: Path) -> None:
+    writer = await HistoryWriter.open(db, settings=MANUAL, background=False)
+    await fill_for_retention(writer)
+    await writer.close()
+    settings = replace(MANUAL, retention_s=30 * DAY, prune_chunk=3)
+    writer = await HistoryWriter.open(db, settings=settings, clock=lambda: T0 + 30.5 * DAY)
+    await wait_until(lambda: writer.stats.pruned == 22)
+    await writer.close()
