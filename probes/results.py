@@ -58,7 +58,7 @@ class ProbeResult:
     started_at: float  # unix epoch seconds
     # Seconds spent per phase, named as blackbox_exporter names them
     # (resolve, connect, tls, processing, transfer for HTTP).
-    phases: Mapping[str, float] = field(default=EMPTY_PHASES)
+    phases: Mapping[str, float] = field(default_factory=lambda: EMPTY_PHASES)
     details: HttpDetails | DnsDetails | TlsDetails | None = None
     error: str | None = None  # the underlying error, for humans and logs
 
