@@ -33,7 +33,11 @@ probe_results -- one row per probe run
     tls_expiry REAL               tls: earliest notAfter in the presented chain
     tls_leaf_expiry REAL          tls: the leaf certificate's notAfter
     tls_version TEXT              http (https only) and tls: e.g. 'TLSv1.3'
-    dnssec_signed INTEGER         dns: 1 signed, 0 unsigned; NULL when unknown
+    dnssec_status TEXT            dns: 'secure' | 'insecure' | 'bogus' | 'indeterminate';
+                                  NULL when the probe did not get that far
+    dnssec_signed INTEGER         dns: 1 the zone publishes DNSKEYs, 0 it does not (a fact,
+                                  not a failure); NULL when unknown
+    dnssec_expiry REAL            dns: the zone's first RRSIG to expire
     phases TEXT NOT NULL          JSON {phase: seconds}, e.g. {"resolve":0.01,"connect":0.02}
     details TEXT                  JSON of the probe's details (ProbeResult.to_dict()["details"]);
                                   NULL when the probe had none
@@ -111,6 +115,8 @@ from typing import Any, TypeAlias, TypeVar
 from monitor.config import Canary, Target
 from monitor.outage import HintKind, Incident, InfraHint, Scope, TargetInfra
 from monitor.state import PROBE_PRECEDENCE, ProbeTrack, TargetState, TargetStatus, Transition
+from probes.dns import DnsDetails
+from probes.dnssec import DnssecStatus
 from probes.http import HttpDetails
 from probes.results import ProbeKind, ProbeResult, Reason, to_jsonable
 from probes.tls import TlsDetails
@@ -154,7 +160,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             tls_expiry REAL,
             tls_leaf_expiry REAL,
             tls_version TEXT,
+            dnssec_status TEXT,
             dnssec_signed INTEGER,
+            dnssec_expiry REAL,
             phases TEXT NOT NULL DEFAULT '{}',
             details TEXT,
             error TEXT
@@ -369,7 +377,9 @@ class _HotFields:
     tls_expiry: float | None = None
     tls_leaf_expiry: float | None = None
     tls_version: str | None = None
+    dnssec_status: str | None = None
     dnssec_signed: bool | None = None
+    dnssec_expiry: float | None = None
 
 
 def _hot_fields(details: object) -> _HotFields:
@@ -381,6 +391,15 @@ def _hot_fields(details: object) -> _HotFields:
             tls_expiry=details.earliest_expiry,
             tls_leaf_expiry=details.leaf_expiry,
             tls_version=details.version,
+        )
+    if isinstance(details, DnsDetails) and details.dnssec is not None:
+        dnssec = details.dnssec
+        known = dnssec.status is not DnssecStatus.INDETERMINATE
+        return _HotFields(
+            dnssec_status=dnssec.status.value,
+            # Whether the zone is signed is only known when the check got that far.
+            dnssec_signed=dnssec.signed if known or dnssec.signed else None,
+            dnssec_expiry=dnssec.earliest_rrsig_expiry,
         )
     return _HotFields()
 
@@ -408,7 +427,9 @@ def _probe_row(record: _ProbeRecord, vantage: str) -> tuple[Any, ...]:
         hot.tls_expiry,
         hot.tls_leaf_expiry,
         hot.tls_version,
+        hot.dnssec_status,
         None if hot.dnssec_signed is None else int(hot.dnssec_signed),
+        hot.dnssec_expiry,
         _dumps_plain(serialised["phases"]),
         details,
         r.error,
@@ -517,9 +538,9 @@ def _status_from_row(
 
 _INSERT_PROBE = """
     INSERT INTO probe_results (target, vantage, probe, started_at, ok, reason, duration_s,
-        http_status, tls_expiry, tls_leaf_expiry, tls_version, dnssec_signed, phases, details,
-        error)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        http_status, tls_expiry, tls_leaf_expiry, tls_version, dnssec_status, dnssec_signed,
+        dnssec_expiry, phases, details, error)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_TRANSITION = """
     INSERT INTO transitions (target, old_state, new_state, at, reason) VALUES (?, ?, ?, ?, ?)

@@ -38,6 +38,8 @@ from monitor.storage import (
     schema_version,
 )
 from probes.certs import CertificateReport
+from probes.dns import DnsDetails, DnssecDetails
+from probes.dnssec import DnssecStatus
 from probes.http import HttpDetails
 from probes.results import ProbeKind, ProbeResult, Reason
 from probes.tls import TlsDetails
@@ -121,6 +123,14 @@ def tls_details() -> TlsDetails:
         earliest_expiry=T0 + 12 * DAY,
         certificates=report,
     )
+
+
+def dns_details(status: DnssecStatus | None, signed: bool = False) -> DnsDetails:
+    dnssec = None
+    if status is not None:
+        expiry = T0 + 7 * DAY if signed else None
+        dnssec = DnssecDetails(status, signed, status is DnssecStatus.SECURE, None, expiry, None)
+    return DnsDetails(host="e-albania.test", addresses=("127.0.0.9",), resolvers=(), dnssec=dnssec)
 
 
 def target(name: str, country: str = "AL", sector: str = "portal") -> Target:
@@ -316,10 +326,35 @@ async def test_probe_results_keep_hot_fields_in_columns_and_the_rest_as_json(
 
     assert (failed["ok"], failed["reason"], failed["error"]) == (0, "http_timeout", "timed out")
     assert (failed["duration_s"], failed["details"]) == (5.0, None)
+    for row in (http, tls, failed):
+        assert (row["dnssec_status"], row["dnssec_signed"], row["dnssec_expiry"]) == (None,) * 3
     # SQLite's own JSON functions read the phases, for drill-down queries.
     assert reader.execute(
         "SELECT json_extract(phases, '$.connect') FROM probe_results WHERE id = ?", (http["id"],)
     ).fetchone()[0] == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize(
+    ("details", "columns"),
+    [
+        (dns_details(DnssecStatus.SECURE, signed=True), ("secure", 1, T0 + 7 * DAY)),
+        (dns_details(DnssecStatus.BOGUS, signed=True), ("bogus", 1, T0 + 7 * DAY)),
+        (dns_details(DnssecStatus.INSECURE), ("insecure", 0, None)),
+        (dns_details(DnssecStatus.INDETERMINATE), ("indeterminate", None, None)),
+        (dns_details(None), (None, None, None)),
+    ],
+    ids=["secure", "bogus", "unsigned", "indeterminate", "no-dnssec-check"],
+)
+async def test_dns_results_keep_dnssec_in_columns(
+    writer: HistoryWriter, reader: sqlite3.Connection, details: DnsDetails, columns: tuple[Any, ...]
+) -> None:
+    writer.add_probe("e-Albania", result(ProbeKind.DNS, details=details))
+    await writer.flush()
+    assert rows(
+        reader, "SELECT probe, dnssec_status, dnssec_signed, dnssec_expiry FROM probe_results"
+    ) == [("dns", *columns)]
+    stored = json.loads(reader.execute("SELECT details FROM probe_results").fetchone()[0])
+    assert stored["addresses"] == ["127.0.0.9"]
 
 
 async def test_details_json_cannot_express_lose_only_the_details(
