@@ -36,6 +36,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Replace this process with `streamlit run dashboard/app.py` (headless, no telemetry),
+    so signals from systemd or `make run` reach Streamlit itself."""
+    import os
+
+    import dashboard
+
+    app = Path(dashboard.__file__).with_name("app.py")
+    source = ["--prometheus", args.prometheus] if args.prometheus else ["--db", str(args.db)]
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.headless", "true",
+        "--server.address", args.address,
+        "--server.port", str(args.port),
+        "--browser.gatherUsageStats", "false",
+        "--", *source, "--refresh", str(args.refresh),
+    ]  # fmt: skip
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
+
+
 def _add_targets_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "targets",
@@ -64,6 +85,33 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=cmd_validate)
 
     add_simulate_command(commands)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="serve the Streamlit dashboard",
+        description="Serve the operators' dashboard over the history database or Prometheus.",
+    )
+    source = dashboard.add_mutually_exclusive_group()
+    source.add_argument(
+        "--db",
+        type=Path,
+        default=Path("data/govwatch.sqlite3"),
+        help="the daemon's history database, opened read-only",
+    )
+    source.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="read a Prometheus server instead (multi-vantage deployments)",
+    )
+    dashboard.add_argument("--port", type=int, default=8501)
+    dashboard.add_argument("--address", default="127.0.0.1", help="default: loopback only")
+    dashboard.add_argument(
+        "--refresh",
+        type=float,
+        default=15.0,
+        help="seconds between overview refreshes (default: 15)",
+    )
+    dashboard.set_defaults(handler=cmd_dashboard)
     return parser
 
 

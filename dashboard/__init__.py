@@ -1,0 +1,1 @@
+"""govwatch's Streamlit dashboard and its read-only query layer (never imports probes/)."""

@@ -1,0 +1,244 @@
+"""Pure functions that turn the monitor's status into the sentences operators read first.
+
+No Streamlit, no I/O, no clock: `now` is an argument, so every sentence is testable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from monitor.countries import country_name
+
+# One phrase per failure reason (DESIGN.md's closed enum), in the plural because a
+# banner speaks about many services at once.
+REASON_PHRASES: Mapping[str, str] = {
+    "dns_nxdomain": "domain names not found (NXDOMAIN)",
+    "dns_servfail": "DNS server failures (SERVFAIL)",
+    "dns_timeout": "DNS timeouts",
+    "dns_error": "DNS errors",
+    "dnssec_bogus": "bogus DNSSEC signatures",
+    "connect_refused": "connections refused",
+    "connect_timeout": "connection timeouts",
+    "network_unreachable": "network unreachable",
+    "tls_handshake": "TLS handshake failures",
+    "tls_cert_expired": "expired certificates",
+    "tls_cert_untrusted": "untrusted certificates",
+    "tls_hostname_mismatch": "certificates for the wrong name",
+    "http_timeout": "HTTP timeouts",
+    "http_status": "HTTP error statuses",
+    "http_content": "unexpected page content",
+    "http_too_large": "oversized responses",
+    "http_redirect_loop": "redirect loops",
+    "protocol_error": "protocol errors",
+}
+
+# What a shared-infrastructure hint's kind is called in a sentence.
+HINT_KINDS: Mapping[str, str] = {
+    "nameservers": "name servers",
+    "name_servers": "name servers",
+    "ns": "name servers",
+    "prefix": "address prefix",
+    "address_prefix": "address prefix",
+    "network": "network",
+    "asn": "network",
+    "issuer": "certificate issuer",
+    "cert_issuer": "certificate issuer",
+    "certificate_issuer": "certificate issuer",
+}
+
+
+class Severity(StrEnum):
+    """How a banner is drawn: the app maps these to st.error / st.warning / st.success."""
+
+    OFFLINE = "offline"  # the monitor itself cannot see the internet (or has stopped)
+    OUTAGE = "outage"  # a country or the whole region is dark
+    DEGRADED = "degraded"  # some services down, no correlated outage
+    OK = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    severity: Severity
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutageFacts:
+    """One open outage, as the banner needs it."""
+
+    scope: str  # "country" or "region"
+    country: str | None  # ISO code; None for the region
+    down: int  # services of the scope that are down now
+    total: int  # services of the scope
+    since: datetime  # when the incident started (aware, UTC)
+    dominant_reason: str | None = None
+    hint: str | None = None  # already a sentence fragment, e.g. from `hint_text`
+    countries: tuple[str, ...] = ()  # for a region outage: the countries in outage
+
+
+@dataclass(frozen=True, slots=True)
+class VantageFacts:
+    """Is the monitor itself online, and is its data fresh?"""
+
+    up: bool
+    since: datetime | None = None  # when the vantage went down (None: unknown)
+    canaries_failing: int = 0
+    canaries_total: int = 0
+    last_update: datetime | None = None  # newest data point the dashboard sees
+
+
+def reason_phrase(reason: str | None) -> str:
+    if not reason:
+        return "reason unknown"
+    return REASON_PHRASES.get(reason, reason.replace("_", " "))
+
+
+def compact_hostnames(names: Sequence[str]) -> str:
+    """'ns11.akshi.gov.al', 'ns12.akshi.gov.al' -> 'ns11/ns12.akshi.gov.al'.
+
+    Names that share no domain of at least two labels stay a comma-separated list.
+    """
+    cleaned = sorted({name.strip().rstrip(".").lower() for name in names if name.strip()})
+    if len(cleaned) < 2:
+        return ", ".join(cleaned)
+    split = [name.split(".") for name in cleaned]
+    shared = 0
+    while all(len(labels) > shared + 1 for labels in split) and (
+        len({labels[-1 - shared] for labels in split}) == 1
+    ):
+        shared += 1
+    if shared < 2:
+        return ", ".join(cleaned)
+    heads = [".".join(labels[:-shared]) for labels in split]
+    return "/".join(heads) + "." + ".".join(split[0][-shared:])
+
+
+def hint_text(
+    kind: str, values: Sequence[str], count: int | None = None, of: int | None = None
+) -> str:
+    """A shared-infrastructure hint as a sentence fragment: 'all share name servers ...'.
+
+    `count` of the `of` affected targets share the values; both None means all do.
+    """
+    noun = HINT_KINDS.get(kind, kind.replace("_", " "))
+    who = "all share" if count is None or count == of else f"{count} of {of} share"
+    if noun == "name servers":
+        label = "name server" if len(values) == 1 else "name servers"
+        return f"{who} {label} {compact_hostnames(values)}"
+    if noun == "address prefix" and len(values) > 1:
+        noun = "address prefixes"
+    if noun == "certificate issuer" and len(values) > 1:
+        noun = "certificate issuers"
+    return f"{who} {noun} {', '.join(values)}"
+
+
+def format_clock(moment: datetime, now: datetime) -> str:
+    """'14:02 UTC' today, '15 Jul 14:02 UTC' on another day, with the year when it differs."""
+    moment, now = moment.astimezone(UTC), now.astimezone(UTC)
+    if moment.date() == now.date():
+        return moment.strftime("%H:%M UTC")
+    if moment.year == now.year:
+        return moment.strftime("%d %b %H:%M UTC")
+    return moment.strftime("%d %b %Y %H:%M UTC")
+
+
+def format_duration(delta: timedelta) -> str:
+    """A short human duration: '45 s', '12 min', '3 h 05 min', '2 d 4 h'."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def outage_banner(outage: OutageFacts, now: datetime) -> Banner:
+    """'Albania: 21 of 22 services down since 14:02 UTC — connection timeouts; all share ...'."""
+    if outage.scope == "region":
+        where = "Region-wide outage"
+        if outage.countries:
+            where += " (" + ", ".join(country_name(c) for c in outage.countries) + ")"
+    else:
+        where = country_name(outage.country or "?")
+    text = (
+        f"{where}: {outage.down} of {outage.total} services down "
+        f"since {format_clock(outage.since, now)} — {reason_phrase(outage.dominant_reason)}"
+    )
+    if outage.hint:
+        text += f"; {outage.hint}"
+    return Banner(Severity.OUTAGE, text)
+
+
+def vantage_banner(vantage: VantageFacts, now: datetime, stale_after: timedelta) -> Banner | None:
+    """The monitor-is-offline banner, or None while the monitor is online and its data fresh."""
+    if not vantage.up:
+        text = "This monitor is offline — the region's state is unknown"
+        details = []
+        if vantage.since is not None:
+            details.append(f"since {format_clock(vantage.since, now)}")
+        if vantage.canaries_total:
+            details.append(
+                f"{vantage.canaries_failing} of {vantage.canaries_total} control targets failing"
+            )
+        elif vantage.canaries_failing:
+            plural = "s" if vantage.canaries_failing != 1 else ""
+            details.append(f"{vantage.canaries_failing} control target{plural} failing")
+        if details:
+            text += " (" + "; ".join(details) + ")"
+        return Banner(Severity.OFFLINE, text)
+    if vantage.last_update is None:
+        return Banner(Severity.OFFLINE, "No data yet — the monitor has not stored a probe result")
+    if now - vantage.last_update > stale_after:
+        return Banner(
+            Severity.OFFLINE,
+            f"No data since {format_clock(vantage.last_update, now)} "
+            f"({format_duration(now - vantage.last_update)} ago) — "
+            "is the monitor running? The region's state is unknown",
+        )
+    return None
+
+
+def status_banners(
+    vantage: VantageFacts,
+    outages: Sequence[OutageFacts],
+    counts: Mapping[str, int],
+    now: datetime,
+    stale_after: timedelta,
+) -> list[Banner]:
+    """Every banner for the overview, most severe first.
+
+    `counts` has the number of targets per state ('up', 'down', 'unknown'). A monitor
+    that is offline (or silent) hides outage banners: the targets' states are unknown
+    then, and blaming a country would be a false alarm.
+    """
+    offline = vantage_banner(vantage, now, stale_after)
+    if offline is not None:
+        return [offline]
+    ordered = sorted(outages, key=lambda o: (o.scope != "region", o.since, o.country or ""))
+    banners = [outage_banner(outage, now) for outage in ordered]
+    if banners:
+        return banners
+    up, down, unknown = counts.get("up", 0), counts.get("down", 0), counts.get("unknown", 0)
+    total = up + down + unknown
+    if total == 0:
+        return [Banner(Severity.OFFLINE, "No targets yet — the monitor has not stored any")]
+    if up + down == 0:
+        return [
+            Banner(
+                Severity.OFFLINE,
+                f"The state of all {total} services is unknown — no confirmed probe result yet",
+            )
+        ]
+    if down:
+        return [Banner(Severity.DEGRADED, f"{down} of {total} services down — no country outage")]
+    if unknown:
+        return [Banner(Severity.OK, f"{up} of {total} services up, {unknown} not yet known")]
+    return [Banner(Severity.OK, f"All {total} services up")]

@@ -1,0 +1,108 @@
+"""Overview: the region at a glance — banners, the tile map, the counts, what is down now.
+
+The live part is a fragment that re-runs itself every `--refresh` seconds, so the
+wall screen updates in place without reloading (and flickering) the whole page.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import streamlit as st
+
+from dashboard import queries, tiles, ui
+from dashboard.banner import format_clock, format_duration, status_banners
+
+options = ui.options()
+
+
+@st.fragment(run_every=timedelta(seconds=options.refresh_s))
+def live_overview() -> None:
+    now = ui.utc_now()
+    try:
+        status = ui.target_status(options.source)
+        incidents = ui.open_incidents(options.source)
+        vantage = ui.vantage_status(options.source)
+    except queries.SourceError as exc:
+        st.error(f"Cannot read the monitor's data — {exc}", icon=":material/database:")
+        return
+
+    counts = status["state"].value_counts().to_dict()
+    outages = queries.outage_facts(status, incidents)
+    ui.render_banners(
+        status_banners(vantage, outages, counts, now, timedelta(seconds=options.stale_after_s))
+    )
+
+    summary = queries.summarize_countries(status)
+    outage_countries = frozenset(
+        str(c) for c in incidents.loc[incidents["scope"] == "country", "country"]
+    )
+    up, down, unknown = (int(counts.get(s, 0)) for s in (queries.UP, queries.DOWN, queries.UNKNOWN))
+    cells = st.columns(5)
+    cells[0].metric("Services up", f"{up} / {len(status)}")
+    cells[1].metric("Down", down)
+    cells[2].metric("Unknown", unknown)
+    cells[3].metric("Countries in outage", len(outage_countries))
+    if vantage.last_update is not None:
+        age = format_duration(now - vantage.last_update)
+        cells[4].metric("Newest data", f"{age} ago")
+    else:
+        cells[4].metric("Newest data", "none")
+
+    map_column, table_column = st.columns([3, 2], gap="large")
+    with map_column:
+        st.altair_chart(
+            tiles.tile_chart(tiles.tile_frame(summary, outage_countries)),
+            width="content",
+        )
+    with table_column:
+        st.dataframe(
+            summary,
+            hide_index=True,
+            column_order=["name", "up", "down", "unknown", "availability"],
+            column_config={
+                "name": st.column_config.TextColumn("country"),
+                "availability": st.column_config.ProgressColumn(
+                    "up (of known)", min_value=0.0, max_value=1.0, format="percent"
+                ),
+            },
+        )
+
+    serious = incidents[incidents["scope"] != "target"]
+    if not serious.empty:
+        st.subheader("Open outages")
+        shown = serious.assign(
+            since=serious["started_at"].map(lambda t: format_clock(t.to_pydatetime(), now)),
+            lasting=serious["started_at"].map(lambda t: format_duration(now - t.to_pydatetime())),
+        )
+        st.dataframe(
+            shown,
+            hide_index=True,
+            column_order=[
+                "scope",
+                "country",
+                "since",
+                "lasting",
+                "affected_count",
+                "dominant_reason",
+                "hint",
+            ],
+            column_config={"affected_count": st.column_config.NumberColumn("affected")},
+        )
+
+    down_now = status[status["state"] == queries.DOWN]
+    if not down_now.empty:
+        st.subheader(f"Down now ({len(down_now)})")
+        st.dataframe(
+            down_now.head(500),
+            hide_index=True,
+            column_order=["country", "target", "sector", "reason", "since"],
+            column_config={"since": st.column_config.DatetimeColumn(format="D MMM HH:mm")},
+        )
+    st.caption(
+        f"{ui.source_caption(options.source)} · refreshed {now:%H:%M:%S} UTC, "
+        f"every {options.refresh_s:g} s"
+    )
+
+
+live_overview()

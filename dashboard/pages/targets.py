@@ -1,0 +1,85 @@
+"""Targets: every monitored service in one filterable, sortable table, with a latency
+sparkline per row. Selecting a row opens its drill-down page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import queries, ui
+from dashboard.banner import reason_phrase
+from monitor.countries import country_name
+
+SPARKLINE_POINTS = 30
+
+options = ui.options()
+now = ui.utc_now()
+
+st.header("Targets")
+try:
+    table = ui.target_table(options.source, now.replace(second=0, microsecond=0))
+    sparklines = ui.latency_sparklines(options.source, SPARKLINE_POINTS)
+except queries.SourceError as exc:
+    st.error(f"Cannot read the monitor's data — {exc}")
+    st.stop()
+
+filters = st.columns([2, 2, 1, 2])
+countries = filters[0].multiselect(
+    "country", sorted(table["country"].unique()), format_func=country_name, key="f_country"
+)
+sectors = filters[1].multiselect("sector", sorted(table["sector"].unique()), key="f_sector")
+states = filters[2].multiselect("state", [queries.UP, queries.DOWN, queries.UNKNOWN], key="f_state")
+search = filters[3].text_input("name contains", key="f_search").strip().lower()
+
+shown = table
+if countries:
+    shown = shown[shown["country"].isin(countries)]
+if sectors:
+    shown = shown[shown["sector"].isin(sectors)]
+if states:
+    shown = shown[shown["state"].isin(states)]
+if search:
+    shown = shown[shown["target"].str.lower().str.contains(search, regex=False)]
+
+shown = shown.merge(sparklines, on="target", how="left")
+shown = shown.assign(
+    response_ms=shown["response_s"] * 1000.0,
+    why=shown["reason"].map(lambda r: reason_phrase(r) if isinstance(r, str) else ""),
+    dnssec=shown["dnssec_signed"].map({True: "signed", False: "unsigned"}).fillna(""),
+    latency_ms=shown["latency_ms"].map(lambda v: v if isinstance(v, list) else []),
+).reset_index(drop=True)
+
+st.caption(f"{len(shown)} of {len(table)} targets · select a row for its details")
+selection = st.dataframe(
+    shown,
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="targets_table",
+    column_order=[
+        "country",
+        "target",
+        "sector",
+        "state",
+        "why",
+        "response_ms",
+        "latency_ms",
+        "tls_days_left",
+        "dnssec",
+    ],
+    column_config={
+        "why": st.column_config.TextColumn("reason"),
+        "response_ms": st.column_config.NumberColumn("response (ms)", format="%.0f"),
+        "latency_ms": st.column_config.LineChartColumn(
+            f"last {SPARKLINE_POINTS} responses (ms)", y_min=0
+        ),
+        "tls_days_left": st.column_config.NumberColumn(
+            "TLS days left",
+            format="%.0f",
+            help="earliest notAfter in the presented chain (probe_ssl_earliest_cert_expiry)",
+        ),
+        "dnssec": st.column_config.TextColumn("DNSSEC"),
+    },
+)
+rows = selection.selection.rows
+if rows:
+    st.switch_page("pages/target.py", query_params={"target": str(shown.loc[rows[0], "target"])})

@@ -1,0 +1,810 @@
+"""The dashboard's data layer: plain functions that return pandas DataFrames.
+
+Two sources behind one set of functions:
+- SQLite: the daemon's history database (schema: monitor/storage.py's docstring), opened
+  read-only (`file:...?mode=ro`), so the dashboard never blocks the writer;
+- Prometheus: the HTTP API of a server scraping one or more govwatch daemons
+  (dashboard.prom), for multi-vantage deployments.
+
+No Streamlit here and no caching (the app caches); no import of probes/ or the
+scheduler. Times in frames are pandas Timestamps in UTC.
+
+Availability and uptime are time-weighted from the confirmed state transitions,
+not counted from raw probe rows: transitions are sparse, so 30 days of history for
+10,000 targets stays cheap, and "down" means what the monitor confirmed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
+
+from dashboard.banner import OutageFacts, VantageFacts, hint_text
+from monitor.countries import country_name
+
+# --- sources ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteSource:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusSource:
+    url: str  # e.g. http://127.0.0.1:9090
+    timeout_s: float = 5.0
+
+
+Source = SqliteSource | PrometheusSource
+
+
+class SourceError(Exception):
+    """The data source cannot be read (missing file, unreachable Prometheus, bad answer)."""
+
+
+def make_source(*, db: str | None = None, prometheus: str | None = None) -> Source:
+    if (db is None) == (prometheus is None):
+        raise ValueError("exactly one of db and prometheus is needed")
+    if prometheus is not None:
+        return PrometheusSource(prometheus.rstrip("/"))
+    return SqliteSource(str(db))
+
+
+# --- frame shapes (every source returns exactly these columns) ----------------------------
+
+STATUS_COLUMNS = ["target", "country", "sector", "url", "state", "reason", "since"]
+TABLE_COLUMNS = [*STATUS_COLUMNS, "response_s", "tls_expiry", "tls_days_left", "dnssec_signed"]
+COUNTRY_COLUMNS = ["country", "name", "up", "down", "unknown", "total", "availability"]
+INCIDENT_COLUMNS = [
+    "incident_id",
+    "scope",
+    "country",
+    "target",
+    "started_at",
+    "ended_at",
+    "affected_count",
+    "affected",
+    "dominant_reason",
+    "hint",
+]
+SPARKLINE_COLUMNS = ["target", "latency_ms"]
+PHASE_COLUMNS = ["time", "phase", "seconds"]
+UPTIME_COLUMNS = ["window", "uptime", "down_s", "known_s"]
+FAILURE_COLUMNS = ["time", "probe", "reason", "error"]
+DETAIL_COLUMNS = ["probe", "field", "value"]
+DAILY_COLUMNS = ["day", "country", "availability"]
+
+UP, DOWN, UNKNOWN = "up", "down", "unknown"
+UPTIME_WINDOWS: tuple[tuple[str, timedelta], ...] = (
+    ("24 h", timedelta(hours=24)),
+    ("7 d", timedelta(days=7)),
+    ("30 d", timedelta(days=30)),
+)
+# The newest TLS / DNS fact is looked for this far back (bounds the index scan per target).
+FACT_LOOKBACK = timedelta(days=2)
+
+
+def empty(columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+
+
+def to_time(epoch: Any) -> pd.Series | pd.Timestamp:
+    """Epoch seconds (scalar or Series) -> UTC Timestamp(s), to the microsecond (what
+    datetime holds); None stays NaT."""
+    if isinstance(epoch, pd.Series):
+        seconds = pd.to_numeric(epoch, errors="coerce")
+        return pd.to_datetime(seconds, unit="s", utc=True).dt.round("us")
+    if epoch is None:
+        return pd.NaT
+    return pd.to_datetime(epoch, unit="s", utc=True).round("us")
+
+
+def _epoch(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+# --- SQLite plumbing ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _connect(source: SqliteSource) -> Iterator[sqlite3.Connection]:
+    """A short-lived read-only connection. WAL readers never block the daemon's writes."""
+    path = Path(source.path)
+    if not path.is_file():
+        raise SourceError(f"{path}: no such database (start `govwatch run --db {path}` first)")
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=2.0)
+    except sqlite3.Error as exc:
+        raise SourceError(f"{path}: cannot open read-only: {exc}") from exc
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        yield conn
+    except sqlite3.Error as exc:
+        raise SourceError(f"{path}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _frame(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+) -> pd.DataFrame:
+    cursor = conn.execute(sql, dict(params) if isinstance(params, Mapping) else tuple(params))
+    names = [d[0] for d in cursor.description]
+    return pd.DataFrame.from_records(cursor.fetchall(), columns=names)
+
+
+def _meta(conn: sqlite3.Connection) -> dict[str, str]:
+    return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+
+
+# A blind target (the vantage is down) has an unknown state, whatever it was confirmed as.
+_STATUS_SQL = """
+    SELECT t.name AS target, t.country, t.sector, t.url,
+           CASE WHEN s.blind = 1 THEN 'unknown' ELSE COALESCE(s.state, 'unknown') END AS state,
+           CASE WHEN s.blind = 1 THEN NULL ELSE s.reason END AS reason, s.since
+    FROM targets t LEFT JOIN target_status s ON s.target = t.name
+    WHERE t.active = 1 AND t.kind = 'target'
+    UNION ALL
+    -- a snapshot row whose target is not (yet) in the targets table still counts
+    SELECT s.target, s.country, s.sector, NULL,
+           CASE WHEN s.blind = 1 THEN 'unknown' ELSE s.state END,
+           CASE WHEN s.blind = 1 THEN NULL ELSE s.reason END, s.since
+    FROM target_status s
+    WHERE s.kind = 'target' AND NOT EXISTS (SELECT 1 FROM targets t WHERE t.name = s.target)
+"""
+# Every target name the table and sparklines cover (canaries excluded).
+_TARGET_NAMES_SQL = """
+    SELECT name AS target FROM targets WHERE active = 1 AND kind = 'target'
+    UNION SELECT target FROM target_status WHERE kind = 'target'
+"""
+
+
+def _status_frame(raw: pd.DataFrame) -> pd.DataFrame:
+    frame = raw.reindex(columns=STATUS_COLUMNS)
+    frame["since"] = to_time(frame["since"])
+    frame["country"] = frame["country"].fillna("??")
+    frame["sector"] = frame["sector"].fillna("")
+    frame["state"] = frame["state"].fillna(UNKNOWN)
+    return frame.sort_values(["country", "target"], ignore_index=True)
+
+
+# --- current state ------------------------------------------------------------------------
+
+
+def target_status(source: Source) -> pd.DataFrame:
+    """Every monitored target's confirmed state (STATUS_COLUMNS), cheap enough for every refresh."""
+    if isinstance(source, PrometheusSource):
+        from dashboard import prom
+
+        return prom.target_status(source)
+    with _connect(source) as conn:
+        return _status_frame(_frame(conn, _STATUS_SQL))
+
+
+_TABLE_FACTS_SQL = (
+    """
+    SELECT t.target,
+        (SELECT CASE WHEN p.ok = 1 THEN p.duration_s END FROM probe_results p
+         WHERE p.target = t.target AND p.probe = 'http'
+         ORDER BY p.started_at DESC LIMIT 1) AS response_s,
+        (SELECT p.tls_expiry FROM probe_results p
+         WHERE p.target = t.target AND p.probe = 'tls' AND p.started_at >= :since
+               AND p.tls_expiry IS NOT NULL
+         ORDER BY p.started_at DESC LIMIT 1) AS tls_expiry,
+        -- the hot column when the writer fills it, else the DNS details' dnssec.signed
+        (SELECT coalesce(p.dnssec_signed, json_extract(p.details, '$.dnssec.signed'))
+         FROM probe_results p
+         WHERE p.target = t.target AND p.probe = 'dns' AND p.started_at >= :since
+         ORDER BY p.started_at DESC LIMIT 1) AS dnssec_signed
+    FROM ("""
+    + _TARGET_NAMES_SQL
+    + """) t
+"""
+)
+
+
+def target_table(source: Source, now: datetime) -> pd.DataFrame:
+    """target_status plus the newest facts per target (TABLE_COLUMNS): response time of the
+    last HTTP probe (NaN if it failed), earliest certificate expiry, DNSSEC signed or not."""
+    if isinstance(source, PrometheusSource):
+        from dashboard import prom
+
+        return prom.target_table(source, now)
+    with _connect(source) as conn:
+        status = _status_frame(_frame(conn, _STATUS_SQL))
+        facts = _frame(conn, _TABLE_FACTS_SQL, {"since": _epoch(now - FACT_LOOKBACK)})
+    return _with_facts(status, facts, now)
+
+
+def _with_facts(status: pd.DataFrame, facts: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """Join per-target facts (target, response_s, tls_expiry as epoch, dnssec_signed)."""
+    facts = facts.reindex(columns=["target", "response_s", "tls_expiry", "dnssec_signed"])
+    table = status.merge(facts, on="target", how="left")
+    expiry = pd.to_numeric(table["tls_expiry"], errors="coerce")
+    table["tls_expiry"] = to_time(expiry)
+    table["tls_days_left"] = (expiry - _epoch(now)) / 86400.0
+    table["response_s"] = pd.to_numeric(table["response_s"], errors="coerce")
+    table["dnssec_signed"] = table["dnssec_signed"].map(
+        lambda v: None if v is None or pd.isna(v) else bool(v)
+    )
+    return table.reindex(columns=TABLE_COLUMNS)
+
+
+def summarize_countries(status: pd.DataFrame) -> pd.DataFrame:
+    """Per country: up, down, unknown, total, availability = up / (up + down) (NaN if none known)."""
+    if status.empty:
+        return empty(COUNTRY_COLUMNS)
+    states = status.assign(
+        up=status["state"].eq(UP).astype(int),
+        down=status["state"].eq(DOWN).astype(int),
+    )
+    grouped = states.groupby("country", sort=True).agg(
+        up=("up", "sum"), down=("down", "sum"), total=("target", "count")
+    )
+    grouped["unknown"] = grouped["total"] - grouped["up"] - grouped["down"]
+    known = grouped["up"] + grouped["down"]
+    grouped["availability"] = (grouped["up"] / known.where(known > 0)).astype(float)
+    grouped = grouped.reset_index()
+    grouped["name"] = grouped["country"].map(country_name)
+    return grouped.reindex(columns=COUNTRY_COLUMNS)
+
+
+def vantage_status(source: Source) -> VantageFacts:
+    """Is the monitor online (no open 'vantage' incident), and how fresh is its newest data?"""
+    if isinstance(source, PrometheusSource):
+        from dashboard import prom
+
+        return prom.vantage_status(source)
+    with _connect(source) as conn:
+        meta = _meta(conn)
+        incident = conn.execute(
+            "SELECT started_at, affected_count FROM incidents "
+            "WHERE ended_at IS NULL AND scope = 'vantage' ORDER BY started_at LIMIT 1"
+        ).fetchone()
+        newest_status = conn.execute("SELECT max(updated_at) FROM target_status").fetchone()[0]
+        canaries, canaries_down = conn.execute(
+            "SELECT count(*), coalesce(sum(state = 'down'), 0) FROM target_status "
+            "WHERE kind = 'canary'"
+        ).fetchone()
+    last_update = _float(meta.get("last_flush_at"))
+    if last_update is None and newest_status is not None:
+        last_update = float(newest_status)
+    if incident is None:
+        return VantageFacts(
+            up=True,
+            canaries_failing=int(canaries_down),
+            canaries_total=int(canaries),
+            last_update=_utc(last_update),
+        )
+    return VantageFacts(
+        up=False,
+        since=_utc(float(incident[0])),
+        # a vantage incident's affected are the failing canaries
+        canaries_failing=max(int(incident[1]), int(canaries_down)),
+        canaries_total=int(canaries),
+        last_update=_utc(last_update),
+    )
+
+
+def _float(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _utc(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+# --- incidents ----------------------------------------------------------------------------
+
+_INCIDENT_SQL = """
+    SELECT id AS incident_id, scope, country, target, started_at, ended_at,
+           affected_count, affected, dominant_reason, hint, hint_text
+    FROM incidents
+"""
+# Most serious scope first in lists.
+SCOPE_ORDER = {"vantage": 0, "region": 1, "country": 2, "target": 3}
+
+
+def describe_hint(hint_json: object, text: object) -> str | None:
+    """The incident's shared-infrastructure hint as a sentence fragment.
+
+    Built from the structured JSON when it has monitor.outage's InfraHint shape
+    ({"kind", "values", "count", "of"}, alone, in a list, or under "hints"), which
+    lets name servers be written compactly; otherwise the stored hint_text.
+    """
+    hints = _hint_items(_loads(hint_json))
+    if hints:
+        return "; ".join(hints)
+    return text if isinstance(text, str) and text else None
+
+
+def _loads(text: object) -> Any:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _hint_items(hint: Any) -> list[str]:
+    if isinstance(hint, list):
+        return [text for item in hint for text in _hint_items(item)]
+    if not isinstance(hint, Mapping):
+        return []
+    if "hints" in hint:
+        return _hint_items(hint["hints"])
+    if "kind" in hint:
+        values = hint.get("values", hint.get("value", []))
+        listed = [values] if isinstance(values, str) else [str(v) for v in values or []]
+        count, of = hint.get("count"), hint.get("of")
+        if not listed:
+            return []
+        return [
+            hint_text(
+                str(hint["kind"]),
+                listed,
+                int(count) if isinstance(count, int) else None,
+                int(of) if isinstance(of, int) else None,
+            )
+        ]
+    # {kind: values, ...}
+    found = []
+    for kind, values in hint.items():
+        listed = [values] if isinstance(values, str) else list(values or [])
+        if listed and isinstance(listed, list):
+            found.append(hint_text(str(kind), [str(v) for v in listed]))
+    return found
+
+
+def _incident_frame(raw: pd.DataFrame) -> pd.DataFrame:
+    if raw.empty:
+        return empty(INCIDENT_COLUMNS)
+    frame = raw.copy()
+    frame["started_at"] = to_time(frame["started_at"])
+    frame["ended_at"] = to_time(frame["ended_at"])
+    frame["affected"] = frame["affected"].map(lambda text: tuple(json.loads(text or "[]")))
+    frame["hint"] = [
+        describe_hint(h, t) for h, t in zip(frame["hint"], frame["hint_text"], strict=True)
+    ]
+    frame["affected_count"] = frame["affected_count"].astype(int)
+    order = frame["scope"].map(lambda s: SCOPE_ORDER.get(s, 9))
+    frame = frame.assign(_order=order).sort_values(["_order", "started_at", "incident_id"])
+    return frame.reindex(columns=INCIDENT_COLUMNS).reset_index(drop=True)
+
+
+def open_incidents(source: Source) -> pd.DataFrame:
+    """Incidents still open (INCIDENT_COLUMNS), vantage and region first, then oldest first."""
+    if isinstance(source, PrometheusSource):
+        from dashboard import prom
+
+        return prom.open_incidents(source)
+    with _connect(source) as conn:
+        raw = _frame(conn, _INCIDENT_SQL + " WHERE ended_at IS NULL")
+    return _incident_frame(raw)
+
+
+def incidents_since(source: Source, since: datetime, limit: int = 2000) -> pd.DataFrame:
+    """Incidents active at any moment from `since` on: still open or ended after it."""
+    if isinstance(source, PrometheusSource):
+        from dashboard import prom
+
+        return prom.incidents_since(source, since)
+    with _connect(source) as conn:
+        raw = _frame(
+            conn,
+            _INCIDENT_SQL + " WHERE ended_at IS NULL OR ended_at >= ? "
+            "ORDER BY started_at DESC LIMIT ?",
+            (_epoch(since), limit),
+        )
+    return _incident_frame(raw)
+
+
+def outage_facts(status: pd.DataFrame, incidents: pd.DataFrame) -> list[OutageFacts]:
+    """Open country and region incidents joined with the live counts, for the banners."""
+    facts = []
+    for row in incidents.itertuples(index=False):
+        if row.scope not in ("country", "region") or not pd.isna(row.ended_at):
+            continue
+        in_country = status["country"] == row.country
+        scope_rows = status[in_country] if row.scope == "country" else status
+        down = int(scope_rows["state"].eq(DOWN).sum())
+        countries: tuple[str, ...] = ()
+        if row.scope == "region":
+            countries = tuple(
+                sorted({str(c) for c in incidents.loc[incidents["scope"] == "country", "country"]})
+            )
+        facts.append(
+            OutageFacts(
+                scope=str(row.scope),
+                country=None if row.scope == "region" else str(row.country),
+                down=down,
+                total=len(scope_rows),
+                since=row.started_at.to_pydatetime(),
+                dominant_reason=None if pd.isna(row.dominant_reason) else row.dominant_reason,
+                hint=row.hint,
+                countries=countries,
+            )
+        )
+    return facts
+
+
+# --- history ------------------------------------------------------------------------------
+
+
+def latency_sparklines(source: Source, points: int = 30) -> pd.DataFrame:
+    """The last `points` successful HTTP response times per target, oldest first, in ms."""
+    if isinstance(source, PrometheusSource):
+        from dashboard import prom
+
+        return prom.latency_sparklines(source, points)
+    sql = (
+        """
+        SELECT t.target, (
+            SELECT group_concat(ms) FROM (
+                SELECT round(p.duration_s * 1000.0, 1) AS ms FROM probe_results p
+                WHERE p.target = t.target AND p.probe = 'http' AND p.ok = 1
+                ORDER BY p.started_at DESC LIMIT ?)
+        ) AS latency
+        FROM ("""
+        + _TARGET_NAMES_SQL
+        + """) t
+    """
+    )
+    with _connect(source) as conn:
+        rows = conn.execute(sql, (points,)).fetchall()
+    return pd.DataFrame(
+        {
+            "target": [row[0] for row in rows],
+            # newest first in SQL (to use the index), oldest first on screen
+            "latency_ms": [
+                [float(v) for v in reversed(row[1].split(","))] if row[1] else [] for row in rows
+            ],
+        },
+        columns=SPARKLINE_COLUMNS,
+    )
+
+
+def phase_bucket_s(span: timedelta, max_points: int = 300) -> int:
+    """A bucket width (s) that keeps a phase chart under `max_points` per phase."""
+    seconds = max(60, int(span.total_seconds() / max_points))
+    return seconds - seconds % 60 if seconds > 120 else seconds
+
+
+def target_phases(source: Source, target: str, since: datetime, now: datetime) -> pd.DataFrame:
+    """Mean seconds per HTTP phase (resolve, connect, tls, processing, transfer) per bucket."""
+    if isinstance(source, PrometheusSource):
+        from dashboard import prom
+
+        return prom.target_phases(source, target, since, now)
+    bucket = phase_bucket_s(now - since)
+    sql = """
+        SELECT CAST(p.started_at / :bucket AS INTEGER) * :bucket AS time, j.key AS phase,
+               avg(j.value) AS seconds
+        FROM probe_results p, json_each(p.phases) j
+        WHERE p.target = :target AND p.probe = 'http' AND p.ok = 1 AND p.started_at >= :since
+        GROUP BY 1, 2 ORDER BY 1, 2
+    """
+    with _connect(source) as conn:
+        frame = _frame(conn, sql, {"bucket": bucket, "target": target, "since": _epoch(since)})
+    if frame.empty:
+        return empty(PHASE_COLUMNS)
+    frame["time"] = to_time(frame["time"])
+    frame["seconds"] = frame["seconds"].astype(float)
+    return frame.reindex(columns=PHASE_COLUMNS)
+
+
+def target_failures(source: Source, target: str, limit: int = 50) -> pd.DataFrame:
+    """The newest failed probes of one target, with reason and the underlying error."""
+    if isinstance(source, PrometheusSource):
+        return empty(FAILURE_COLUMNS)  # Prometheus keeps no per-probe failure log
+    sql = """
+        SELECT started_at AS time, probe, reason, error FROM probe_results
+        WHERE target = ? AND ok = 0 ORDER BY started_at DESC LIMIT ?
+    """
+    with _connect(source) as conn:
+        frame = _frame(conn, sql, (target, limit))
+    if frame.empty:
+        return empty(FAILURE_COLUMNS)
+    frame["time"] = to_time(frame["time"])
+    return frame.reindex(columns=FAILURE_COLUMNS)
+
+
+# What the drill-down shows of each probe's details JSON (dotted paths), in this order;
+# the JSON has more, but these are what an operator acts on.
+DETAIL_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "tls": (
+        "version",
+        "cipher",
+        "verified",
+        "verify_error",
+        "hostname_match",
+        "ocsp_status",
+        "subject",
+        "issuer",
+        "leaf_expiry",
+        "earliest_expiry",
+        "certificates.earliest_subject",
+    ),
+    "dns": (
+        "addresses",
+        "zone",
+        "nameservers",
+        "agree",
+        "dnssec.status",
+        "dnssec.validated",
+        "dnssec.rrsig_days_left",
+        "error",
+    ),
+    "http": (
+        "status_code",
+        "final_url",
+        "redirects",
+        "http_version",
+        "server",
+        "peer_address",
+        "content_type",
+        "body_bytes",
+    ),
+}
+
+
+def _lookup(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _show(path: str, value: Any) -> str | None:
+    if value is None or value == [] or value == "":
+        return None
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if path.endswith("expiry") and isinstance(value, int | float):
+        return str(to_time(value).strftime("%Y-%m-%d %H:%M UTC"))
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def detail_fields(probe: str, details: Any) -> list[tuple[str, str]]:
+    """The DETAIL_FIELDS of one probe's details JSON that have a value, as display text."""
+    shown = []
+    for path in DETAIL_FIELDS.get(probe, ()):
+        text = _show(path, _lookup(details, path))
+        if text is not None:
+            shown.append((path, text))
+    return shown
+
+
+def target_details(source: Source, target: str) -> pd.DataFrame:
+    """The newest TLS and DNS (and HTTP) probe details of one target as (probe, field, value)."""
+    if isinstance(source, PrometheusSource):
+        from dashboard import prom
+
+        return prom.target_details(source, target)
+    sql = """
+        SELECT started_at, ok, reason, error, details FROM probe_results p
+        WHERE p.id = (SELECT id FROM probe_results q WHERE q.target = :target
+                      AND q.probe = :probe ORDER BY q.started_at DESC LIMIT 1)
+    """
+    rows: list[tuple[str, str, str]] = []
+    with _connect(source) as conn:
+        for probe in ("tls", "dns", "http"):
+            found = conn.execute(sql, {"target": target, "probe": probe}).fetchone()
+            if found is None:
+                continue
+            started, ok, reason, error, details = found
+            fields = [
+                ("probed at", str(to_time(started).strftime("%Y-%m-%d %H:%M:%S UTC"))),
+                ("result", "ok" if ok else f"failed: {reason}"),
+            ]
+            if error:
+                fields.append(("error", str(error)))
+            fields += detail_fields(probe, _loads(details))
+            rows.extend((probe, name, value) for name, value in fields)
+    return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
+
+
+# --- time-weighted availability -----------------------------------------------------------
+
+
+def state_segments(
+    status: pd.DataFrame, transitions: pd.DataFrame, start: float, end: float
+) -> pd.DataFrame:
+    """Who was in which state when: rows (target, state, begin, end) in epoch seconds.
+
+    `status` has target, state, since (epoch); `transitions` has target, old_state,
+    new_state, at (epoch), all within [start, end]. Before a target's first transition
+    in the window it was in that transition's old state; a target without transitions
+    has been in its current state since `since` (unknown before, e.g. a new target).
+    """
+    columns = ["target", "state", "begin", "end"]
+    parts = []
+    if not transitions.empty:
+        ordered = transitions.sort_values(["target", "at"], kind="stable")
+        following = ordered.groupby("target")["at"].shift(-1).fillna(end)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "target": ordered["target"].to_numpy(),
+                    "state": ordered["new_state"].to_numpy(),
+                    "begin": ordered["at"].to_numpy(dtype=float),
+                    "end": following.to_numpy(dtype=float),
+                }
+            )
+        )
+        first = ordered.groupby("target", sort=False).first().reset_index()
+        parts.append(
+            pd.DataFrame(
+                {
+                    "target": first["target"],
+                    "state": first["old_state"],
+                    "begin": start,
+                    "end": first["at"].astype(float),
+                }
+            )
+        )
+        quiet = status[~status["target"].isin(first["target"])]
+    else:
+        quiet = status
+    if not quiet.empty:
+        since = pd.to_numeric(quiet["since"], errors="coerce").fillna(start)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "target": quiet["target"].to_numpy(),
+                    "state": quiet["state"].to_numpy(),
+                    "begin": np.maximum(since.to_numpy(dtype=float), start),
+                    "end": end,
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    segments = pd.concat(parts, ignore_index=True)
+    return segments[segments["end"] > segments["begin"]].reset_index(drop=True)
+
+
+def _overlap(segments: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Seconds each segment (rows) spends in each window (columns)."""
+    begin = segments["begin"].to_numpy(dtype=float)[:, None]
+    end = segments["end"].to_numpy(dtype=float)[:, None]
+    result: np.ndarray = np.clip(
+        np.minimum(end, ends[None, :]) - np.maximum(begin, starts[None, :]), 0.0, None
+    )
+    return result
+
+
+def _epoch_status(status: pd.DataFrame) -> pd.DataFrame:
+    since = status["since"]
+    if pd.api.types.is_datetime64_any_dtype(since):
+        epoch = since.map(lambda t: t.timestamp() if not pd.isna(t) else np.nan)
+    else:
+        epoch = pd.to_numeric(since, errors="coerce")
+    return status.assign(since=epoch.astype(float))
+
+
+def _transitions(conn: sqlite3.Connection, since: float, target: str | None) -> pd.DataFrame:
+    sql = "SELECT target, old_state, new_state, at FROM transitions WHERE at >= ?"
+    params: tuple[Any, ...] = (since,)
+    if target is not None:
+        sql += " AND target = ?"
+        params += (target,)
+    return _frame(conn, sql, params)
+
+
+def target_uptime(source: Source, target: str, now: datetime) -> pd.DataFrame:
+    """Share of known time the target was up over 24 h, 7 d and 30 d (UPTIME_COLUMNS)."""
+    if isinstance(source, PrometheusSource):
+        from dashboard import prom
+
+        return prom.target_uptime(source, target)
+    end = _epoch(now)
+    start = end - UPTIME_WINDOWS[-1][1].total_seconds()
+    with _connect(source) as conn:
+        status = _frame(
+            conn, "SELECT target, state, since FROM target_status WHERE target = ?", (target,)
+        )
+        transitions = _transitions(conn, start, target)
+    return uptime_from_segments(state_segments(status, transitions, start, end), end)
+
+
+def uptime_from_segments(segments: pd.DataFrame, end: float) -> pd.DataFrame:
+    starts = np.array([end - span.total_seconds() for _, span in UPTIME_WINDOWS])
+    ends = np.full(len(UPTIME_WINDOWS), end)
+    overlap = _overlap(segments, starts, ends)
+    state = segments["state"].to_numpy()
+    up_s = overlap[state == UP].sum(axis=0)
+    down_s = overlap[state == DOWN].sum(axis=0)
+    known = up_s + down_s
+    with np.errstate(invalid="ignore", divide="ignore"):
+        uptime = np.where(known > 0, up_s / np.where(known > 0, known, 1), np.nan)
+    return pd.DataFrame(
+        {
+            "window": [label for label, _ in UPTIME_WINDOWS],
+            "uptime": uptime,
+            "down_s": down_s,
+            "known_s": known,
+        },
+        columns=UPTIME_COLUMNS,
+    )
+
+
+def utc_day(moment: datetime) -> datetime:
+    moment = moment.astimezone(UTC)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def daily_availability(source: Source, since: datetime, now: datetime) -> pd.DataFrame:
+    """Per UTC day and country: share of target-time up among known time (DAILY_COLUMNS).
+
+    Days run from `since`'s day to `now`'s (today so far). A day with no known state
+    for a country has availability NaN (the monitor was not watching, or was offline).
+    """
+    if isinstance(source, PrometheusSource):
+        from dashboard import prom
+
+        return prom.daily_availability(source, since, now)
+    first_day = utc_day(since)
+    with _connect(source) as conn:
+        status = _frame(conn, _STATUS_SQL)
+        transitions = _transitions(conn, _epoch(first_day), None)
+        # transitions of targets no longer configured still have a country
+        countries = dict(
+            conn.execute("SELECT name, country FROM targets WHERE kind = 'target'").fetchall()
+        )
+    return availability_by_day(status, transitions, countries, first_day, now)
+
+
+def availability_by_day(
+    status: pd.DataFrame,
+    transitions: pd.DataFrame,
+    countries: Mapping[str, str],
+    first_day: datetime,
+    now: datetime,
+) -> pd.DataFrame:
+    status = _epoch_status(status.reindex(columns=["target", "country", "state", "since"]))
+    known_country = dict(countries)
+    known_country.update(zip(status["target"], status["country"], strict=True))
+    days = pd.date_range(first_day, utc_day(now), freq="D", tz=UTC)
+    if len(days) == 0:
+        return empty(DAILY_COLUMNS)
+    starts = np.array([d.timestamp() for d in days])
+    ends = np.minimum(starts + 86400.0, _epoch(now))
+    segments = state_segments(status, transitions, float(starts[0]), _epoch(now))
+    segments = segments[segments["state"].isin([UP, DOWN])]
+    segments = segments.assign(country=segments["target"].map(known_country).fillna("??"))
+    overlap = _overlap(segments, starts, ends)
+    up_mask = (segments["state"] == UP).to_numpy()
+    per_segment = pd.DataFrame(overlap, columns=range(len(days)))
+    per_segment["country"] = segments["country"].to_numpy()
+    up_s = per_segment[up_mask].groupby("country").sum()
+    known_s = per_segment.groupby("country").sum()
+    up_s = up_s.reindex(known_s.index, fill_value=0.0)
+    ratio = (up_s / known_s.where(known_s > 0)).stack(future_stack=True)
+    frame = ratio.rename("availability").reset_index()
+    frame.columns = ["country", "day_index", "availability"]
+    frame["day"] = [days[i] for i in frame["day_index"]]
+    all_countries = sorted(set(status["country"].dropna()))
+    grid = pd.MultiIndex.from_product([days, all_countries], names=["day", "country"])
+    frame = frame.set_index(["day", "country"])["availability"].reindex(grid).reset_index()
+    frame["availability"] = frame["availability"].astype(float)
+    return frame.reindex(columns=DAILY_COLUMNS)

@@ -1,0 +1,166 @@
+"""What every page shares: the options from the command line, cached queries, banners.
+
+Caching lives here (st.cache_data with a ttl), never in dashboard.queries, so the query
+layer stays plain functions that tests call without Streamlit.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd  # type: ignore[import-untyped]
+import streamlit as st
+
+from dashboard import queries
+from dashboard.banner import Banner, Severity, VantageFacts
+
+OPTIONS_KEY = "govwatch_options"
+DEFAULT_DB = "data/govwatch.sqlite3"
+
+# Current state changes every probe interval; history is expensive and changes slowly.
+LIVE_TTL_S = 5
+HISTORY_TTL_S = 60
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardOptions:
+    source: queries.Source
+    refresh_s: float = 15.0  # how often the overview re-runs itself
+    stale_after_s: float = 180.0  # no new data for this long: the monitor has stopped
+
+
+def parse_options(argv: Sequence[str]) -> DashboardOptions:
+    """The arguments after `streamlit run app.py --`. Unknown ones are ignored (Streamlit's own)."""
+    parser = argparse.ArgumentParser(prog="govwatch dashboard", add_help=False)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--db", default=None)
+    group.add_argument("--prometheus", default=None)
+    parser.add_argument("--refresh", type=float, default=15.0)
+    parser.add_argument("--stale-after", type=float, default=180.0)
+    args, _ = parser.parse_known_args(list(argv))
+    source = queries.make_source(
+        db=args.db or (None if args.prometheus else DEFAULT_DB), prometheus=args.prometheus
+    )
+    return DashboardOptions(
+        source=source, refresh_s=max(1.0, args.refresh), stale_after_s=args.stale_after
+    )
+
+
+def options() -> DashboardOptions:
+    """The options app.py stored for this session."""
+    stored = st.session_state.get(OPTIONS_KEY)
+    if not isinstance(stored, DashboardOptions):
+        raise RuntimeError("dashboard pages run through dashboard/app.py")
+    return stored
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def window_start(now: datetime, span: timedelta) -> datetime:
+    """`now - span`, rounded down to the minute so cached history is reused across reruns."""
+    return (now - span).replace(second=0, microsecond=0)
+
+
+# --- cached queries -------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def target_status(source: queries.Source) -> pd.DataFrame:
+    return queries.target_status(source)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def vantage_status(source: queries.Source) -> VantageFacts:
+    return queries.vantage_status(source)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def open_incidents(source: queries.Source) -> pd.DataFrame:
+    return queries.open_incidents(source)
+
+
+@st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
+def incidents_since(source: queries.Source, since: datetime) -> pd.DataFrame:
+    return queries.incidents_since(source, since)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def target_table(source: queries.Source, now: datetime) -> pd.DataFrame:
+    return queries.target_table(source, now)
+
+
+@st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
+def latency_sparklines(source: queries.Source, points: int) -> pd.DataFrame:
+    return queries.latency_sparklines(source, points)
+
+
+@st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
+def target_phases(
+    source: queries.Source, target: str, since: datetime, now: datetime
+) -> pd.DataFrame:
+    return queries.target_phases(source, target, since, now)
+
+
+@st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
+def target_uptime(source: queries.Source, target: str, now: datetime) -> pd.DataFrame:
+    return queries.target_uptime(source, target, now)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def target_failures(source: queries.Source, target: str, limit: int) -> pd.DataFrame:
+    return queries.target_failures(source, target, limit)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def target_details(source: queries.Source, target: str) -> pd.DataFrame:
+    return queries.target_details(source, target)
+
+
+@st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
+def daily_availability(source: queries.Source, since: datetime, now: datetime) -> pd.DataFrame:
+    return queries.daily_availability(source, since, now)
+
+
+# --- drawing --------------------------------------------------------------------------------
+
+# Banners are read from across a room: large type, full width.
+BANNER_CSS = """
+<style>
+div[data-testid="stAlert"] div[data-testid="stMarkdownContainer"] p {
+    font-size: 1.45rem; font-weight: 600; line-height: 1.35;
+}
+</style>
+"""
+
+_BANNER_ICONS = {
+    Severity.OFFLINE: ":material/cloud_off:",
+    Severity.OUTAGE: ":material/error:",
+    Severity.DEGRADED: ":material/warning:",
+    Severity.OK: ":material/check_circle:",
+}
+
+
+def render_banners(banners: Sequence[Banner]) -> None:
+    st.markdown(BANNER_CSS, unsafe_allow_html=True)
+    for banner in banners:
+        icon = _BANNER_ICONS[banner.severity]
+        if banner.severity is Severity.OUTAGE:
+            st.error(banner.text, icon=icon)
+        elif banner.severity is Severity.OFFLINE:
+            # Distinct from an outage: the region may be fine, we cannot tell.
+            st.warning(banner.text, icon=icon)
+        elif banner.severity is Severity.DEGRADED:
+            st.info(banner.text, icon=icon)
+        else:
+            st.success(banner.text, icon=icon)
+
+
+def source_caption(source: queries.Source) -> str:
+    if isinstance(source, queries.PrometheusSource):
+        return f"data: Prometheus at {source.url}"
+    return f"data: {source.path} (read-only)"

@@ -1,0 +1,381 @@
+"""Seeded history databases for the dashboard tests, written through monitor.storage's writer.
+
+Going through `HistoryWriter` (not raw SQL) means a change of the storage schema
+breaks these tests rather than the dashboard in production.
+
+Scenarios (all relative to `now`, so banners and durations are live):
+- "normal": every target up except one (a single-target incident), a closed
+  country incident five days ago, a few short failures in the last days.
+- "albania": "normal" plus Albania's July-2022 picture: all but one of its 22
+  targets down with connection timeouts since 37 minutes ago, all on the same pair
+  of name servers.
+- "vantage_down": the monitor has lost the internet: every target unknown and an
+  open vantage incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from monitor.config import Canary, Target
+from monitor.outage import HintKind, Incident, InfraHint, Scope
+from monitor.state import TargetState, TargetStatus, Transition
+from monitor.storage import HistoryWriter
+from probes.certs import CertificateReport, CertificateSummary
+from probes.dns import DnsDetails, DnssecDetails
+from probes.dnssec import DnssecStatus
+from probes.http import HttpDetails
+from probes.results import ProbeKind, ProbeResult, Reason
+from probes.tls import TlsDetails
+
+SCENARIOS = ("normal", "albania", "vantage_down")
+# Targets per country: Albania as in the real catalogue, the others small.
+TARGETS_PER_COUNTRY = {
+    "AL": 22,
+    "XK": 5,
+    "MK": 5,
+    "ME": 5,
+    "RS": 6,
+    "BA": 5,
+    "HR": 4,
+    "SI": 4,
+    "BG": 5,
+    "RO": 4,
+    "GR": 4,
+    "MD": 4,
+    "TR": 4,
+}
+SECTORS = ("portal", "government", "parliament", "tax", "customs", "registry", "health")
+AL_NAMESERVERS = ("ns11.akshi.gov.al", "ns12.akshi.gov.al")
+AL_OUTAGE_AGE_S = 37 * 60
+AL_SURVIVOR_INDEX = 0  # the one Albanian target still up (hosted elsewhere)
+VANTAGE_DOWN_AGE_S = 12 * 60
+SINGLE_DOWN_TARGET = "registry-05.rs.test"
+SINGLE_DOWN_AGE_S = 3 * 3600
+HTTP_SAMPLES = 12  # recent HTTP results per target
+HTTP_SPACING_S = 60.0
+DAY = 86400.0
+
+
+CANARIES = (
+    Canary(name="canary-1.test", url="https://canary-1.test/"),
+    Canary(name="canary-2.test", url="https://canary-2.test/"),
+)
+UP, DOWN, UNKNOWN = TargetState.UP, TargetState.DOWN, TargetState.UNKNOWN
+
+
+def seed_targets() -> list[Target]:
+    targets = []
+    for country, count in TARGETS_PER_COUNTRY.items():
+        for index in range(1, count + 1):
+            sector = SECTORS[index % len(SECTORS)]
+            name = f"{sector}-{index:02d}.{country.lower()}.test"
+            targets.append(
+                Target(name=name, url=f"https://{name}/", country=country, sector=sector)
+            )
+    return targets
+
+
+def albanian_down(targets: list[Target]) -> list[Target]:
+    albanian = [t for t in targets if t.country == "AL"]
+    return [t for i, t in enumerate(albanian) if i != AL_SURVIVOR_INDEX]
+
+
+def _phases(index: int, sample: int) -> MappingProxyType[str, float]:
+    base = 0.004 + 0.001 * (index % 5)
+    return MappingProxyType(
+        {
+            "resolve": base,
+            "connect": 0.02 + 0.002 * (index % 7),
+            "tls": 0.03 + 0.001 * (sample % 4),
+            "processing": 0.08 + 0.01 * ((index + sample) % 6),
+            "transfer": 0.01,
+        }
+    )
+
+
+def _http(
+    index: int, sample: int, at: float, target: Target, failure: Reason | None
+) -> ProbeResult:
+    if failure is not None:
+        return ProbeResult(
+            kind=ProbeKind.HTTP,
+            ok=False,
+            reason=failure,
+            duration_s=5.0,
+            started_at=at,
+            phases=MappingProxyType({"resolve": 0.005, "connect": 4.995}),
+            error="connect to 192.0.2.10:443 timed out after 5.0s",
+        )
+    phases = _phases(index, sample)
+    details = HttpDetails(
+        url=target.url,
+        final_url=target.url,
+        redirects=0,
+        redirect_chain=(target.url,),
+        status_code=200,
+        http_version="1.1",
+        body_bytes=20_000 + index,
+        content_type="text/html",
+        content_encoding="gzip",
+        resolved_addresses=("192.0.2.10",),
+        peer_address="192.0.2.10",
+        peer_port=443,
+        tls_version="TLSv1.3",
+        tls_cipher="TLS_AES_128_GCM_SHA256",
+        server="nginx",
+    )
+    return ProbeResult(
+        kind=ProbeKind.HTTP,
+        ok=True,
+        reason=None,
+        duration_s=round(sum(phases.values()), 4),
+        started_at=at,
+        phases=phases,
+        details=details,
+    )
+
+
+def tls_days_left(index: int) -> float:
+    """The seeded certificate lifetime left for the target at `index` (one expires soon)."""
+    return 5.0 if index == 3 else 20.0 + (index * 37) % 300
+
+
+def _tls(index: int, at: float, target: Target, ok: bool) -> ProbeResult:
+    if not ok:
+        return ProbeResult(
+            kind=ProbeKind.TLS,
+            ok=False,
+            reason=Reason.CONNECT_TIMEOUT,
+            duration_s=5.0,
+            started_at=at,
+            error="timed out",
+        )
+    not_after = at + tls_days_left(index) * DAY
+    leaf = CertificateSummary(
+        subject=f"CN={target.host}",
+        issuer="CN=Test Issuing CA,O=Test",
+        dns_names=(target.host,),
+        ip_addresses=(),
+        key_type="EC",
+        key_bits=256,
+        not_before=at - 60 * DAY,
+        not_after=not_after,
+        serial=f"{index:x}",
+        sha256_fingerprint="00" * 32,
+        signature_algorithm="ecdsa-with-SHA256",
+        is_ca=False,
+    )
+    report = CertificateReport(
+        chain=(leaf,),
+        checked_at=at,
+        leaf_not_after=not_after,
+        leaf_days_left=tls_days_left(index),
+        earliest_not_after=not_after,
+        earliest_days_left=tls_days_left(index),
+        earliest_subject=leaf.subject,
+    )
+    details = TlsDetails(
+        address="192.0.2.10",
+        server_name=target.host,
+        version="TLSv1.3" if index % 3 else "TLSv1.2",
+        cipher="TLS_AES_128_GCM_SHA256",
+        cipher_bits=128,
+        verified=True,
+        verify_error=None,
+        hostname_match=True,
+        ocsp_stapled=False,
+        ocsp_status=None,
+        subject=leaf.subject,
+        issuer=leaf.issuer,
+        leaf_expiry=not_after,
+        earliest_expiry=not_after,
+        certificates=report,
+    )
+    return ProbeResult(
+        kind=ProbeKind.TLS, ok=True, reason=None, duration_s=0.06, started_at=at, details=details
+    )
+
+
+def nameservers_of(target: Target) -> tuple[str, ...]:
+    if target.country == "AL":
+        return AL_NAMESERVERS
+    return (f"ns1.{target.country.lower()}.test", f"ns2.{target.country.lower()}.test")
+
+
+def _dns(index: int, at: float, target: Target) -> ProbeResult:
+    signed = index % 2 == 0
+    details = DnsDetails(
+        host=target.host,
+        addresses=("192.0.2.10",),
+        resolvers=(),
+        zone=target.host,
+        nameservers=nameservers_of(target),
+        agree=True,
+        dnssec=DnssecDetails(
+            status=DnssecStatus.SECURE if signed else DnssecStatus.INSECURE,
+            signed=signed,
+            validated=signed,
+            trust_anchor="." if signed else None,
+            earliest_rrsig_expiry=at + 10 * DAY if signed else None,
+            rrsig_days_left=10.0 if signed else None,
+        ),
+    )
+    return ProbeResult(
+        kind=ProbeKind.DNS, ok=True, reason=None, duration_s=0.012, started_at=at, details=details
+    )
+
+
+@dataclass
+class Seed:
+    targets: list[Target]
+    probes: list[tuple[str, ProbeResult]]
+    transitions: list[Transition]
+    incidents: list[Incident]
+    statuses: list[TargetStatus]
+
+
+def build(scenario: str, now: float) -> Seed:
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}")
+    targets = seed_targets()
+    al_down = {t.name for t in albanian_down(targets)} if scenario == "albania" else set()
+    al_since = now - AL_OUTAGE_AGE_S
+    vantage_since = now - VANTAGE_DOWN_AGE_S
+    first_seen = now - 30 * DAY
+    blind = scenario == "vantage_down"
+
+    probes: list[tuple[str, ProbeResult]] = []
+    transitions: list[Transition] = []
+    statuses: list[TargetStatus] = []
+    for index, target in enumerate(targets):
+        # Everyone came up 30 days ago; a few had a short confirmed failure since.
+        transitions.append(Transition(target.name, UNKNOWN, UP, first_seen, None))
+        if index % 9 == 0:
+            start = now - (2 + index % 5) * DAY - 3600.0
+            transitions.append(Transition(target.name, UP, DOWN, start, Reason.HTTP_TIMEOUT))
+            transitions.append(Transition(target.name, DOWN, UP, start + 2 * 3600.0, None))
+        state, since, reason = UP, first_seen, None
+        failing: Reason | None = None
+        if target.name in al_down:
+            transitions.append(Transition(target.name, UP, DOWN, al_since, Reason.CONNECT_TIMEOUT))
+            state, since, reason = DOWN, al_since, Reason.CONNECT_TIMEOUT
+            failing = Reason.CONNECT_TIMEOUT
+        if target.name == SINGLE_DOWN_TARGET and not blind:
+            at = now - SINGLE_DOWN_AGE_S
+            transitions.append(Transition(target.name, UP, DOWN, at, Reason.HTTP_STATUS))
+            state, since, reason = DOWN, at, Reason.HTTP_STATUS
+        if blind:
+            # monitor.state keeps the confirmed state and marks the target blind
+            transitions.append(Transition(target.name, state, UNKNOWN, vantage_since, None))
+            state, since, reason = UNKNOWN, vantage_since, None
+        statuses.append(
+            TargetStatus(name=target.name, state=state, since=since, reason=reason, blind=blind)
+        )
+        for sample in range(HTTP_SAMPLES):
+            at = now - (HTTP_SAMPLES - sample) * HTTP_SPACING_S
+            fails = failing if at >= al_since else None
+            probes.append((target.name, _http(index, sample, at, target, fails)))
+        probes.append((target.name, _dns(index, now - 90.0, target)))
+        probes.append((target.name, _tls(index, now - 300.0, target, failing is None)))
+    for canary in CANARIES:
+        statuses.append(
+            TargetStatus(
+                name=canary.name,
+                state=DOWN if blind else UP,
+                since=vantage_since if blind else first_seen,
+                reason=Reason.NETWORK_UNREACHABLE if blind else None,
+            )
+        )
+
+    mk = tuple(sorted(t.name for t in targets if t.country == "MK"))
+    incidents = [
+        Incident(
+            id=f"country:MK:{int(now - 5 * DAY)}",
+            scope=Scope.COUNTRY,
+            country="MK",
+            target=None,
+            started_at=now - 5 * DAY,
+            ended_at=now - 5 * DAY + 3 * 3600.0,
+            affected=mk,
+            dominant_reason=Reason.HTTP_TIMEOUT,
+        )
+    ]
+    if not blind:
+        incidents.append(
+            Incident(
+                id=f"target:{SINGLE_DOWN_TARGET}:{int(now - SINGLE_DOWN_AGE_S)}",
+                scope=Scope.TARGET,
+                country="RS",
+                target=SINGLE_DOWN_TARGET,
+                started_at=now - SINGLE_DOWN_AGE_S,
+                ended_at=None,
+                affected=(SINGLE_DOWN_TARGET,),
+                dominant_reason=Reason.HTTP_STATUS,
+            )
+        )
+    if scenario == "albania":
+        incidents.append(
+            Incident(
+                id=f"country:AL:{int(al_since)}",
+                scope=Scope.COUNTRY,
+                country="AL",
+                target=None,
+                started_at=al_since,
+                ended_at=None,
+                affected=tuple(sorted(al_down)),
+                dominant_reason=Reason.CONNECT_TIMEOUT,
+                hints=(
+                    InfraHint(HintKind.NAMESERVERS, AL_NAMESERVERS, len(al_down), len(al_down)),
+                ),
+            )
+        )
+    if blind:
+        incidents.append(
+            Incident(
+                id=f"vantage:vantage:{int(vantage_since)}",
+                scope=Scope.VANTAGE,
+                country=None,
+                target=None,
+                started_at=vantage_since,
+                ended_at=None,
+                affected=tuple(c.name for c in CANARIES),
+                dominant_reason=Reason.NETWORK_UNREACHABLE,
+            )
+        )
+    return Seed(targets, probes, transitions, incidents, statuses)
+
+
+async def write(path: Path, seed: Seed, now: float) -> None:
+    writer = await HistoryWriter.open(path, vantage="test", background=False, clock=lambda: now)
+    try:
+        writer.set_targets(seed.targets, CANARIES)
+        for target, result in seed.probes:
+            writer.add_probe(target, result)
+        for transition in seed.transitions:
+            writer.add_transition(transition)
+        for incident in seed.incidents:
+            writer.add_incident(incident)
+        writer.set_status(seed.statuses)
+        if not await writer.flush():
+            raise RuntimeError(f"seeding {path} failed: {writer.stats.last_error}")
+    finally:
+        await writer.close()
+
+
+def seed_database(path: Path, scenario: str, now: float) -> Seed:
+    seed = build(scenario, now)
+    asyncio.run(write(path, seed, now))
+    return seed
+
+
+def counts_by_country(seed: Seed) -> Iterator[tuple[str, int, int]]:
+    """(country, down, total) per country from the seeded target statuses."""
+    country = {t.name: t.country for t in seed.targets}
+    for code in TARGETS_PER_COUNTRY:
+        rows = [s for s in seed.statuses if country.get(s.name) == code]
+        yield code, sum(s.state is DOWN for s in rows), len(rows)
