@@ -110,7 +110,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Self, TypeAlias, TypeVar
 
 from monitor.config import Canary, Target
 from monitor.outage import HintKind, Incident, InfraHint, Scope, TargetInfra
@@ -820,6 +820,7 @@ class HistoryWriter:
         self._last_error: str | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
+        self._closer: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(
@@ -1103,11 +1104,21 @@ class HistoryWriter:
 
     # -- closing --
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
-        """Stop background work and write everything queued, within `close_timeout_s`.
-        What cannot be written in time is logged as lost. Idempotent."""
-        if self._closed:
-            return
+        """Stop background work and write everything queued, within `close_timeout_s`
+        (SIGTERM: the daemon must be gone within 5 s). What cannot be written in time
+        is logged and counted as dropped. Idempotent; concurrent calls share one close."""
+        if self._closer is None:
+            self._closer = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closer)
+
+    async def _close(self) -> None:
         self._closing = True
         self._wake.set()
         if self._prune_task is not None:
@@ -1128,6 +1139,9 @@ class HistoryWriter:
             )
         finally:
             self._closed = True
+            self._dropped += len(self._pending)
+            self._pending.clear()
+            self._status = None
             self._executor.submit(self._conn.close)
             self._executor.shutdown(wait=False)
 

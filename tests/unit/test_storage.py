@@ -709,6 +709,15 @@ async def test_close_gives_up_within_its_budget_when_the_disk_does_not_answer(
     await writer.close()
     assert time.monotonic() - started <= budget * 1.1 + 0.3
     assert writer.stats.written == 0 and writer.stats.errors >= 1
+    await wait_until(lambda: writer.stats.dropped == 1)  # counted, once, even if in flight
+    assert writer.stats.pending == 0
+
+
+async def test_close_is_idempotent_and_the_writer_is_a_context_manager(db: Path) -> None:
+    async with await HistoryWriter.open(db, settings=MANUAL) as writer:
+        writer.add_probe("A", result())
+        await asyncio.gather(writer.close(), writer.close())
+    assert (writer.stats.written, writer.stats.flushes) == (1, 1)
 
 
 async def test_backlog_beyond_its_bound_is_dropped_not_blocking(db: Path) -> None:
