@@ -63,6 +63,7 @@ ERROR_TABLE: list[tuple[type[BaseException], Reason]] = [
     (dns.resolver.NXDOMAIN, Reason.DNS_NXDOMAIN),
     (dns.resolver.NoNameservers, Reason.DNS_SERVFAIL),
     (dns.exception.Timeout, Reason.DNS_TIMEOUT),
+    (dns.exception.ValidationFailure, Reason.DNSSEC_BOGUS),
     (dns.exception.DNSException, Reason.DNS_ERROR),
     (ConnectionRefusedError, Reason.CONNECT_REFUSED),
     (OpenSSL.SSL.Error, Reason.TLS_HANDSHAKE),

@@ -398,7 +398,9 @@ class DnsServer:
     def add_zone(self, zone: dns.zone.Zone, *, hosts: Iterable[str] | None = None) -> None:
         """Serve `zone` on `hosts` (default: every address); replaces the same origin+hosts.
 
-        The zone is read live for every query: changing it later changes the answers.
+        A version added for some addresses overrides, there, one served on every
+        address. The zone is read live for every query: changing it later changes
+        the answers.
         """
         if zone.relativize:
             raise ValueError("zones must hold absolute names: build them with relativize=False")
@@ -531,21 +533,28 @@ class DnsServer:
     def _best_zone(
         self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType, host: str, recursive: bool
     ) -> _ServedZone | None:
-        """The most specific zone for `name`: this address's own versions first.
+        """The most specific zone for `name`, preferring versions meant for this address.
 
-        A recursive query may use zones of any address (the server is its own
-        resolver); DS lives in the parent, so the parent wins at a zone apex.
+        A version added for this very address beats one served everywhere, which
+        beats another address's. A recursive query may use any address's zones
+        (the server is its own resolver); DS lives in the parent, so the parent
+        wins at a zone apex.
         """
         best: _ServedZone | None = None
-        best_rank: tuple[bool, int, bool, int] | None = None
+        best_rank: tuple[bool, int, int, int] | None = None
         for index, served in enumerate(self._zones):
             if not name.is_subdomain(served.origin):
                 continue
-            on_host = served.hosts is None or host in served.hosts
-            if not on_host and not recursive:
+            if served.hosts is None:
+                affinity = 1
+            elif host in served.hosts:
+                affinity = 2
+            elif recursive:
+                affinity = 0
+            else:
                 continue
             ds_at_apex = rdtype == dns.rdatatype.DS and served.origin == name
-            rank = (not ds_at_apex, len(served.origin), on_host, -index)
+            rank = (not ds_at_apex, len(served.origin), affinity, -index)
             if best_rank is None or rank > best_rank:
                 best, best_rank = served, rank
         return best

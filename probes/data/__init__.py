@@ -1,0 +1,1 @@
+"""Data shipped with the probes (read with importlib.resources)."""
