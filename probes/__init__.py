@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from probes.http import probe_http
 from probes.results import ProbeKind, ProbeResult
+from probes.tls import probe_tls
 
 if TYPE_CHECKING:
     from probes.context import ProbeContext, ProbeTarget
@@ -21,5 +22,6 @@ ProbeFunction: TypeAlias = "Callable[[ProbeTarget, ProbeContext], Awaitable[Prob
 PROBES: Mapping[ProbeKind, ProbeFunction] = MappingProxyType(
     {
         ProbeKind.HTTP: probe_http,
+        ProbeKind.TLS: probe_tls,
     }
 )
