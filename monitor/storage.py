@@ -781,12 +781,19 @@ class HistoryWriter:
     written in batches, one transaction per batch, by one dedicated thread.
     Disk errors are logged and counted in `stats`, and the daemon keeps going.
 
-        writer = await HistoryWriter.open(path, vantage="sofia-1")
-        restored = await writer.restore()
-        writer.set_targets(config.targets)
-        writer.add_probe("e-Albania", result)
+        writer = await HistoryWriter.open(path, vantage="sofia-1")  # StorageError if it cannot
+        restored = await writer.restore()      # last statuses, infra, open incidents
+        writer.set_targets(config.targets, config.canaries)   # at start and on reload
+        writer.add_probe("e-Albania", result)  # every result
+        writer.add_transition(step.transition) # every Step.transition
+        for incident in (*assessment.opened, *assessment.updated, *assessment.closed):
+            writer.add_incident(incident)
+        writer.set_status(statuses.values(), infra)            # after each assessment
         ...
-        await writer.close()   # flushes everything
+        await writer.close()                   # on SIGTERM: flushes, within 4 s
+
+    One database per daemon (vantage): probe rows carry the vantage, the other
+    tables do not.
     """
 
     def __init__(
