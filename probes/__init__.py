@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeAlias
 
+from probes.dns import probe_dns
 from probes.http import probe_http
 from probes.results import ProbeKind, ProbeResult
 from probes.tls import probe_tls
@@ -22,6 +23,7 @@ ProbeFunction: TypeAlias = "Callable[[ProbeTarget, ProbeContext], Awaitable[Prob
 PROBES: Mapping[ProbeKind, ProbeFunction] = MappingProxyType(
     {
         ProbeKind.HTTP: probe_http,
+        ProbeKind.DNS: probe_dns,
         ProbeKind.TLS: probe_tls,
     }
 )
