@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509 import ocsp
 from OpenSSL import SSL
 
+from monitor.simulator.dns_server import DnsServer, make_zone
 from probes.context import (
     Nameserver,
     ProbeContext,
@@ -418,3 +419,30 @@ async def test_hand_built_context_without_openssl_context(intermediate_ca, ca_fi
         result = await probe_tls(_url(port), ctx)
 
     assert result.ok, result.error
+
+
+async def test_named_target_resolves_through_the_configured_dns_and_sends_sni(
+    intermediate_ca, ca_file
+):
+    leaf = intermediate_ca.issue_cert("portal.test")
+    server_names: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    leaf.configure_cert(context)
+    context.sni_callback = lambda _sock, name, _ctx: server_names.append(name)
+
+    async with DnsServer() as dns_server, serving(_until_eof, context) as port:
+        dns_server.add_zone(make_zone("test.", "portal IN A 127.0.0.1"))
+        settings = ProbeSettings(
+            timeout_s=BUDGET_S, resolvers=(dns_server.nameserver(),), ca_file=ca_file
+        )
+        async with open_probe_context(settings) as ctx:
+            result = await probe_tls(_url(port, host="portal.test"), ctx)
+            missing = await probe_tls(_url(port, host="missing.test"), ctx)
+
+    assert result.ok, result.error
+    assert server_names == ["portal.test"]
+    details = _details(result)
+    assert details.server_name == "portal.test"
+    assert details.address == "127.0.0.1"
+    assert details.hostname_match
+    assert missing.reason is Reason.DNS_NXDOMAIN
