@@ -606,7 +606,10 @@ def _final_answer(response: dns.message.Message) -> dns.rrset.RRset | None:
     """The answer RRset after following CNAMEs, if the response has one."""
     if not isinstance(response, dns.message.QueryMessage):
         return None
-    return response.resolve_chaining().answer
+    try:
+        return response.resolve_chaining().answer
+    except dns.exception.DNSException:  # a CNAME chain too long, or not a response
+        return None
 
 
 def _is_ip_literal(host: str) -> bool:

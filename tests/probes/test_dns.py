@@ -375,3 +375,41 @@ async def test_no_task_outlives_the_probe(tmp_path: Path, probe: Probe) -> None:
         w.server.set_fault(Fault.DROP)
         await probe(w.settings(timeout_s=0.3))
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_dnskey_trust_anchor_works_like_a_ds(tmp_path: Path, probe: Probe) -> None:
+    child, root = child_zone(), root_zone()
+    sign_both(child, root)
+    dnskeys = root.get_rdataset("test.", "DNSKEY")
+    assert dnskeys is not None
+    anchors = tmp_path / "dnskey.zone"
+    anchors.write_text("".join(f"test. IN DNSKEY {key}\n" for key in dnskeys))
+    async with DnsServer(hosts=(NS1, NS2)) as server:
+        server.add_zone(root)
+        server.add_zone(child)
+        result = await probe(World(server, anchors).settings())
+    dnssec = details_of(result).dnssec
+    assert dnssec is not None and dnssec.status is DnssecStatus.SECURE
+
+
+async def test_chain_walks_past_names_that_are_not_zone_cuts(tmp_path: Path, probe: Probe) -> None:
+    # test. -> example.test. -> portal.gov.example.test.; gov.example.test is no zone of its own.
+    root, middle = root_zone(), child_zone()
+    leaf = make_zone(
+        "portal.gov.example.test.", f"www IN A {WWW_V4}\n", nameservers={"ns.example.test.": ()}
+    )
+    leaf_key, middle_key = ZoneKey.generate(), ZoneKey.generate()
+    delegate(middle, leaf, ds_keys=[leaf_key])
+    delegate(root, middle, ds_keys=[middle_key])
+    for zone, key in ((leaf, leaf_key), (middle, middle_key), (root, None)):
+        sign_zone(zone, key)
+    async with DnsServer(hosts=(NS1, NS2)) as server:
+        for zone in (root, middle, leaf):
+            server.add_zone(zone)
+        world_ = World(server, server.write_trust_anchors(tmp_path / "anchors.zone"))
+        result = await probe(world_.settings(), ProbeTarget("https://www.portal.gov.example.test/"))
+
+    assert result.ok, result.error
+    details = details_of(result)
+    assert details.zone == "portal.gov.example.test."
+    assert details.dnssec is not None and details.dnssec.status is DnssecStatus.SECURE
