@@ -1,0 +1,328 @@
+"""The query layer on seeded databases, without Streamlit.
+
+Expectations come from the seed itself (what was written through monitor.storage's
+writer) or from a deliberately simple oracle, never from the code under test.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd  # type: ignore[import-untyped]
+import pytest
+
+from dashboard import queries
+from monitor.state import Transition
+from tests.dashboard.conftest import Seeded
+from tests.dashboard.seed import (
+    AL_NAMESERVERS,
+    DAY,
+    HTTP_SAMPLES,
+    SINGLE_DOWN_TARGET,
+    VANTAGE_DOWN_AGE_S,
+    albanian_down,
+    counts_by_country,
+    seed_targets,
+    tls_days_left,
+)
+
+Get = Callable[[str], Seeded]
+
+
+def at(seeded: Seeded) -> datetime:
+    return datetime.fromtimestamp(seeded.now, UTC)
+
+
+def index_of(name: str) -> int:
+    return [t.name for t in seed_targets()].index(name)
+
+
+def up_down_seconds(transitions: list[Transition], start: float, end: float) -> tuple[float, float]:
+    """Oracle: walk one target's transitions in order and add up its up and down time."""
+    up = down = 0.0
+    ordered = sorted(transitions, key=lambda t: t.at)
+    for current, following in zip(ordered, [*ordered[1:], None], strict=True):
+        begin = max(current.at, start)
+        finish = min(following.at if following else end, end)
+        if finish > begin:
+            if current.new.value == "up":
+                up += finish - begin
+            elif current.new.value == "down":
+                down += finish - begin
+    return up, down
+
+
+# --- current state ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ["normal", "albania", "vantage_down"])
+def test_status_has_every_target_with_its_seeded_state(seeded: Get, scenario: str) -> None:
+    data = seeded(scenario)
+    status = queries.target_status(data.source)
+    assert list(status.columns) == queries.STATUS_COLUMNS
+    expected = {s.name: s.state.value for s in data.seed.statuses}
+    targets = {t.name for t in data.seed.targets}
+    assert set(status["target"]) == targets  # canaries are not targets
+    assert dict(zip(status["target"], status["state"], strict=True)) == {
+        name: state for name, state in expected.items() if name in targets
+    }
+
+
+@pytest.mark.parametrize("scenario", ["normal", "albania"])
+def test_country_summary_matches_the_seed(seeded: Get, scenario: str) -> None:
+    data = seeded(scenario)
+    summary = queries.summarize_countries(queries.target_status(data.source)).set_index("country")
+    for country, down, total in counts_by_country(data.seed):
+        assert summary.loc[country, "down"] == down
+        assert summary.loc[country, "total"] == total
+        assert summary.loc[country, "availability"] == pytest.approx((total - down) / total)
+
+
+def test_vantage_up_with_fresh_data(seeded: Get) -> None:
+    data = seeded("normal")
+    vantage = queries.vantage_status(data.source)
+    assert vantage.up
+    assert vantage.canaries_total == 2 and vantage.canaries_failing == 0
+    assert vantage.last_update is not None
+    assert abs((vantage.last_update - at(data)).total_seconds()) < 1
+
+
+def test_vantage_down_comes_from_the_open_vantage_incident(seeded: Get) -> None:
+    data = seeded("vantage_down")
+    vantage = queries.vantage_status(data.source)
+    assert not vantage.up
+    assert vantage.since is not None
+    assert vantage.since.timestamp() == pytest.approx(data.now - VANTAGE_DOWN_AGE_S, abs=1e-3)
+    assert (vantage.canaries_failing, vantage.canaries_total) == (2, 2)
+
+
+# --- incidents ----------------------------------------------------------------------------
+
+
+def test_open_incidents_of_the_albanian_outage(seeded: Get) -> None:
+    data = seeded("albania")
+    incidents = queries.open_incidents(data.source)
+    assert list(incidents.columns) == queries.INCIDENT_COLUMNS
+    assert list(incidents["scope"]) == ["country", "target"]  # most serious first
+    albania = incidents.iloc[0]
+    down = sorted(t.name for t in albanian_down(data.seed.targets))
+    assert albania["country"] == "AL"
+    assert list(albania["affected"]) == down
+    assert albania["affected_count"] == len(down)
+    assert albania["dominant_reason"] == "connect_timeout"
+    compact = "/".join(ns.split(".")[0] for ns in AL_NAMESERVERS) + ".akshi.gov.al"
+    assert albania["hint"] == f"all share name servers {compact}"
+    assert pd.isna(incidents.iloc[1]["hint"])
+
+
+def test_outage_facts_join_incidents_with_live_counts(seeded: Get) -> None:
+    data = seeded("albania")
+    status = queries.target_status(data.source)
+    facts = queries.outage_facts(status, queries.open_incidents(data.source))
+    assert len(facts) == 1  # a single-target incident is no outage
+    (albania,) = facts
+    expected = {c: (d, t) for c, d, t in counts_by_country(data.seed)}["AL"]
+    assert (albania.country, albania.down, albania.total) == ("AL", *expected)
+    assert albania.since.timestamp() == pytest.approx(
+        next(i.started_at for i in data.seed.incidents if i.country == "AL" and i.is_open),
+        abs=1e-3,
+    )
+
+
+def test_incidents_since_includes_closed_ones_in_the_window(seeded: Get) -> None:
+    data = seeded("normal")
+    week = queries.incidents_since(data.source, at(data) - timedelta(days=7))
+    day = queries.incidents_since(data.source, at(data) - timedelta(days=1))
+    closed = [i.id for i in data.seed.incidents if not i.is_open]
+    assert set(closed) <= set(week["incident_id"])
+    assert not set(closed) & set(day["incident_id"])
+    assert set(day["incident_id"]) == {i.id for i in data.seed.incidents if i.is_open}
+
+
+def test_hint_shapes() -> None:
+    listed = '[{"kind": "address_prefix", "values": ["192.0.2.0/24"], "count": 3, "of": 4}]'
+    assert queries.describe_hint(listed, "ignored") == "3 of 4 share address prefix 192.0.2.0/24"
+    assert queries.describe_hint(None, "stored text") == "stored text"
+    assert queries.describe_hint("not json", None) is None
+    assert (
+        queries.describe_hint('{"issuer": "CN=R3"}', None) == "all share certificate issuer CN=R3"
+    )
+
+
+# --- the targets table --------------------------------------------------------------------
+
+
+def test_target_table_facts(seeded: Get) -> None:
+    data = seeded("albania")
+    now = at(data)
+    table = queries.target_table(data.source, now).set_index("target")
+    assert list(table.reset_index().columns) == queries.TABLE_COLUMNS
+    down = {t.name for t in albanian_down(data.seed.targets)}
+    for target in data.seed.targets:
+        row = table.loc[target.name]
+        index = index_of(target.name)
+        assert bool(row["dnssec_signed"]) == (index % 2 == 0)
+        if target.name in down:
+            # the last HTTP and TLS probes failed: no response time, no certificate seen
+            assert math.isnan(row["response_s"]) and math.isnan(row["tls_days_left"])
+            continue
+        assert row["tls_days_left"] == pytest.approx(tls_days_left(index) - 300 / DAY, abs=1e-4)
+        last_http = [
+            r for name, r in data.seed.probes if name == target.name and r.kind.value == "http"
+        ][-1]
+        assert row["response_s"] == pytest.approx(last_http.duration_s)
+
+
+def test_sparklines_are_the_last_successful_responses_oldest_first(seeded: Get) -> None:
+    data = seeded("albania")
+    lines = queries.latency_sparklines(data.source, points=HTTP_SAMPLES - 2).set_index("target")
+    survivor = next(t for t in data.seed.targets if t.country == "AL" and t.name not in
+                    {d.name for d in albanian_down(data.seed.targets)})  # fmt: skip
+    durations = [
+        round(r.duration_s * 1000, 1)
+        for name, r in data.seed.probes
+        if name == survivor.name and r.kind.value == "http"
+    ]
+    assert lines.loc[survivor.name, "latency_ms"] == pytest.approx(durations[2:])
+    failing = albanian_down(data.seed.targets)[0].name
+    assert lines.loc[failing, "latency_ms"] == []
+
+
+def test_phases_per_bucket(seeded: Get) -> None:
+    data = seeded("normal")
+    now = at(data)
+    target = "portal-07.rs.test" if "portal-07.rs.test" in {t.name for t in data.seed.targets} \
+        else data.seed.targets[1].name  # fmt: skip
+    phases = queries.target_phases(data.source, target, now - timedelta(hours=1), now)
+    assert list(phases.columns) == queries.PHASE_COLUMNS
+    seeded_http = [r for name, r in data.seed.probes if name == target and r.kind.value == "http"]
+    # one-minute buckets over an hour: one probe per bucket, so the means are the values
+    assert len(phases) == sum(len(r.phases) for r in seeded_http)
+    by_time = phases.groupby("time")["seconds"].sum().sort_index()
+    assert list(by_time) == pytest.approx([sum(r.phases.values()) for r in seeded_http])
+
+
+def test_failures_newest_first_with_reasons(seeded: Get) -> None:
+    data = seeded("albania")
+    target = albanian_down(data.seed.targets)[0].name
+    failures = queries.target_failures(data.source, target, limit=5)
+    failed = sorted(
+        (r for name, r in data.seed.probes if name == target and not r.ok),
+        key=lambda r: r.started_at,
+        reverse=True,
+    )[:5]
+    assert list(failures["probe"]) == [r.kind.value for r in failed]
+    assert list(failures["reason"]) == [r.reason.value for r in failed if r.reason]
+    assert failures["time"].is_monotonic_decreasing
+
+
+def test_details_of_tls_and_dns(seeded: Get) -> None:
+    data = seeded("albania")
+    survivor = next(t for t in data.seed.targets if t.country == "AL").name
+    details = queries.target_details(data.source, survivor)
+    fields = {(p, f): v for p, f, v in details.itertuples(index=False)}
+    assert fields[("dns", "nameservers")] == ", ".join(AL_NAMESERVERS)
+    assert fields[("tls", "issuer")] == "CN=Test Issuing CA,O=Test"
+    assert fields[("tls", "result")] == "ok"
+    assert fields[("http", "status_code")] == "200"
+    assert fields[("dns", "dnssec.status")] in ("secure", "insecure")
+
+
+# --- availability over time ---------------------------------------------------------------
+
+
+def test_uptime_windows_match_the_oracle(seeded: Get) -> None:
+    data = seeded("normal")
+    now = at(data)
+    uptime = queries.target_uptime(data.source, SINGLE_DOWN_TARGET, now).set_index("window")
+    mine = [t for t in data.seed.transitions if t.target == SINGLE_DOWN_TARGET]
+    for label, span in queries.UPTIME_WINDOWS:
+        up, down = up_down_seconds(mine, data.now - span.total_seconds(), data.now)
+        assert uptime.loc[label, "uptime"] == pytest.approx(up / (up + down), abs=1e-6)
+        assert uptime.loc[label, "down_s"] == pytest.approx(down, abs=1e-3)
+
+
+@pytest.mark.parametrize("scenario", ["normal", "albania"])
+def test_daily_availability_matches_the_oracle(seeded: Get, scenario: str) -> None:
+    data = seeded(scenario)
+    now = at(data)
+    daily = queries.daily_availability(data.source, now - timedelta(days=9), now)
+    assert list(daily.columns) == queries.DAILY_COLUMNS
+    days = sorted(daily["day"].unique())
+    assert len(days) == 10 and days[-1] == queries.utc_day(now)
+    country_of = {t.name: t.country for t in data.seed.targets}
+    for day in days:
+        start = day.timestamp()
+        end = min(start + DAY, data.now)
+        for country in ("AL", "RS", "MK"):
+            totals = [0.0, 0.0]
+            for name in (n for n, c in country_of.items() if c == country):
+                mine = [t for t in data.seed.transitions if t.target == name]
+                up, down = up_down_seconds(mine, start, end)
+                totals[0] += up
+                totals[1] += down
+            row = daily[(daily["day"] == day) & (daily["country"] == country)]
+            expected = totals[0] / (totals[0] + totals[1])
+            assert row["availability"].item() == pytest.approx(expected, abs=1e-9)
+
+
+def test_segments_before_the_first_transition_and_for_new_targets() -> None:
+    status = pd.DataFrame(
+        {"target": ["a", "b", "c"], "state": ["up", "down", "up"], "since": [50.0, 0.0, 150.0]}
+    )
+    transitions = pd.DataFrame(
+        {"target": ["a", "a"], "old_state": ["down", "up"], "new_state": ["up", "down"],
+         "at": [120.0, 160.0]}
+    )  # fmt: skip
+    segments = queries.state_segments(status, transitions, 100.0, 200.0)
+    got = sorted(segments.itertuples(index=False, name=None), key=lambda r: (r[0], r[2]))
+    assert got == [
+        ("a", "down", 100.0, 120.0),  # its first transition says what it was before
+        ("a", "up", 120.0, 160.0),
+        ("a", "down", 160.0, 200.0),
+        ("b", "down", 100.0, 200.0),
+        ("c", "up", 150.0, 200.0),  # unknown before it was first seen
+    ]
+
+
+# --- the read-only connection -------------------------------------------------------------
+
+
+def test_reads_do_not_wait_for_an_open_write_transaction(seeded: Get, tmp_path: Path) -> None:
+    data = seeded("normal")
+    writer = sqlite3.connect(data.path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE target_status SET state = 'down'")
+        status = queries.target_status(data.source)  # WAL: readers see the last commit
+        committed = sum(d for _, d, _ in counts_by_country(data.seed))
+        assert (status["state"] == "down").sum() == committed < len(status)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_the_dashboard_cannot_write(seeded: Get) -> None:
+    data = seeded("normal")
+    with queries._connect(data.source) as conn, pytest.raises(sqlite3.OperationalError):
+        conn.execute("DELETE FROM target_status")
+
+
+def test_a_missing_database_is_a_clear_error_and_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.sqlite3"
+    with pytest.raises(queries.SourceError, match="no such database"):
+        queries.target_status(queries.SqliteSource(str(missing)))
+    assert not missing.exists()
+
+
+def test_make_source() -> None:
+    assert queries.make_source(db="x.db") == queries.SqliteSource("x.db")
+    assert queries.make_source(prometheus="http://127.0.0.1:9090/") == queries.PrometheusSource(
+        "http://127.0.0.1:9090"
+    )
+    with pytest.raises(ValueError):
+        queries.make_source()
