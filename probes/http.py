@@ -19,7 +19,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http.cookies import BaseCookie
@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import aiohttp.abc
+import aiohttp.connector
+import aiohttp.http_exceptions
 import dns.asyncresolver
 import dns.exception
 from yarl import URL
@@ -90,10 +92,10 @@ class _Timeline:
 
     __slots__ = ("_since", "addresses", "peer", "phase", "seconds", "tls_cipher", "tls_version")
 
-    def __init__(self) -> None:
+    def __init__(self, started: float) -> None:
         self.phase = Phase.CONNECT
         self.seconds = dict.fromkeys(PHASES, 0.0)
-        self._since = time.perf_counter()
+        self._since = started
         # What the last connection learnt: its host's addresses, its peer, its TLS.
         self.addresses: tuple[str, ...] = ()
         self.peer: tuple[str, int] | None = None
@@ -103,13 +105,14 @@ class _Timeline:
     def new_connection(self) -> None:
         self.addresses, self.peer, self.tls_version, self.tls_cipher = (), None, None, None
 
-    def enter(self, phase: Phase) -> None:
-        now = time.perf_counter()
+    def enter(self, phase: Phase, now: float | None = None) -> None:
+        now = time.perf_counter() if now is None else now
         self.seconds[self.phase] += now - self._since
         self.phase, self._since = phase, now
 
-    def stop(self) -> Mapping[str, float]:
-        self.enter(self.phase)
+    def stop(self, finished: float) -> Mapping[str, float]:
+        """Seconds per phase; they add up to `finished` minus the start."""
+        self.enter(self.phase, finished)
         return {phase.value: self.seconds[phase] for phase in PHASES}
 
 
@@ -217,8 +220,11 @@ def make_http_session(
     )
 
 
+_TraceHook = Callable[[aiohttp.ClientSession, SimpleNamespace, Any], Awaitable[None]]
+
+
 def _trace_config() -> aiohttp.TraceConfig:
-    def entering(phase: Phase) -> Any:
+    def entering(phase: Phase) -> _TraceHook:
         async def hook(
             _session: aiohttp.ClientSession, trace: SimpleNamespace, _params: Any
         ) -> None:
@@ -294,7 +300,7 @@ async def probe_http(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
         raise ValueError("this ProbeContext has no HTTP session; build it with open_probe_context")
     started_at = time.time()
     started = time.perf_counter()
-    timeline = _Timeline()
+    timeline = _Timeline(started)
     observed = _Observed(url=target.url)
     reason: Reason | None = None
     error: str | None = None
@@ -311,13 +317,14 @@ async def probe_http(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
         reason, error = classify(exc, timeline.phase), _describe(exc)
     finally:
         _current_timeline.reset(token)
+    finished = time.perf_counter()
     return ProbeResult(
         kind=ProbeKind.HTTP,
         ok=reason is None,
         reason=reason,
-        duration_s=time.perf_counter() - started,
+        duration_s=finished - started,
         started_at=started_at,
-        phases=timeline.stop(),
+        phases=timeline.stop(finished),
         details=observed.details(timeline),
         error=error,
     )
@@ -344,7 +351,7 @@ async def _fetch(
         observed.next_request(str(url))
         timeline.new_connection()
         async with session.get(
-            url, allow_redirects=False, cookies=cookies, trace_request_ctx=timeline
+            url, allow_redirects=False, cookies=cookies or None, trace_request_ctx=timeline
         ) as response:
             jar.update_cookies(response.cookies, response.url)
             _observe_response(response, observed)

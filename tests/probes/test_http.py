@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
 from monitor.simulator.dns_server import DnsServer, Fault, make_zone
 from monitor.simulator.web import FaultWebServer, WebMode
@@ -45,6 +46,11 @@ async def timed_probe(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
     assert result.kind is ProbeKind.HTTP
     assert set(result.phases) == PHASE_NAMES
     return result
+
+
+def dominant_phase(result: ProbeResult) -> str:
+    """The phase that took most of the probe's time."""
+    return max(result.phases, key=lambda name: result.phases[name])
 
 
 def details_of(result: ProbeResult) -> HttpDetails:
@@ -93,7 +99,7 @@ async def test_phases_cover_the_probe(server_certs: ServerCertificates, make_pro
     for name in ("connect", "tls", "processing", "transfer"):
         assert phases[name] > 0.0, name
     # Every moment of the probe is charged to exactly one phase.
-    assert sum(phases.values()) == pytest.approx(result.duration_s, abs=0.002)
+    assert sum(phases.values()) == pytest.approx(result.duration_s, abs=1e-6)
 
 
 async def test_plain_http_has_no_tls_phase(make_probe_context):
@@ -194,7 +200,7 @@ async def test_dropped_syns_are_a_connect_timeout(
         recovered = await timed_probe(ProbeTarget(server.url), ctx)
 
     assert result.reason is Reason.CONNECT_TIMEOUT
-    assert result.phases["connect"] == pytest.approx(BUDGET_S, abs=0.1)
+    assert dominant_phase(result) == "connect"
     assert details_of(result).peer_address is None
     assert recovered.ok, recovered.error
 
@@ -208,8 +214,7 @@ async def test_tls_never_answered(server_certs: ServerCertificates, make_probe_c
 
     assert result.reason is Reason.TLS_HANDSHAKE
     # TCP connected at once; the budget went into the handshake.
-    assert result.phases["connect"] < 0.1
-    assert result.phases["tls"] == pytest.approx(BUDGET_S, abs=0.1)
+    assert dominant_phase(result) == "tls"
 
 
 async def test_plain_http_never_answered(make_probe_context):
@@ -220,7 +225,7 @@ async def test_plain_http_never_answered(make_probe_context):
         result = await timed_probe(ProbeTarget(server.url), ctx)
 
     assert result.reason is Reason.HTTP_TIMEOUT
-    assert result.phases["processing"] == pytest.approx(BUDGET_S, abs=0.1)
+    assert dominant_phase(result) == "processing"
 
 
 async def test_headers_never_sent(server_certs: ServerCertificates, make_probe_context):
@@ -231,7 +236,7 @@ async def test_headers_never_sent(server_certs: ServerCertificates, make_probe_c
         result = await timed_probe(ProbeTarget(server.url), ctx)
 
     assert result.reason is Reason.HTTP_TIMEOUT
-    assert result.phases["processing"] == pytest.approx(BUDGET_S, abs=0.1)
+    assert dominant_phase(result) == "processing"
     assert details_of(result).status_code is None
 
 
@@ -243,10 +248,10 @@ async def test_body_dripped(server_certs: ServerCertificates, make_probe_context
         result = await timed_probe(ProbeTarget(server.url), ctx)
 
     assert result.reason is Reason.HTTP_TIMEOUT
-    assert result.phases["transfer"] == pytest.approx(BUDGET_S, abs=0.1)
+    assert dominant_phase(result) == "transfer"
     details = details_of(result)
     assert details.status_code == 200
-    assert 1 <= details.body_bytes <= 3  # one byte per 0.2 s
+    assert details.body_bytes < len(server.body_text)  # a few bytes of the page
 
 
 @pytest.mark.parametrize("declare_length", [True, False], ids=["content-length", "until-close"])
@@ -262,10 +267,12 @@ async def test_huge_body(
 
     assert server.huge_body_bytes == 50 << 20
     assert result.reason is Reason.HTTP_TOO_LARGE
-    # Declared too large: refused unread. Undeclared: read up to the limit only.
-    assert details_of(result).body_bytes <= limit + (64 << 10)
-    if not declare_length:
-        assert details_of(result).body_bytes > limit
+    # Declared too large: refused unread. Undeclared: read until past the limit
+    # (by what aiohttp had buffered), never on to the 50 MiB.
+    if declare_length:
+        assert details_of(result).body_bytes == 0
+    else:
+        assert limit < details_of(result).body_bytes <= 4 * limit
 
 
 async def test_gzip_bomb(server_certs: ServerCertificates, make_probe_context):
@@ -323,6 +330,62 @@ async def test_too_many_redirects(server_certs: ServerCertificates, make_probe_c
 
     assert result.reason is Reason.HTTP_REDIRECT_LOOP
     assert server.connections_accepted == 1
+
+
+@contextlib.asynccontextmanager
+async def aiohttp_app(routes: web.RouteTableDef) -> AsyncIterator[str]:
+    """A well-behaved aiohttp.web server on loopback; yields its base URL."""
+    app = web.Application()
+    app.add_routes(routes)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, LOOPBACK, 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        yield f"http://{LOOPBACK}:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+async def test_cookie_check_redirect_to_the_same_url_is_no_loop(make_probe_context):
+    """Portals that set a cookie and redirect to themselves must not look like loops."""
+    routes = web.RouteTableDef()
+
+    @routes.get("/")
+    async def cookie_check(request: web.Request) -> web.Response:
+        if request.cookies.get("checked") != "1":
+            response = web.HTTPFound("/")
+            response.set_cookie("checked", "1")
+            raise response
+        return web.Response(text="welcome")
+
+    async with aiohttp_app(routes) as url, make_probe_context() as ctx:
+        result = await timed_probe(ProbeTarget(url, expect_text="welcome"), ctx)
+
+    assert result.ok, result.error
+    assert details_of(result).redirect_chain == (url, url)
+
+
+@pytest.mark.parametrize("declared_in", ["header", "meta"])
+async def test_expected_text_in_a_legacy_charset(declared_in: str, make_probe_context):
+    page = "<html><head>{meta}</head><body>Портал за електронски услуги</body></html>"
+    routes = web.RouteTableDef()
+
+    @routes.get("/")
+    async def legacy(_request: web.Request) -> web.Response:
+        if declared_in == "header":
+            body = page.format(meta="").encode("cp1251")
+            return web.Response(body=body, content_type="text/html", charset="windows-1251")
+        body = page.format(meta='<meta charset="windows-1251">').encode("cp1251")
+        return web.Response(body=body, headers={"Content-Type": "text/html"})
+
+    async with aiohttp_app(routes) as url, make_probe_context() as ctx:
+        found = await timed_probe(ProbeTarget(url, expect_text="Портал"), ctx)
+        missing = await timed_probe(ProbeTarget(url, expect_text="Портали"), ctx)
+
+    assert found.ok, found.error
+    assert missing.reason is Reason.HTTP_CONTENT
 
 
 async def test_megabyte_header_line(server_certs: ServerCertificates, make_probe_context):
@@ -385,9 +448,9 @@ async def test_concurrent_probes_keep_their_own_phases(
         )
 
     assert good.ok, good.error
-    assert good.phases["tls"] < 0.1
+    assert 0.0 < good.phases["tls"] < bad.phases["tls"]
     assert bad.reason is Reason.TLS_HANDSHAKE
-    assert bad.phases["tls"] == pytest.approx(BUDGET_S, abs=0.1)
+    assert dominant_phase(bad) == "tls"
 
 
 @contextlib.asynccontextmanager
@@ -419,7 +482,7 @@ async def test_name_resolved_through_the_configured_resolver(
     assert details.resolved_addresses == (LOOPBACK,)
     assert details.peer_address == LOOPBACK
     assert result.phases["resolve"] > 0.0
-    assert sum(result.phases.values()) == pytest.approx(result.duration_s, abs=0.002)
+    assert sum(result.phases.values()) == pytest.approx(result.duration_s, abs=1e-6)
 
 
 async def test_name_missing_from_the_certificate(
@@ -453,7 +516,7 @@ async def test_resolution_failures(host: str, reason: Reason, make_probe_context
     assert result.reason is reason, result.error
     assert details_of(result).peer_address is None
     if reason is Reason.DNS_TIMEOUT:
-        assert result.phases["resolve"] == pytest.approx(BUDGET_S, abs=0.1)
+        assert dominant_phase(result) == "resolve"
 
 
 async def test_unanswering_resolver_is_a_dns_timeout(make_probe_context):
@@ -464,4 +527,4 @@ async def test_unanswering_resolver_is_a_dns_timeout(make_probe_context):
             result = await timed_probe(ProbeTarget(f"https://{PORTAL_NAME}/"), ctx)
 
     assert result.reason is Reason.DNS_TIMEOUT
-    assert result.phases["resolve"] == pytest.approx(BUDGET_S, abs=0.1)
+    assert dominant_phase(result) == "resolve"
