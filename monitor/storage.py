@@ -73,8 +73,12 @@ incidents -- one row per incident, upserted by id while it grows and when it end
 target_status -- the last snapshot of every target's and canary's state; replaced whole
     target TEXT PRIMARY KEY
     kind TEXT NOT NULL            'target' | 'canary'
-    state TEXT NOT NULL           'up' | 'down' | 'unknown' (the confirmed state, before
-                                  monitor.outage adjusts what it reports)
+    state TEXT NOT NULL           'up' | 'down' | 'unknown': the confirmed state
+                                  (monitor.state), what a restart restores
+    reported_state TEXT           the state as reported (monitor.outage Assessment.states, as
+                                  govwatch_target_up and the API show it: 'unknown' while blind
+                                  or while a failure is not yet verified against the canaries);
+                                  NULL for canaries or when the daemon did not give it
     since REAL                    when `state` was entered; NULL before any observation
     reason TEXT                   set exactly when state is 'down'
     country TEXT, sector TEXT     as in targets; NULL for canaries
@@ -200,6 +204,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             target TEXT PRIMARY KEY,
             kind TEXT NOT NULL DEFAULT 'target',
             state TEXT NOT NULL,
+            reported_state TEXT,
             since REAL,
             reason TEXT,
             country TEXT,
@@ -265,7 +270,6 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
 
 def _configure(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-    conn.execute("PRAGMA foreign_keys = ON")
 
 
 def connect_writer(path: Path | str, *, busy_timeout_s: float = 2.0) -> sqlite3.Connection:
@@ -309,9 +313,13 @@ def connect_readonly(
     uri = Path(path).resolve().as_uri() + "?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, check_same_thread=check_same_thread)
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: cannot open database read-only: {exc}") from exc
+    try:
         _configure(conn, busy_timeout_s)
         conn.execute("PRAGMA query_only = ON")
     except sqlite3.Error as exc:
+        conn.close()
         raise StorageError(f"{path}: cannot open database read-only: {exc}") from exc
     return conn
 
@@ -349,6 +357,7 @@ class _TargetsRecord:
 class _StatusSnapshot:
     statuses: tuple[TargetStatus, ...]
     infra: Mapping[str, TargetInfra]
+    reported: Mapping[str, TargetState]
 
 
 _Record: TypeAlias = _ProbeRecord | Transition | Incident | _TargetsRecord
@@ -565,9 +574,9 @@ _UPSERT_TARGET = """
         updated_at = excluded.updated_at
 """
 _INSERT_STATUS = """
-    INSERT INTO target_status (target, kind, state, since, reason, country, sector, blind,
-        observed_at, consecutive_failures, data, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO target_status (target, kind, state, reported_state, since, reason, country,
+        sector, blind, observed_at, consecutive_failures, data, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 
@@ -661,6 +670,7 @@ class _Statements:
                         s.name,
                         "canary" if s.name in self.canaries else "target",
                         s.state.value,
+                        _value(snapshot.reported.get(s.name)),
                         s.since,
                         None if s.reason is None else s.reason.value,
                         None if target is None else target.country,
@@ -679,6 +689,11 @@ class _Statements:
 
 
 # --- reading ------------------------------------------------------------------------
+
+
+def _value(state: TargetState | None) -> str | None:
+    return None if state is None else state.value
+
 
 _INCIDENT_COLUMNS = (
     "id, scope, country, target, started_at, ended_at, affected, dominant_reason, hint"
@@ -788,7 +803,7 @@ class HistoryWriter:
         writer.add_transition(step.transition) # every Step.transition
         for incident in (*assessment.opened, *assessment.updated, *assessment.closed):
             writer.add_incident(incident)
-        writer.set_status(statuses.values(), infra)            # after each assessment
+        writer.set_status(statuses.values(), infra, assessment.states)  # after each
         ...
         await writer.close()                   # on SIGTERM: flushes, within 4 s
 
@@ -892,14 +907,20 @@ class HistoryWriter:
         self,
         statuses: Iterable[TargetStatus],
         infra: Mapping[str, TargetInfra] | None = None,
+        reported: Mapping[str, TargetState] | None = None,
     ) -> None:
-        """The current status of every target and canary (and what each runs on).
+        """The current status of every target and canary, what each runs on, and the
+        state each target is reported in (`Assessment.states`).
 
         Cheap: only the latest snapshot given is kept, and it replaces the
         stored one entirely at the next flush.
         """
         if not self._closed:
-            self._status = _StatusSnapshot(tuple(statuses), MappingProxyType(dict(infra or {})))
+            self._status = _StatusSnapshot(
+                tuple(statuses),
+                MappingProxyType(dict(infra or {})),
+                MappingProxyType(dict(reported or {})),
+            )
 
     def _add(self, record: _Record) -> None:
         if self._closed:

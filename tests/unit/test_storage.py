@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -478,7 +478,12 @@ async def test_targets_follow_the_config_and_removed_ones_stay_inactive(
 # --- status snapshot and restore ----------------------------------------------------
 
 
-def scenario() -> tuple[dict[str, TargetStatus], dict[str, TargetInfra], list[Incident]]:
+Scenario = tuple[
+    dict[str, TargetStatus], dict[str, TargetInfra], list[Incident], Mapping[str, TargetState]
+]
+
+
+def scenario() -> Scenario:
     """Albania dark, as the real reducers see it: three targets confirmed down on the
     same name servers, a canary up."""
     statuses: dict[str, TargetStatus] = {}
@@ -507,7 +512,7 @@ def scenario() -> tuple[dict[str, TargetStatus], dict[str, TargetInfra], list[In
         now=T0 + 45,
     )
     assert assessment.countries_in_outage == ("AL",)
-    return statuses, infra, list(assessment.opened)
+    return statuses, infra, list(assessment.opened), assessment.states
 
 
 def without_details(status: TargetStatus) -> TargetStatus:
@@ -516,7 +521,7 @@ def without_details(status: TargetStatus) -> TargetStatus:
 
 
 async def test_restore_gives_back_statuses_infra_and_open_incidents(db: Path) -> None:
-    statuses, infra, opened = scenario()
+    statuses, infra, opened, reported = scenario()
     assert all(s.state is TargetState.DOWN for n, s in statuses.items() if n != "Quad9")
     targets = [target(n) for n in ("e-Albania", "Parliament", "Kryeministria")]
     closed = incident("target:gone:1", scope=Scope.TARGET, target="gone", ended_at=T0 + 9)
@@ -525,7 +530,7 @@ async def test_restore_gives_back_statuses_infra_and_open_incidents(db: Path) ->
     writer.set_targets(targets, [Canary("Quad9", "https://quad9.test/")])
     for item in (*opened, closed):
         writer.add_incident(item)
-    writer.set_status(statuses.values(), infra)
+    writer.set_status(statuses.values(), infra, reported)
     await writer.close()
 
     writer = await HistoryWriter.open(db, settings=MANUAL, background=False)
@@ -551,13 +556,13 @@ async def test_restore_gives_back_statuses_infra_and_open_incidents(db: Path) ->
     conn = connect_readonly(db)
     assert rows(
         conn,
-        "SELECT target, kind, state, reason, country, sector, blind, consecutive_failures "
-        "FROM target_status ORDER BY target",
+        "SELECT target, kind, state, reported_state, reason, country, sector, blind, "
+        "consecutive_failures FROM target_status ORDER BY target",
     ) == [
-        ("Kryeministria", "target", "down", "connect_timeout", "AL", "portal", 0, 2),
-        ("Parliament", "target", "down", "connect_timeout", "AL", "portal", 0, 2),
-        ("Quad9", "canary", "up", None, None, None, 0, 0),
-        ("e-Albania", "target", "down", "connect_timeout", "AL", "portal", 0, 2),
+        ("Kryeministria", "target", "down", "down", "connect_timeout", "AL", "portal", 0, 2),
+        ("Parliament", "target", "down", "down", "connect_timeout", "AL", "portal", 0, 2),
+        ("Quad9", "canary", "up", None, None, None, None, 0, 0),
+        ("e-Albania", "target", "down", "down", "connect_timeout", "AL", "portal", 0, 2),
     ]
     assert read_restore(conn) == restored
     conn.close()
