@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from monitor import __version__
-from monitor.config import DEFAULT_TARGETS, Config, ConfigError, load_config
+from monitor.config import DEFAULT_TARGETS, Config, ConfigError, load_config, parse_duration
 from monitor.simulator.cli import add_simulate_command
 
 EXIT_OK = 0
@@ -36,11 +37,69 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from monitor.check import run_check
+
+    config = _load_or_report(args.targets)
+    if config is None:
+        return EXIT_CONFIG
+    countries = [c.upper() for c in args.country]
+    unknown = sorted(set(countries) - set(config.countries))
+    if unknown:
+        print(f"govwatch check: no targets in {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_CONFIG
+    return run_check(config, countries, args.format)
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    if not sep or not index.isdigit() or not count.isdigit() or not 1 <= int(index) <= int(count):
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N with 1 <= K <= N")
+    return int(index), int(count)
+
+
+def _duration_arg(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from monitor.daemon import RunOptions, run_daemon
+    from monitor.logs import configure_logging
+
+    configure_logging(args.log_format, args.log_level)
+    config = _load_or_report(args.targets)
+    if config is None:
+        return EXIT_CONFIG
+    options = RunOptions(
+        targets_path=args.targets,
+        listen_host=args.listen[0],
+        listen_port=args.listen[1],
+        db_path=args.db,
+        vantage=args.vantage,
+        shard=args.shard,
+        retention_s=args.retention,
+    )
+    try:
+        return asyncio.run(run_daemon(options, config))
+    except KeyboardInterrupt:
+        return 130
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Replace this process with `streamlit run dashboard/app.py` (headless, no telemetry),
     so signals from systemd or `make run` reach Streamlit itself."""
-    import os
-
     import dashboard
 
     app = Path(dashboard.__file__).with_name("app.py")
@@ -84,6 +143,61 @@ def build_parser() -> argparse.ArgumentParser:
     _add_targets_argument(validate)
     validate.set_defaults(handler=cmd_validate)
 
+    check = commands.add_parser(
+        "check",
+        help="probe every target once and print the results",
+        description="One round of every probe. Exit 0 when all targets are up, 1 when any "
+        "is down, 2 on a bad config.",
+    )
+    _add_targets_argument(check)
+    check.add_argument("--format", choices=("table", "json"), default="table")
+    check.add_argument(
+        "--country",
+        action="append",
+        default=[],
+        metavar="CC",
+        help="only this country (repeatable)",
+    )
+    check.set_defaults(handler=cmd_check)
+
+    run = commands.add_parser(
+        "run",
+        help="run the monitoring daemon",
+        description="Probe continuously; serve /metrics, /api/v1/status, /api/v1/incidents and "
+        "/healthz; keep history in SQLite. SIGHUP reloads TARGETS, SIGTERM stops.",
+    )
+    _add_targets_argument(run)
+    run.add_argument(
+        "--listen",
+        type=_listen,
+        default=("127.0.0.1", 9781),
+        metavar="HOST:PORT",
+        help="where to serve metrics and the API (default: 127.0.0.1:9781)",
+    )
+    run.add_argument(
+        "--db",
+        type=Path,
+        default=Path("data/govwatch.sqlite3"),
+        help="SQLite history (default: data/govwatch.sqlite3)",
+    )
+    run.add_argument("--vantage", help="this instance's vantage point name (a metric label)")
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="probe only the targets whose stable hash falls in shard K of N",
+    )
+    run.add_argument(
+        "--retention",
+        type=_duration_arg,
+        default=30 * 86400.0,
+        metavar="DURATION",
+        help="history kept (default: 30d)",
+    )
+    run.add_argument("--log-format", choices=("text", "json"), default="text")
+    run.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO")
+    run.set_defaults(handler=cmd_run)
+
     add_simulate_command(commands)
 
     dashboard = commands.add_parser(
@@ -118,4 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Command = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except BrokenPipeError:
+        # `govwatch check | head`: the reader left; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_DOWN

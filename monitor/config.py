@@ -54,12 +54,12 @@ SECTORS = frozenset(
 )
 EVIDENCE = ("seen", "plausible")
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(text: str) -> float:
-    """'30s', '5m', '1h', '1m30s', '250ms' -> seconds. Raises ValueError otherwise."""
+    """ "30s", "5m", "1h", "7d", "1m30s", "250ms" -> seconds. Raises ValueError otherwise."""
     parts = _DURATION_PART.findall(text)
     if not text or "".join(n + u for n, u in parts) != text:
         raise ValueError(f'"{text}" is not a duration (use e.g. "30s", "5m", "1h")')

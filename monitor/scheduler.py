@@ -1,0 +1,198 @@
+"""Runs every (target, probe) job on its own interval and hands results to the pipeline.
+
+One long-lived task per job, so the same probe of the same target never
+overlaps itself. Starts are spread over the interval (a stable offset per job
+plus jitter) so a catalogue of hundreds of targets does not probe in bursts.
+One semaphore bounds the probes in flight across all jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from probes import PROBES
+from probes.context import ProbeContext, ProbeTarget
+from probes.results import ProbeKind, ProbeResult
+
+log = logging.getLogger(__name__)
+
+# A probe enforces its own budget; this guard only catches a probe that does not.
+GUARD_FACTOR = 1.5
+GUARD_SLACK_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str  # the target's or canary's name
+    kind: ProbeKind
+    target: ProbeTarget
+    interval_s: float
+
+    @property
+    def key(self) -> tuple[str, ProbeKind]:
+        return (self.name, self.kind)
+
+
+# The pipeline gets every result; it asks for early runs through Scheduler.run_soon.
+ResultHandler = Callable[[Job, ProbeResult], Awaitable[None]]
+ProbeFunction = Callable[[ProbeTarget, ProbeContext], Awaitable[ProbeResult]]
+
+
+def stable_offset(key: str, interval_s: float) -> float:
+    """Where in the interval a job starts: stable across restarts, spread evenly."""
+    return (zlib.crc32(key.encode()) / 0xFFFFFFFF) * interval_s
+
+
+def in_shard(name: str, shard: tuple[int, int] | None) -> bool:
+    """--shard K/N keeps the targets whose stable hash falls in shard K (1-based)."""
+    if shard is None:
+        return True
+    index, count = shard
+    return zlib.crc32(name.encode()) % count == index - 1
+
+
+class LagTracker:
+    """Largest gap between a job's due time and its start, over a sliding window."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._samples: list[tuple[float, float]] = []
+
+    def record(self, at: float, lag_s: float) -> None:
+        self._samples.append((at, lag_s))
+        cutoff = at - self.window_s
+        if self._samples[0][0] < cutoff:
+            self._samples = [s for s in self._samples if s[0] >= cutoff]
+
+    def worst(self, now: float) -> float:
+        cutoff = now - self.window_s
+        return max((lag for at, lag in self._samples if at >= cutoff), default=0.0)
+
+
+class _JobRun:
+    """A running job: its task, and an earlier run that the pipeline asked for."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.wake = asyncio.Event()
+        self.requested_due: float | None = None  # loop time
+        self.task: asyncio.Task[None] | None = None
+
+    def request(self, due: float) -> None:
+        if self.requested_due is None or due < self.requested_due:
+            self.requested_due = due
+        self.wake.set()
+
+
+class Scheduler:
+    def __init__(
+        self,
+        context: ProbeContext,
+        handle_result: ResultHandler,
+        *,
+        concurrency: int,
+        timeout_s: float,
+        lag_window_s: float,
+        probes: Mapping[ProbeKind, ProbeFunction] = PROBES,
+        jitter_s: float = 1.0,
+    ) -> None:
+        self.context = context  # swapped on reload when probe settings change
+        self._handle_result = handle_result
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._guard_s = timeout_s * GUARD_FACTOR + GUARD_SLACK_S
+        self._probes = probes
+        self._jitter_s = jitter_s
+        self._runs: dict[tuple[str, ProbeKind], _JobRun] = {}
+        self.lag = LagTracker(lag_window_s)
+        self.last_probe_at: float | None = None
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [run.job for run in self._runs.values()]
+
+    def set_timeout(self, timeout_s: float) -> None:
+        self._guard_s = timeout_s * GUARD_FACTOR + GUARD_SLACK_S
+
+    def replace_jobs(self, jobs: Iterable[Job]) -> None:
+        """Start new jobs, stop removed ones; a job whose settings are unchanged keeps running."""
+        wanted = {job.key: job for job in jobs}
+        for key, run in list(self._runs.items()):
+            if wanted.get(key) != run.job:
+                assert run.task is not None
+                run.task.cancel()
+                del self._runs[key]
+        for key, job in wanted.items():
+            if key not in self._runs:
+                run = _JobRun(job)
+                run.task = asyncio.create_task(
+                    self._run_job(run), name=f"probe {job.kind} {job.name}"
+                )
+                self._runs[key] = run
+
+    def run_soon(self, name: str, kind: ProbeKind, delay_s: float = 0.0) -> None:
+        """Run a job after `delay_s` instead of at its next interval (never later than that)."""
+        run = self._runs.get((name, kind))
+        if run is not None:
+            run.request(asyncio.get_running_loop().time() + delay_s)
+
+    async def stop(self) -> None:
+        tasks = [run.task for run in self._runs.values() if run.task is not None]
+        self._runs.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _sleep_until(self, run: _JobRun, due: float) -> float:
+        """Sleep until `due` or an earlier requested time; returns the time it was due."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if run.requested_due is not None:
+                due = min(due, run.requested_due)
+            delay = due - loop.time()
+            if delay <= 0:
+                break
+            run.wake.clear()
+            try:
+                async with asyncio.timeout(delay):
+                    await run.wake.wait()
+            except TimeoutError:
+                break
+        run.requested_due = None
+        return due
+
+    async def _run_job(self, run: _JobRun) -> None:
+        job = run.job
+        loop = asyncio.get_running_loop()
+        offset = stable_offset(f"{job.name}/{job.kind}", job.interval_s)
+        due = loop.time() + offset + random.uniform(0, self._jitter_s)
+        while True:
+            due = await self._sleep_until(run, due)
+            async with self._semaphore:
+                started = loop.time()
+                self.lag.record(started, max(0.0, started - due))
+                result = await self._probe_once(job)
+            self.last_probe_at = time.time()
+            due = started + job.interval_s
+            if result is not None:
+                try:
+                    await self._handle_result(job, result)
+                except Exception:
+                    # A bug in the pipeline must not kill the job; it is logged once here.
+                    log.exception("pipeline failed for %s/%s", job.name, job.kind)
+
+    async def _probe_once(self, job: Job) -> ProbeResult | None:
+        probe = self._probes[job.kind]
+        try:
+            async with asyncio.timeout(self._guard_s):
+                return await probe(job.target, self.context)
+        except TimeoutError:
+            log.error("probe %s/%s overran its budget; the probe has a bug", job.name, job.kind)
+        except Exception:
+            log.exception("probe %s/%s raised; probes must return results", job.name, job.kind)
+        return None

@@ -1,0 +1,75 @@
+"""`govwatch check` against the simulated region: real probes, real servers, real CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from monitor.check import check_targets, to_table
+from monitor.config import load_config
+from monitor.simulator.runner import SimulatedRegion
+
+
+async def _cli(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_check_table_all_up_then_one_country_blackholed(
+    simulated_region: SimulatedRegion,
+) -> None:
+    path = simulated_region.targets_file()
+    code, out, _ = await _cli("check", str(path), "--country", "AL")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["TARGET", "CC", "HTTP"]
+    al_rows = [line for line in lines[1:-1] if " AL " in line]
+    assert len(al_rows) == 4 and all(line.rstrip().endswith("UP") for line in al_rows)
+    assert lines[-1] == "4 of 4 targets up"
+
+    await simulated_region.apply_fault("country", "AL", "drop")
+    code, out, _ = await _cli("check", str(path), "--country", "AL")
+    assert code == 1
+    assert out.count("DOWN connect_timeout") == 4
+
+
+async def test_check_json_shape(simulated_region: SimulatedRegion) -> None:
+    path = simulated_region.targets_file()
+    await simulated_region.apply_fault("site", "e-albania.al.test", "nxdomain")
+    code, out, _ = await _cli("check", str(path), "--country", "AL", "--format", "json")
+    assert code == 1
+    rows = json.loads(out)
+    assert {row["probe"] for row in rows} == {"http", "dns", "tls"}
+    for row in rows:
+        assert {"target", "country", "probe", "ok", "reason", "duration_s", "details"} <= set(row)
+        assert row["country"] == "AL"
+    broken = {row["probe"]: row for row in rows if row["target"] == "e-albania.al.test"}
+    assert broken["dns"]["reason"] == "dns_nxdomain" and broken["http"]["ok"] is False
+    assert all(row["ok"] for row in rows if row["target"] != "e-albania.al.test")
+
+
+async def test_check_exit_codes_for_config_problems(simulated_region: SimulatedRegion) -> None:
+    code, _, err = await _cli("check", str(simulated_region.targets_file()), "--country", "FR")
+    assert code == 2 and "no targets in FR" in err
+    code, _, err = await _cli("check", "/nonexistent/targets.toml")
+    assert code == 2 and "/nonexistent/targets.toml:0: cannot read" in err
+
+
+async def test_check_in_process_table_names_reasons(simulated_region: SimulatedRegion) -> None:
+    config = load_config(simulated_region.targets_file())
+    await simulated_region.apply_fault("site", "akshi.gov.al.test", "5xx")
+    targets = [t for t in config.targets if t.country == "AL"]
+    checks = await check_targets(config, targets)
+    table = to_table(checks)
+    row = next(line for line in table.splitlines() if line.startswith("akshi.gov.al.test"))
+    assert "DOWN http_status" in row and " 503 " in row
