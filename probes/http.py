@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import ipaddress
 import re
 import socket
 import ssl
@@ -350,6 +351,8 @@ async def _fetch(
         seen.add(visit)
         observed.next_request(str(url))
         timeline.new_connection()
+        if _is_ip_literal(url.host):
+            timeline.addresses = (str(url.host),)  # as probes.resolve answers for literals
         async with session.get(
             url, allow_redirects=False, cookies=cookies or None, trace_request_ctx=timeline
         ) as response:
@@ -433,6 +436,14 @@ def _charset(response: aiohttp.ClientResponse, body: bytearray) -> str:
         except LookupError:
             pass
     return "utf-8"
+
+
+def _is_ip_literal(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _cookie_key(cookies: BaseCookie[str]) -> str:

@@ -80,6 +80,7 @@ async def test_valid_https_page(server_certs: ServerCertificates, make_probe_con
     assert details.tls_cipher
     assert details.peer_address == LOOPBACK
     assert details.peer_port == server.port
+    assert details.resolved_addresses == (LOOPBACK,)
     assert details.body_bytes == len(server.body_text) * 2 + len(
         "<!doctype html><html><head><meta charset=utf-8><title></title></head>"
         "<body><h1></h1></body></html>\n"
