@@ -236,7 +236,7 @@ class Daemon:
             self._canary_check_at = now
             for canary in self.config.canaries:
                 self.scheduler.run_soon(canary.name, ProbeKind.HTTP)
-        self._writer.set_status(self._statuses.values(), infra)
+        self._writer.set_status(self._statuses.values(), infra, reported=assessment.states)
         self._publish(now, assessment)
 
     def _publish(self, now: float, assessment: Assessment | None = None) -> None:

@@ -25,11 +25,25 @@ async def resolve_addresses(resolver: dns.asyncresolver.Resolver, host: str) -> 
         pass
     else:
         return (host,)
+    # Both families are asked together; a server that mishandles AAAA (SERVFAIL,
+    # silence) must not sink a host whose A records answer, so errors wait until
+    # neither family produced an address.
     answers = await asyncio.gather(
         resolver.resolve(host, dns.rdatatype.A, raise_on_no_answer=False),
         resolver.resolve(host, dns.rdatatype.AAAA, raise_on_no_answer=False),
+        return_exceptions=True,
     )
-    addresses = tuple(rdata.to_text() for answer in answers for rdata in answer)
-    if not addresses:
-        raise dns.resolver.NoAnswer(response=answers[0].response)  # type: ignore[no-untyped-call]
-    return addresses
+    addresses = tuple(
+        rdata.to_text()
+        for answer in answers
+        if isinstance(answer, dns.resolver.Answer)
+        for rdata in answer
+    )
+    if addresses:
+        return addresses
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+    first = answers[0]
+    assert isinstance(first, dns.resolver.Answer)
+    raise dns.resolver.NoAnswer(response=first.response)  # type: ignore[no-untyped-call]
