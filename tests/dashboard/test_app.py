@@ -1,0 +1,233 @@
+"""Every page of the Streamlit app, run by streamlit.testing's AppTest on seeded databases:
+a normal day, Albania's outage, and the monitor itself offline."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd  # type: ignore[import-untyped]
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import dashboard
+from dashboard import queries, ui
+from monitor.cli import build_parser
+from tests.dashboard.conftest import Seeded
+from tests.dashboard.seed import (
+    AL_NAMESERVERS,
+    CANARIES,
+    SINGLE_DOWN_TARGET,
+    albanian_down,
+    counts_by_country,
+    seed_database,
+)
+
+APP = str(Path(dashboard.__file__).with_name("app.py"))
+Get = Callable[[str], Seeded]
+
+
+def run_app(
+    source: queries.Source, page: str | None = None, query: dict[str, str] | None = None
+) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=30)
+    app.session_state[ui.OPTIONS_KEY] = ui.DashboardOptions(source=source)
+    app.run()
+    if page is not None:
+        for key, value in (query or {}).items():
+            app.query_params[key] = value
+        app.switch_page(page).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+@dataclass(frozen=True)
+class Chart:
+    spec: dict[str, Any]
+    data: pd.DataFrame  # the first dataset (Streamlit ships chart data as Arrow)
+
+    @property
+    def marks(self) -> list[str]:
+        layers = self.spec.get("layer", [self.spec])
+        return [layer.get("mark", {}).get("type", "") for layer in layers]
+
+
+def charts(app: AppTest) -> list[Chart]:
+    found = []
+    for chart in app.get("vega_lite_chart"):
+        datasets = chart.proto.datasets
+        data = (
+            pa.ipc.open_stream(datasets[0].data.data).read_pandas() if datasets else pd.DataFrame()
+        )
+        found.append(Chart(json.loads(chart.proto.spec), data))
+    return found
+
+
+def totals(data: Seeded) -> tuple[int, int]:
+    counts = list(counts_by_country(data.seed))
+    return sum(d for _, d, _ in counts), sum(t for _, _, t in counts)
+
+
+# --- overview -----------------------------------------------------------------------------
+
+
+def test_overview_on_a_normal_day(seeded: Get) -> None:
+    data = seeded("normal")
+    app = run_app(data.source)
+    down, total = totals(data)
+    assert not app.error and not app.warning
+    assert [i.value for i in app.info] == [f"{down} of {total} services down — no country outage"]
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Services up"] == f"{total - down} / {total}"
+    assert metrics["Countries in outage"] == "0"
+    (tiles,) = [c for c in charts(app) if c.marks == ["rect", "text", "text"]]
+    assert set(tiles.data["country"]) >= {c for c, _, _ in counts_by_country(data.seed)}
+    assert not tiles.data["outage"].any()
+    down_now = app.dataframe[-1].value
+    assert list(down_now["target"]) == [SINGLE_DOWN_TARGET]
+
+
+def test_overview_during_the_albanian_outage(seeded: Get) -> None:
+    data = seeded("albania")
+    app = run_app(data.source)
+    counts = {c: (d, t) for c, d, t in counts_by_country(data.seed)}
+    down, total = counts["AL"]
+    started = next(i.started_at for i in data.seed.incidents if i.country == "AL" and i.is_open)
+    clock = datetime.fromtimestamp(started, UTC).strftime("%H:%M")
+    servers = "/".join(n.split(".")[0] for n in AL_NAMESERVERS) + ".akshi.gov.al"
+    assert [e.value for e in app.error] == [
+        f"Albania: {down} of {total} services down since {clock} UTC — connection timeouts; "
+        f"all share name servers {servers}"
+    ]
+    assert {m.label: m.value for m in app.metric}["Countries in outage"] == "1"
+    (tiles,) = [c for c in charts(app) if c.marks == ["rect", "text", "text"]]
+    albania = tiles.data.set_index("country").loc["AL"]
+    assert albania["outage"] and albania["detail"] == f"{total - down}/{total} up"
+    assert albania["band"] == "< 50 % up"
+    outages = app.dataframe[1].value
+    assert list(outages["country"]) == ["AL"]
+    all_down = {t.name for t in albanian_down(data.seed.targets)} | {SINGLE_DOWN_TARGET}
+    assert set(app.dataframe[-1].value["target"]) == all_down
+
+
+def test_overview_when_the_monitor_is_offline(seeded: Get) -> None:
+    data = seeded("vantage_down")
+    app = run_app(data.source)
+    assert not app.error  # no outage is blamed on a country
+    (warning,) = app.warning
+    assert warning.value.startswith("This monitor is offline — the region's state is unknown")
+    assert f"{len(CANARIES)} of {len(CANARIES)} control targets failing" in warning.value
+    _, total = totals(data)
+    assert {m.label: m.value for m in app.metric}["Unknown"] == str(total)
+
+
+def test_overview_when_the_monitor_has_stopped_writing(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    seed_database(path, "normal", time.time() - 3600)
+    app = run_app(queries.SqliteSource(str(path)))
+    (warning,) = app.warning
+    assert warning.value.startswith("No data since")
+    assert "is the monitor running?" in warning.value
+
+
+def test_overview_without_a_database(tmp_path: Path) -> None:
+    app = run_app(queries.SqliteSource(str(tmp_path / "missing.sqlite3")))
+    (error,) = app.error
+    assert error.value.startswith("Cannot read the monitor's data")
+
+
+# --- the other pages ----------------------------------------------------------------------
+
+
+def test_incidents_page(seeded: Get) -> None:
+    data = seeded("albania")
+    app = run_app(data.source, "pages/incidents.py")
+    open_now = app.dataframe[0].value
+    assert list(open_now["scope"]) == ["country", "target"]
+    assert open_now.iloc[0]["where"] == "Albania"
+    assert open_now.iloc[0]["reason"] == "connection timeouts"
+    (timeline,) = [c for c in charts(app) if c.marks == ["bar"]]
+    assert set(timeline.data["where"]) == {"Albania"}  # single services are toggled off
+    # The closed North Macedonian outage of five days ago is on the 7-day timeline only.
+    day = app.dataframe[-1].value
+    assert "North Macedonia" not in set(day["where"])
+    app.segmented_control(key="incident_span").set_value("7 d").run()
+    week = app.dataframe[-1].value
+    assert "North Macedonia" in set(week["where"])
+
+
+def test_targets_page_filters(seeded: Get) -> None:
+    data = seeded("albania")
+    app = run_app(data.source, "pages/targets.py")
+    table = app.dataframe[0].value
+    assert len(table) == len(data.seed.targets)
+    assert set(table.columns) >= {"latency_ms", "tls_days_left", "dnssec", "response_ms"}
+    app.multiselect(key="f_country").set_value(["AL"]).run()
+    app.multiselect(key="f_state").set_value(["down"]).run()
+    filtered = app.dataframe[0].value
+    assert set(filtered["target"]) == {t.name for t in albanian_down(data.seed.targets)}
+    assert set(filtered["why"]) == {"connection timeouts"}
+    app.text_input(key="f_search").set_value("CUSTOMS").run()
+    assert all("customs" in name for name in app.dataframe[0].value["target"])
+
+
+def test_target_drill_down(seeded: Get) -> None:
+    data = seeded("albania")
+    target = albanian_down(data.seed.targets)[0].name
+    app = run_app(data.source, "pages/target.py", {"target": target})
+    assert app.header[0].value == target
+    (banner,) = app.error
+    assert banner.value.startswith("Down since") and "connection timeouts" in banner.value
+    assert [m.label for m in app.metric] == ["uptime 24 h", "uptime 7 d", "uptime 30 d"]
+    failures = app.dataframe[0].value
+    assert set(failures["why"]) == {"connection timeouts"}
+
+
+def test_target_drill_down_of_a_healthy_target(seeded: Get) -> None:
+    data = seeded("normal")
+    target = data.seed.targets[1].name
+    app = run_app(data.source, "pages/target.py", {"target": target})
+    assert app.success[0].value.startswith("Up since")
+    (phases,) = [c for c in charts(app) if c.marks == ["area"]]
+    assert set(phases.data["phase"]) == {"resolve", "connect", "tls", "processing", "transfer"}
+    details = {(df.value.iloc[0]["field"]) for df in app.dataframe}
+    assert "probed at" in details
+
+
+def test_countries_page(seeded: Get) -> None:
+    data = seeded("albania")
+    app = run_app(data.source, "pages/countries.py")
+    pivot = app.dataframe[0].value
+    assert len(pivot) == 14  # the default span, today included
+    assert "Albania" in pivot.columns
+    today = pivot.iloc[0]
+    assert today["Albania"] < 100.0 and today["Greece"] == pytest.approx(100.0)
+
+
+# --- options and the CLI ------------------------------------------------------------------
+
+
+def test_options_from_the_command_line() -> None:
+    options = ui.parse_options(["--db", "/tmp/x.sqlite3", "--refresh", "5", "--server.port=1"])
+    assert options.source == queries.SqliteSource("/tmp/x.sqlite3") and options.refresh_s == 5
+    prom = ui.parse_options(["--prometheus", "http://127.0.0.1:9090"])
+    assert prom.source == queries.PrometheusSource("http://127.0.0.1:9090")
+    assert ui.parse_options([]).source == queries.SqliteSource(ui.DEFAULT_DB)
+
+
+def test_the_dashboard_command_line() -> None:
+    args = build_parser().parse_args(["dashboard", "--db", "h.sqlite3", "--port", "8600"])
+    assert (str(args.db), args.port, args.address, args.prometheus) == (
+        "h.sqlite3",
+        8600,
+        "127.0.0.1",
+        None,
+    )
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["dashboard", "--db", "x", "--prometheus", "http://127.0.0.1:1"])
