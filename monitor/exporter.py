@@ -1,0 +1,357 @@
+"""Prometheus metrics over the daemon's current snapshot.
+
+`SnapshotCollector` is a custom collector (as in client_python's docs): every
+scrape reads the snapshot the daemon last published and builds the metric
+families from it, so a target removed from the config has no series at the
+next scrape. Nothing is registered at import time and the default registry is
+never touched: `create_registry()` returns a private `CollectorRegistry`.
+
+Per-probe names follow blackbox_exporter's; state and aggregates carry the
+`govwatch_` prefix. The names and labels are a contract (DESIGN.md, the
+alerting rules in deploy/prometheus/); the README's metrics table lists them.
+Every series carries `vantage` when the daemon runs with `--vantage NAME`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Final
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.samples import Sample
+
+import monitor
+from monitor.outage import Scope
+from monitor.snapshot import Snapshot, TargetView
+from monitor.state import TargetState
+from probes.dns import DnsDetails
+from probes.http import HttpDetails
+from probes.results import ProbeKind, ProbeResult
+from probes.tls import TlsDetails
+
+SnapshotSource = Callable[[], Snapshot | None]
+
+PROBE_LABELS: Final = ("target", "country", "sector", "probe")
+TARGET_LABELS: Final = ("target", "country", "sector")
+STATES: Final = (TargetState.UP, TargetState.DOWN, TargetState.UNKNOWN)
+# Outage scopes exported by govwatch_outage_active (target incidents are govwatch_target_up).
+_REGION: Final = Scope.REGION.value
+_COUNTRY: Final = Scope.COUNTRY.value
+
+
+class _Families:
+    """Metric families that all get the `vantage` label when one is set."""
+
+    def __init__(self, vantage: str | None) -> None:
+        self.label_names: tuple[str, ...] = ("vantage",) if vantage else ()
+        self.label_values: tuple[str, ...] = (vantage,) if vantage else ()
+        self.extra: dict[str, str] = {"vantage": vantage} if vantage else {}
+
+    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
+        return GaugeMetricFamily(name, doc, labels=(*labels, *self.label_names))
+
+    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> CounterMetricFamily:
+        return CounterMetricFamily(name, doc, labels=(*labels, *self.label_names))
+
+    def info(self, name: str, doc: str, labels: Sequence[str] = ()) -> InfoMetricFamily:
+        """`name` without the `_info` suffix: the client library appends it."""
+        return InfoMetricFamily(name, doc, labels=(*labels, *self.label_names))
+
+    def values(self, *values: str) -> tuple[str, ...]:
+        return (*values, *self.label_values)
+
+
+class SnapshotCollector:
+    """Builds every govwatch metric from the snapshot `get_snapshot()` returns now.
+
+    Before the first snapshot only `govwatch_build_info` (and the process
+    metrics, if enabled) are exported.
+    """
+
+    def __init__(self, get_snapshot: SnapshotSource, *, process_metrics: bool = True) -> None:
+        self._get_snapshot = get_snapshot
+        # registry=None: collected through this collector, so the vantage label is added.
+        self._process = ProcessCollector(registry=None) if process_metrics else None
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._get_snapshot()
+        families = _Families(snapshot.vantage if snapshot is not None else None)
+        build = families.info("govwatch_build", "govwatch's version; always 1.", ("version",))
+        build.add_metric(families.values(monitor.__version__), {})
+        yield build
+        if snapshot is not None:
+            yield from _probe_families(snapshot.targets, families)
+            yield from _target_families(snapshot.targets, families)
+            yield from _aggregate_families(snapshot, families)
+        if self._process is not None:
+            yield from _with_labels(self._process.collect(), families)
+
+
+def create_registry(
+    get_snapshot: SnapshotSource, *, process_metrics: bool = True
+) -> CollectorRegistry:
+    """A private registry holding one `SnapshotCollector` over `get_snapshot`."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(get_snapshot, process_metrics=process_metrics))
+    return registry
+
+
+def _with_labels(metrics: Iterable[Metric], families: _Families) -> Iterator[Metric]:
+    if not families.label_names:
+        yield from metrics
+        return
+    extra = dict(zip(families.label_names, families.label_values, strict=True))
+    for metric in metrics:
+        metric.samples = [s._replace(labels={**s.labels, **extra}) for s in metric.samples]
+        yield metric
+
+
+class _Series:
+    """Appends samples with ready-made label dicts: the per-target hot path.
+
+    `add_metric` zips label names with values for every sample; with ~20
+    series per target that dominates a scrape, so the loops below build each
+    label dict once and share it between families (nobody mutates them).
+    """
+
+    __slots__ = ("_append", "_name")
+
+    def __init__(self, family: GaugeMetricFamily | InfoMetricFamily) -> None:
+        self._append = family.samples.append
+        # The names InfoMetricFamily.add_metric would give its samples.
+        self._name = f"{family.name}_info" if family.type == "info" else family.name
+
+    def add(self, labels: dict[str, str], value: float) -> None:
+        self._append(Sample(self._name, labels, value))
+
+
+def _probe_families(targets: Sequence[TargetView], f: _Families) -> Iterator[Metric]:
+    success = f.gauge("probe_success", "1 if the probe's latest run succeeded.", PROBE_LABELS)
+    duration = f.gauge(
+        "probe_duration_seconds", "How long the probe's latest run took.", PROBE_LABELS
+    )
+    failure = f.info(
+        "govwatch_probe_failure",
+        "1 while the probe's latest run failed, with the failure reason.",
+        (*PROBE_LABELS, "reason"),
+    )
+    status_code = f.gauge(
+        "probe_http_status_code",
+        "HTTP status of the latest response (after redirects); 0 when none came.",
+        PROBE_LABELS,
+    )
+    phases = f.gauge(
+        "probe_http_duration_seconds",
+        "Seconds the latest HTTP probe spent per phase.",
+        (*PROBE_LABELS, "phase"),
+    )
+    tls_version = f.info(
+        "probe_tls_version",
+        "The TLS version the latest handshake negotiated.",
+        (*PROBE_LABELS, "version"),
+    )
+    earliest_expiry = f.gauge(
+        "probe_ssl_earliest_cert_expiry",
+        "Unix time the first certificate of the presented chain expires.",
+        PROBE_LABELS,
+    )
+    leaf_expiry = f.gauge(
+        "govwatch_tls_leaf_cert_expiry_timestamp_seconds",
+        "Unix time the server's own (leaf) certificate expires.",
+        PROBE_LABELS,
+    )
+    dns_lookup = f.gauge(
+        "probe_dns_lookup_time_seconds",
+        "Seconds the latest DNS probe took to resolve the host.",
+        PROBE_LABELS,
+    )
+    dnssec_signed = f.gauge(
+        "govwatch_dnssec_signed",
+        "1 if the host's zone is DNSSEC-signed (publishes DNSKEYs), 0 if not.",
+        PROBE_LABELS,
+    )
+    rrsig_expiry = f.gauge(
+        "govwatch_dnssec_rrsig_expiry_timestamp_seconds",
+        "Unix time the signed zone's first RRSIG expires.",
+        PROBE_LABELS,
+    )
+    add_success, add_duration, add_failure, add_status, add_phase, add_version = (
+        _Series(family) for family in (success, duration, failure, status_code, phases, tls_version)
+    )
+    add_earliest, add_leaf, add_lookup, add_signed, add_rrsig = (
+        _Series(family)
+        for family in (earliest_expiry, leaf_expiry, dns_lookup, dnssec_signed, rrsig_expiry)
+    )
+    vantage = f.extra
+
+    for view in targets:
+        target = view.target
+        for kind, track in view.status.probes.items():
+            result: ProbeResult = track.last
+            labels = {
+                "target": target.name,
+                "country": target.country,
+                "sector": target.sector,
+                "probe": kind.value,
+                **vantage,
+            }
+            add_success.add(labels, 1.0 if result.ok else 0.0)
+            add_duration.add(labels, result.duration_s)
+            if result.reason is not None:
+                add_failure.add({**labels, "reason": result.reason.value}, 1.0)
+            details = result.details
+            if kind is ProbeKind.HTTP:
+                http = details if isinstance(details, HttpDetails) else None
+                code = http.status_code if http is not None else None
+                add_status.add(labels, float(code or 0))
+                for phase, seconds in result.phases.items():
+                    add_phase.add({**labels, "phase": phase}, seconds)
+                if http is not None and http.tls_version:
+                    add_version.add({**labels, "version": http.tls_version}, 1.0)
+            elif kind is ProbeKind.TLS and isinstance(details, TlsDetails):
+                add_earliest.add(labels, details.earliest_expiry)
+                add_leaf.add(labels, details.leaf_expiry)
+                add_version.add({**labels, "version": details.version}, 1.0)
+            elif kind is ProbeKind.DNS:
+                resolve_s = result.phases.get("resolve")
+                if resolve_s is not None:
+                    add_lookup.add(labels, resolve_s)
+                dnssec = details.dnssec if isinstance(details, DnsDetails) else None
+                if dnssec is not None:
+                    add_signed.add(labels, 1.0 if dnssec.signed else 0.0)
+                    if dnssec.signed and dnssec.earliest_rrsig_expiry is not None:
+                        add_rrsig.add(labels, dnssec.earliest_rrsig_expiry)
+    yield from (success, duration, failure, status_code, phases, tls_version)
+    yield from (earliest_expiry, leaf_expiry, dns_lookup, dnssec_signed, rrsig_expiry)
+
+
+def _target_families(targets: Sequence[TargetView], f: _Families) -> Iterator[Metric]:
+    up = f.gauge(
+        "govwatch_target_up",
+        "1 if the target is up, 0 if confirmed down; absent while its state is unknown.",
+        TARGET_LABELS,
+    )
+    state = f.gauge(
+        "govwatch_target_state",
+        "1 for the target's reported state (up, down, unknown); reason is set when down.",
+        (*TARGET_LABELS, "state", "reason"),
+    )
+    add_up, add_state = _Series(up), _Series(state)
+    vantage = f.extra
+    for view in targets:
+        target = view.target
+        labels = {
+            "target": target.name,
+            "country": target.country,
+            "sector": target.sector,
+            **vantage,
+        }
+        if view.state is not TargetState.UNKNOWN:
+            add_up.add(labels, 1.0 if view.state is TargetState.UP else 0.0)
+        reason = view.reason.value if view.reason is not None else ""
+        add_state.add({**labels, "state": view.state.value, "reason": reason}, 1.0)
+    yield up
+    yield state
+
+
+def _aggregate_families(snapshot: Snapshot, f: _Families) -> Iterator[Metric]:
+    assessment = snapshot.assessment
+
+    availability = f.gauge(
+        "govwatch_country_availability_ratio",
+        "Share of the country's targets up among those whose state is known.",
+        ("country",),
+    )
+    counts = f.gauge(
+        "govwatch_country_targets",
+        "The country's targets per reported state.",
+        ("country", "state"),
+    )
+    outage = f.gauge(
+        "govwatch_outage_active",
+        "1 while a country (scope=country) or the region (scope=region) is in outage.",
+        ("scope", "country"),
+    )
+    for country in assessment.countries:
+        ratio = country.availability
+        if ratio is not None:
+            availability.add_metric(f.values(country.country), ratio)
+        for state, count in zip(STATES, (country.up, country.down, country.unknown), strict=True):
+            counts.add_metric(f.values(country.country, state.value), float(count))
+        outage.add_metric(f.values(_COUNTRY, country.country), 1.0 if country.in_outage else 0.0)
+    outage.add_metric(f.values(_REGION, ""), 1.0 if assessment.region_outage else 0.0)
+    yield from (availability, counts, outage)
+
+    vantage_up = f.gauge(
+        "govwatch_vantage_up",
+        "1 if the monitor itself is online (its canaries answer), 0 if not.",
+    )
+    vantage_up.add_metric(f.values(), 1.0 if snapshot.vantage_up else 0.0)
+    yield vantage_up
+
+    canary_up = f.gauge(
+        "govwatch_canary_up",
+        "1 if the canary is up, 0 if confirmed down; absent while unknown.",
+        ("canary",),
+    )
+    for canary in snapshot.canaries:
+        if canary.status.state is not TargetState.UNKNOWN:
+            up = canary.status.state is TargetState.UP
+            canary_up.add_metric(f.values(canary.canary.name), 1.0 if up else 0.0)
+    yield canary_up
+
+    probes_total = f.counter(
+        "govwatch_probes", "Probe runs finished since the daemon started.", ("probe", "result")
+    )
+    for kind in ProbeKind:
+        for ok, result in ((True, "success"), (False, "failure")):
+            runs = snapshot.probe_counts.get((kind, ok), 0)
+            probes_total.add_metric(f.values(kind.value, result), float(runs))
+    yield probes_total
+
+    lag = f.gauge(
+        "govwatch_schedule_lag_seconds",
+        "How late the scheduler started probes, as the scheduler measures it.",
+    )
+    lag.add_metric(f.values(), snapshot.schedule_lag_s)
+    yield lag
+
+    if snapshot.last_probe_at is not None:
+        last_probe = f.gauge(
+            "govwatch_last_probe_timestamp_seconds", "Unix time the latest probe finished."
+        )
+        last_probe.add_metric(f.values(), snapshot.last_probe_at)
+        yield last_probe
+
+    incidents = f.gauge("govwatch_incidents_open", "Open incidents per scope.", ("scope",))
+    open_per_scope = Counter(incident.scope for incident in snapshot.open_incidents)
+    for scope in Scope:
+        incidents.add_metric(f.values(scope.value), float(open_per_scope[scope]))
+    yield incidents
+
+    reload_ok = f.gauge(
+        "govwatch_config_last_reload_successful",
+        "1 if the last (re)load of the configuration succeeded, 0 if it was rejected.",
+    )
+    reload_ok.add_metric(f.values(), 1.0 if snapshot.config_reload_ok else 0.0)
+    yield reload_ok
+
+    if snapshot.config_reload_at is not None:
+        reload_at = f.gauge(
+            "govwatch_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful (re)load of the configuration.",
+        )
+        reload_at.add_metric(f.values(), snapshot.config_reload_at)
+        yield reload_at
+
+    started = f.gauge("govwatch_start_time_seconds", "Unix time the daemon started.")
+    started.add_metric(f.values(), snapshot.started_at)
+    yield started
