@@ -44,12 +44,33 @@ from dashboard.queries import (
     SourceError,
     empty,
     phase_bucket_s,
+    to_time,
     utc_day,
 )
 
 # Prometheus refuses range queries with more than 11,000 points per series.
 MAX_POINTS = 10_000
-STATE_PRIORITY = {UP: 0, DOWN: 1, UNKNOWN: 2}
+
+# One series per target (and vantage) for its current state.
+STATE_QUERY = "govwatch_target_state == 1"
+UP_QUERY = "govwatch_target_up"
+# Successful HTTP response times, the fastest vantage's.
+RESPONSE_QUERY = (
+    'min by (target) (probe_duration_seconds{probe="http"} '
+    'and on (target, vantage) probe_success{probe="http"} == 1)'
+)
+EXPIRY_QUERY = "min by (target) (probe_ssl_earliest_cert_expiry)"
+DNSSEC_QUERY = "max by (target) (govwatch_dnssec_signed)"
+VANTAGE_QUERY = "govwatch_vantage_up"
+VANTAGE_SEEN_QUERY = "timestamp(govwatch_vantage_up)"
+# The share of seeing vantages that declare each outage, as deploy/prometheus/recording.yml
+# computes it (shards of one vantage combined with max); more than half is an outage.
+OUTAGE_QUERY = (
+    "avg by (scope, country) (max by (vantage, scope, country) ("
+    "govwatch_outage_active and on (instance, job) (govwatch_vantage_up == 1)))"
+)
+OUTAGE_QUORUM = 0.5
+DAILY_QUERY = "max by (country) (avg_over_time(govwatch_country_availability_ratio[1d]))"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,40 +154,40 @@ def _quote(value: str) -> str:
 
 
 def target_status(source: PrometheusSource) -> pd.DataFrame:
-    rows: dict[str, dict[str, Any]] = {}
-    for sample in instant(source, "govwatch_target_state == 1"):
-        labels = sample.labels
-        name = labels.get("target", "")
-        state = labels.get("state", UNKNOWN)
-        current = rows.get(name)
-        if current is None or STATE_PRIORITY.get(state, 3) < STATE_PRIORITY.get(
-            current["state"], 3
-        ):
-            rows[name] = {
+    """Each target's state by majority of the vantages that know it (up or down); unknown
+    when none does. The reason is the down voters' most common one."""
+    votes: dict[str, list[Mapping[str, str]]] = {}
+    for sample in instant(source, STATE_QUERY):
+        votes.setdefault(sample.labels.get("target", ""), []).append(sample.labels)
+    if not votes:
+        # An exporter without govwatch_target_state: the 0/1 gauge, per vantage.
+        for sample in instant(source, UP_QUERY):
+            labels = dict(sample.labels)
+            labels["state"] = UP if sample.value >= 1 else DOWN
+            votes.setdefault(labels.get("target", ""), []).append(labels)
+    if not votes:
+        return empty(STATUS_COLUMNS)
+    rows = []
+    for name, ballots in votes.items():
+        states = Counter(b.get("state", UNKNOWN) for b in ballots)
+        known = states[UP] + states[DOWN]
+        state = UNKNOWN if known == 0 else DOWN if states[DOWN] * 2 > known else UP
+        reasons = Counter(b.get("reason") for b in ballots if b.get("state") == DOWN)
+        reasons.pop(None, None)
+        reasons.pop("", None)
+        first = ballots[0]
+        rows.append(
+            {
                 "target": name,
-                "country": labels.get("country", "??"),
-                "sector": labels.get("sector", ""),
+                "country": first.get("country", "??"),
+                "sector": first.get("sector", ""),
                 "url": None,
                 "state": state,
-                "reason": labels.get("reason") or None,
+                "reason": reasons.most_common(1)[0][0] if state == DOWN and reasons else None,
                 "since": pd.NaT,
             }
-    if not rows:
-        # Older exporters: only the 0/1 gauge.
-        for sample in instant(source, "max by (target, country, sector) (govwatch_target_up)"):
-            labels = sample.labels
-            rows[labels.get("target", "")] = {
-                "target": labels.get("target", ""),
-                "country": labels.get("country", "??"),
-                "sector": labels.get("sector", ""),
-                "url": None,
-                "state": UP if sample.value >= 1 else DOWN,
-                "reason": None,
-                "since": pd.NaT,
-            }
-    if not rows:
-        return empty(STATUS_COLUMNS)
-    frame = pd.DataFrame(list(rows.values()), columns=STATUS_COLUMNS)
+        )
+    frame = pd.DataFrame(rows, columns=STATUS_COLUMNS)
     frame["since"] = pd.to_datetime(frame["since"], utc=True)
     return frame.sort_values(["country", "target"], ignore_index=True)
 
@@ -177,15 +198,9 @@ def _by_target(samples: list[Sample]) -> dict[str, float]:
 
 def target_table(source: PrometheusSource, now: datetime) -> pd.DataFrame:
     status = target_status(source)
-    response = _by_target(
-        instant(
-            source,
-            'min by (target) (probe_duration_seconds{probe="http"} '
-            'and on (target, vantage) probe_success{probe="http"} == 1)',
-        )
-    )
-    expiry = _by_target(instant(source, "min by (target) (probe_ssl_earliest_cert_expiry)"))
-    signed = _by_target(instant(source, "max by (target) (govwatch_dnssec_signed)"))
+    response = _by_target(instant(source, RESPONSE_QUERY))
+    expiry = _by_target(instant(source, EXPIRY_QUERY))
+    signed = _by_target(instant(source, DNSSEC_QUERY))
     table = status.copy()
     table["response_s"] = table["target"].map(response).astype(float)
     seconds = table["target"].map(expiry).astype(float)
@@ -198,8 +213,8 @@ def target_table(source: PrometheusSource, now: datetime) -> pd.DataFrame:
 
 
 def vantage_status(source: PrometheusSource) -> VantageFacts:
-    samples = instant(source, "timestamp(govwatch_vantage_up)")
-    values = instant(source, "govwatch_vantage_up")
+    samples = instant(source, VANTAGE_SEEN_QUERY)
+    values = instant(source, VANTAGE_QUERY)
     last = max((s.value for s in samples), default=None)
     last_update = None if last is None else datetime.fromtimestamp(last, UTC)
     if not values or any(s.value >= 1 for s in values):
@@ -211,13 +226,13 @@ def vantage_status(source: PrometheusSource) -> VantageFacts:
 
 
 def _intervals(series: Series) -> list[tuple[float, float | None]]:
-    """(start, end) of each run of 1s; end None for a run that lasts to the last sample."""
+    """(start, end) of each run above the quorum; end None for a run to the last sample."""
     runs: list[tuple[float, float | None]] = []
     start: float | None = None
     for t, v in zip(series.times, series.values, strict=True):
-        if v >= 1 and start is None:
+        if v > OUTAGE_QUORUM and start is None:
             start = t
-        elif v < 1 and start is not None:
+        elif v <= OUTAGE_QUORUM and start is not None:
             runs.append((start, t))
             start = None
     if start is not None:
@@ -232,9 +247,7 @@ def incidents_since(
     now = now or datetime.now(UTC)
     span = (now - since).total_seconds()
     step = max(60.0, span / 1500.0)
-    series = range_query(
-        source, "max by (scope, country) (govwatch_outage_active)", since, now, step
-    )
+    series = range_query(source, OUTAGE_QUERY, since, now, step)
     status = target_status(source)
     rows = []
     for item in series:
@@ -252,8 +265,8 @@ def incidents_since(
                     "scope": scope,
                     "country": country,
                     "target": None,
-                    "started_at": pd.Timestamp(start, unit="s", tz=UTC),
-                    "ended_at": pd.NaT if is_open else pd.Timestamp(end, unit="s", tz=UTC),
+                    "started_at": to_time(start),
+                    "ended_at": pd.NaT if is_open else to_time(end),
                     "affected_count": len(affected),
                     "affected": affected,
                     "dominant_reason": reasons.most_common(1)[0][0] if reasons else None,
@@ -286,8 +299,7 @@ def latency_sparklines(source: PrometheusSource, points: int) -> pd.DataFrame:
     step = 30.0
     series = range_query(
         source,
-        'min by (target) (probe_duration_seconds{probe="http"} '
-        'and on (target, vantage) probe_success{probe="http"} == 1) * 1000',
+        f"{RESPONSE_QUERY} * 1000",
         now - timedelta(seconds=step * points),
         now,
         step,
@@ -312,7 +324,7 @@ def target_phases(
     )
     rows = [
         {
-            "time": pd.Timestamp(t, unit="s", tz=UTC),
+            "time": to_time(t),
             "phase": s.labels.get("phase", "?"),
             "seconds": v,
         }
@@ -362,14 +374,14 @@ def daily_availability(source: PrometheusSource, since: datetime, now: datetime)
     first_day = utc_day(since)
     series = range_query(
         source,
-        "max by (country) (avg_over_time(govwatch_country_availability_ratio[1d]))",
+        DAILY_QUERY,
         first_day + timedelta(days=1),
         utc_day(now) + timedelta(days=1),
         86400.0,
     )
     rows = [
         {
-            "day": pd.Timestamp(t - 86400.0, unit="s", tz=UTC),
+            "day": to_time(t - 86400.0),
             "country": s.labels.get("country", "??"),
             "availability": v,
         }
