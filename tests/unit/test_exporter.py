@@ -196,9 +196,11 @@ class World:
         countries: Mapping[str, int],
         canaries: int = 2,
         settings: OutageSettings | None = None,
+        infra: Mapping[str, TargetInfra] | None = None,
     ) -> None:
         self.settings = settings or OutageSettings()
         self.targets = catalogue(countries)
+        self.infra = dict(infra or {})
         self.canaries = tuple(
             Canary(name=f"canary{i}", url=f"https://canary{i}.test/") for i in range(canaries)
         )
@@ -280,7 +282,7 @@ class World:
             targets=configured,
             canaries=self.canaries,
             statuses=self.statuses,
-            infra={t.name: TargetInfra() for t in configured},
+            infra=self.infra,
             open_incidents=self.incidents,
             settings=self.settings,
             now=now,

@@ -1,0 +1,438 @@
+"""The daemon's HTTP API on a real loopback server, over snapshots from the real pure logic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from monitor.api import (
+    DEFAULT_INCIDENT_WINDOW_S,
+    HEALTH_INTERVALS,
+    build_app,
+    incident_to_dict,
+    parse_since,
+)
+from monitor.exporter import create_registry
+from monitor.outage import Incident, TargetInfra
+from monitor.snapshot import Snapshot
+from probes.results import Reason
+from tests.unit.test_exporter import STARTED, T0, World
+
+INTERVAL = 30.0
+JULY_1_2024 = 1_719_792_000.0  # 2024-07-01T00:00:00Z
+
+Client = TestClient[Any, Any]
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def albania_dark() -> World:
+    """AL: all 3 down on shared name servers (a country outage); RS: 1 of 10 down; XK: never probed."""
+    shared = TargetInfra.from_facts(nameservers=["ns1.akshi.test.", "NS2.akshi.test"])
+    world = World(
+        {"AL": 3, "RS": 10, "XK": 2},
+        infra={f"al{i}": shared for i in (1, 2, 3)},
+    )
+    world.all_ok(T0, [t.name for t in world.targets if t.country != "XK"])
+    world.fail(["al1", "al2", "al3"], T0 + 10, Reason.CONNECT_TIMEOUT)
+    world.fail(["rs1"], T0 + 10, Reason.HTTP_STATUS)
+    return world
+
+
+async def serve(
+    get_snapshot: Callable[[], Snapshot | None],
+    *,
+    registry: CollectorRegistry | None = None,
+    incidents_since: Any = None,
+    clock: Clock | None = None,
+) -> AsyncIterator[Client]:
+    app = build_app(
+        get_snapshot=get_snapshot,
+        registry=registry or create_registry(get_snapshot, process_metrics=False),
+        incidents_since=incidents_since,
+        max_interval_s=INTERVAL,
+        clock=clock or Clock(T0 + 30),
+    )
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        yield client
+
+
+@pytest.fixture
+async def dark() -> AsyncIterator[tuple[World, Snapshot, Client]]:
+    world = albania_dark()
+    snapshot = world.snapshot(T0 + 20, vantage="sofia")
+    async for client in serve(lambda: snapshot):
+        yield world, snapshot, client
+
+
+async def get_json(client: Client, path: str, status: int = 200) -> Any:
+    response = await client.get(path)
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/json"
+    return await response.json()
+
+
+# --- /api/v1/status ----------------------------------------------------------------------
+
+
+async def test_status_document(dark: tuple[World, Snapshot, Client]) -> None:
+    world, snapshot, client = dark
+    status = await get_json(client, "/api/v1/status")
+
+    assert status["generated_at"] == T0 + 20
+    assert status["vantage"] == "sofia"
+    assert status["vantage_up"] is True
+    assert status["failing_canaries"] == []
+    # 4 of 15 down (27%) and one country in outage: no region outage.
+    assert status["region"] == {"outage": False, "targets": 15, "down": 4, "up": 9, "unknown": 2}
+
+    countries = {c["country"]: c for c in status["countries"]}
+    assert list(countries) == ["AL", "RS", "XK"]
+    assert countries["AL"] == {
+        "country": "AL",
+        "name": "Albania",
+        "up": 0,
+        "down": 3,
+        "unknown": 0,
+        "total": 3,
+        "availability": 0.0,
+        "outage": True,
+    }
+    assert countries["RS"]["availability"] == pytest.approx(0.9)
+    assert countries["RS"]["outage"] is False
+    assert countries["XK"]["name"] == "Kosovo"
+    assert countries["XK"]["availability"] is None
+
+    targets = {t["name"]: t for t in status["targets"]}
+    assert [t["name"] for t in status["targets"]] == world.names
+    al1 = targets["al1"]
+    assert {k: v for k, v in al1.items() if k != "probes"} == {
+        "name": "al1",
+        "country": "AL",
+        "sector": "portal",
+        "url": "https://al1.test/",
+        "state": "down",
+        "since": T0 + 10,  # the first failure of the confirmed streak
+        "reason": "connect_timeout",
+    }
+    assert set(al1["probes"]) == {"http", "dns", "tls"}
+    http = al1["probes"]["http"]
+    assert http["ok"] is False
+    assert http["reason"] == "connect_timeout"
+    assert http["started_at"] == T0 + 11  # the confirming re-probe
+    assert "details" not in http
+    assert al1["probes"]["dns"]["ok"] is True
+    assert targets["al2"]["sector"] == "portal"
+    assert targets["al3"]["sector"] == "tax"
+    assert targets["rs2"]["state"] == "up"
+    assert targets["rs2"]["reason"] is None
+    assert targets["rs1"]["reason"] == "http_status"
+    assert targets["xk1"] == {
+        "name": "xk1",
+        "country": "XK",
+        "sector": "portal",
+        "url": "https://xk1.test/",
+        "state": "unknown",
+        "since": None,
+        "reason": None,
+        "probes": {},
+    }
+
+    incidents = {i["id"]: i for i in status["incidents"]}
+    assert len(incidents) == len(snapshot.open_incidents) == 5  # 4 targets and AL
+    country = next(i for i in status["incidents"] if i["scope"] == "country")
+    assert country == {
+        "id": country["id"],
+        "scope": "country",
+        "country": "AL",
+        "target": None,
+        "started_at": T0 + 20,
+        "ended_at": None,
+        "affected": ["al1", "al2", "al3"],
+        "dominant_reason": "connect_timeout",
+        "hints": [
+            {
+                "kind": "nameservers",
+                "values": ["ns1.akshi.test", "ns2.akshi.test"],
+                "count": 3,
+                "of": 3,
+                "text": "all 3 affected targets share name servers ns1.akshi.test, ns2.akshi.test",
+            }
+        ],
+        "hint": "all 3 affected targets share name servers ns1.akshi.test, ns2.akshi.test",
+    }
+    rs1 = next(i for i in status["incidents"] if i["target"] == "rs1")
+    assert (rs1["scope"], rs1["country"], rs1["affected"]) == ("target", "RS", ["rs1"])
+    assert (rs1["hints"], rs1["hint"]) == ([], None)
+
+
+@pytest.mark.parametrize(
+    ("query", "countries", "targets", "incidents"),
+    [
+        ("country=AL", ["AL"], ["al1", "al2", "al3"], 4),
+        ("country=al", ["AL"], ["al1", "al2", "al3"], 4),
+        ("state=down", ["AL", "RS", "XK"], ["al1", "al2", "al3", "rs1"], 5),
+        ("country=RS&state=down", ["RS"], ["rs1"], 1),
+        ("country=RS&country=XK&state=unknown", ["RS", "XK"], ["xk1", "xk2"], 1),
+        ("country=AL,XK&state=up,unknown", ["AL", "XK"], ["xk1", "xk2"], 4),
+        ("country=MD", [], [], 0),
+    ],
+)
+async def test_status_filters(
+    dark: tuple[World, Snapshot, Client],
+    query: str,
+    countries: list[str],
+    targets: list[str],
+    incidents: int,
+) -> None:
+    _, _, client = dark
+    status = await get_json(client, f"/api/v1/status?{query}")
+    assert [c["country"] for c in status["countries"]] == countries
+    assert [t["name"] for t in status["targets"]] == targets
+    assert len(status["incidents"]) == incidents
+    assert status["region"]["targets"] == 15  # the region block is never filtered
+
+
+async def test_status_filter_keeps_region_incidents_that_touch_the_country() -> None:
+    world = World({"AL": 3, "XK": 2})
+    world.all_ok(T0)
+    world.fail(["al1", "al2", "al3", "xk1", "xk2"], T0 + 10)
+    snapshot = world.snapshot(T0 + 20)
+    assert snapshot.assessment.region_outage
+    async for client in serve(lambda: snapshot):
+        status = await get_json(client, "/api/v1/status?country=XK")
+    scopes = sorted(i["scope"] for i in status["incidents"])
+    assert scopes == ["country", "region", "target", "target"]
+    region = next(i for i in status["incidents"] if i["scope"] == "region")
+    assert region["affected"] == ["al1", "al2", "al3", "xk1", "xk2"]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("state=sideways", "state: expected one of up, down, unknown, got 'sideways'"),
+        ("country=ALB", "country: expected a two-letter code like AL, got 'ALB'"),
+        ("country=A1", "country: expected a two-letter code like AL, got 'A1'"),
+    ],
+)
+async def test_status_rejects_bad_filters(
+    dark: tuple[World, Snapshot, Client], query: str, message: str
+) -> None:
+    _, _, client = dark
+    assert await get_json(client, f"/api/v1/status?{query}", 400) == {"error": message}
+
+
+async def test_status_details_on_request(dark: tuple[World, Snapshot, Client]) -> None:
+    _, _, client = dark
+    status = await get_json(client, "/api/v1/status?country=RS&details=1")
+    rs1 = next(t for t in status["targets"] if t["name"] == "rs1")
+    assert rs1["probes"]["tls"]["details"]["version"] == "TLSv1.3"
+    assert rs1["probes"]["dns"]["details"]["dnssec"]["signed"] is True
+    assert rs1["probes"]["http"]["details"]["status_code"] is None
+
+
+async def test_status_before_the_first_snapshot_is_503() -> None:
+    async for client in serve(lambda: None):
+        body = await get_json(client, "/api/v1/status", 503)
+    assert "starting" in body["error"]
+
+
+async def test_status_during_vantage_loss() -> None:
+    world = albania_dark()
+    world.canaries_fail(T0 + 30)
+    snapshot = world.snapshot(T0 + 40)
+    async for client in serve(lambda: snapshot):
+        status = await get_json(client, "/api/v1/status")
+    assert status["vantage_up"] is False
+    assert status["failing_canaries"] == ["canary0", "canary1"]
+    assert status["region"] == {"outage": False, "targets": 15, "down": 0, "up": 0, "unknown": 15}
+    assert not any(c["outage"] for c in status["countries"])
+    assert {t["state"] for t in status["targets"]} == {"unknown"}
+    assert {t["reason"] for t in status["targets"]} == {None}
+    assert "vantage" in {i["scope"] for i in status["incidents"]}
+
+
+# --- /api/v1/incidents -------------------------------------------------------------------
+
+
+class Reader:
+    """Stands in for storage's incidents_since: records what it was asked."""
+
+    def __init__(self, incidents: list[Incident], fail: bool = False) -> None:
+        self.incidents = incidents
+        self.fail = fail
+        self.calls: list[float] = []
+
+    async def __call__(self, since: float) -> list[Incident]:
+        self.calls.append(since)
+        if self.fail:
+            raise OSError("database is locked")
+        return self.incidents
+
+
+@pytest.mark.parametrize(
+    ("since", "expected"),
+    [
+        ("1719792000", JULY_1_2024),
+        ("1719792000.5", JULY_1_2024 + 0.5),
+        ("2024-07-01T00:00:00Z", JULY_1_2024),
+        ("2024-07-01T00:00:00%2B02:00", JULY_1_2024 - 7200),
+        ("2024-07-01T00:00:00+02:00", JULY_1_2024 - 7200),  # unescaped "+" arrives as a space
+        ("2024-07-01T03:00:00", JULY_1_2024 + 3 * 3600),  # no offset: UTC
+        ("2024-07-01", JULY_1_2024),
+    ],
+)
+async def test_incidents_since_parsing(since: str, expected: float) -> None:
+    world = albania_dark()
+    snapshot = world.snapshot(T0 + 20)
+    reader = Reader(list(snapshot.open_incidents))
+    async for client in serve(lambda: snapshot, incidents_since=reader):
+        body = await get_json(client, f"/api/v1/incidents?since={since}")
+    assert reader.calls == [expected]
+    assert body["since"] == expected
+    assert body["incidents"] == [incident_to_dict(i) for i in snapshot.open_incidents]
+
+
+async def test_incidents_default_to_the_last_day() -> None:
+    reader = Reader([])
+    clock = Clock(JULY_1_2024)
+    async for client in serve(lambda: None, incidents_since=reader, clock=clock):
+        body = await get_json(client, "/api/v1/incidents")
+    assert reader.calls == [JULY_1_2024 - DEFAULT_INCIDENT_WINDOW_S]
+    assert body == {"since": JULY_1_2024 - 86_400, "incidents": []}
+
+
+@pytest.mark.parametrize("since", ["yesterday", "nan", "inf", "-5", "2024-13-01", "1719792000x"])
+async def test_incidents_reject_a_bad_since(since: str) -> None:
+    reader = Reader([])
+    async for client in serve(lambda: None, incidents_since=reader):
+        body = await get_json(client, f"/api/v1/incidents?since={since}", 400)
+    assert body["error"].startswith("since: ")
+    assert since in body["error"]
+    assert reader.calls == []
+
+
+async def test_incidents_when_history_fails_is_503() -> None:
+    reader = Reader([], fail=True)
+    async for client in serve(lambda: None, incidents_since=reader):
+        body = await get_json(client, "/api/v1/incidents?since=0", 503)
+    assert body == {"error": "incident history unavailable"}
+
+
+async def test_incidents_without_history_come_from_the_snapshot() -> None:
+    world = albania_dark()
+    snapshot = world.snapshot(T0 + 20)
+    async for client in serve(lambda: snapshot):
+        body = await get_json(client, "/api/v1/incidents?since=2024-07-01")
+    expected = sorted(snapshot.open_incidents, key=lambda i: (i.started_at, i.id), reverse=True)
+    assert [i["id"] for i in body["incidents"]] == [i.id for i in expected]
+    assert len(expected) == 5
+    assert body["incidents"][0]["scope"] == "country"  # the newest start
+
+    # Recovery closes everything: nothing open, nothing reported.
+    world.all_ok(T0 + 60)
+    recovered = world.snapshot(T0 + 61)
+    async for client in serve(lambda: recovered):
+        body = await get_json(client, "/api/v1/incidents")
+    assert body["incidents"] == []
+
+
+def test_parse_since_is_the_one_parser() -> None:
+    assert parse_since(" 0 ") == 0.0
+    with pytest.raises(ValueError, match="ISO 8601"):
+        parse_since("")
+
+
+# --- /healthz ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("last_probe_at", "now", "status"),
+    [
+        (T0 + 12, T0 + 30, 200),  # probed 18 s ago
+        (T0 + 12, T0 + 12 + HEALTH_INTERVALS * INTERVAL, 200),  # exactly at the limit
+        (T0 + 12, T0 + 13 + HEALTH_INTERVALS * INTERVAL, 503),  # just beyond it
+    ],
+)
+async def test_healthz_follows_the_latest_probe(
+    last_probe_at: float, now: float, status: int
+) -> None:
+    world = World({"AL": 1})
+    world.all_ok(T0)
+    world.fail(["al1"], T0 + 10)
+    snapshot = world.snapshot(T0 + 20)
+    assert snapshot.last_probe_at == last_probe_at
+    async for client in serve(lambda: snapshot, clock=Clock(now)):
+        body = await get_json(client, "/healthz", status)
+    if status == 200:
+        assert body["status"] == "ok"
+        assert body["last_probe_at"] == last_probe_at
+    else:
+        assert body["status"] == "unhealthy"
+        assert body["reason"] == "the latest probe finished 91s ago (limit 90s)"
+
+
+async def test_healthz_reports_the_daemon_not_the_region() -> None:
+    world = albania_dark()
+    world.canaries_fail(T0 + 30)
+    snapshot = world.snapshot(T0 + 40)
+    assert not snapshot.vantage_up
+    async for client in serve(lambda: snapshot, clock=Clock(T0 + 45)):
+        assert (await get_json(client, "/healthz"))["status"] == "ok"
+
+
+async def test_healthz_before_any_probe() -> None:
+    world = World({"AL": 1})
+    snapshot = world.snapshot(STARTED + 1)
+    assert snapshot.last_probe_at is None
+    async for client in serve(lambda: None):
+        body = await get_json(client, "/healthz", 503)
+    assert body == {"status": "unhealthy", "reason": "no snapshot yet: the daemon is starting"}
+    # Just started: a grace period of the same length.
+    async for client in serve(lambda: snapshot, clock=Clock(STARTED + 60)):
+        assert (await get_json(client, "/healthz"))["status"] == "ok"
+    async for client in serve(lambda: snapshot, clock=Clock(STARTED + 100)):
+        body = await get_json(client, "/healthz", 503)
+    assert body["reason"] == "no probe has finished in the 100s since the start (limit 90s)"
+
+
+# --- /metrics ----------------------------------------------------------------------------
+
+
+async def test_metrics_endpoint_serves_the_registry(dark: tuple[World, Snapshot, Client]) -> None:
+    _, _, client = dark
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    text = await response.text()
+    assert 'govwatch_outage_active{country="AL",scope="country",vantage="sofia"} 1.0' in text
+    assert (
+        'govwatch_target_up{country="RS",sector="portal",target="rs1",vantage="sofia"} 0.0' in text
+    )
+    assert "# TYPE govwatch_probes_total counter" in text
+
+
+async def test_metrics_follow_the_current_snapshot() -> None:
+    world = albania_dark()
+    current: list[Snapshot] = [world.snapshot(T0 + 20)]
+    async for client in serve(lambda: current[0]):
+        assert 'target="xk2"' in await (await client.get("/metrics")).text()
+        current[0] = world.snapshot(T0 + 21, targets=world.targets[:-1])
+        assert 'target="xk2"' not in await (await client.get("/metrics")).text()
+        status = await get_json(client, "/api/v1/status?country=XK")
+        assert [t["name"] for t in status["targets"]] == ["xk1"]
+
+
+def test_build_app_rejects_a_non_positive_interval() -> None:
+    with pytest.raises(ValueError, match="max_interval_s"):
+        build_app(get_snapshot=lambda: None, registry=CollectorRegistry(), max_interval_s=0)
