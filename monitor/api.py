@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # The text format generate_latest writes (Prometheus exposition format 0.0.4).
 METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
-# /healthz fails when no probe finished within this many of the longest probe interval.
+# /healthz fails when no probe finished within this many probe intervals.
 HEALTH_INTERVALS: Final = 3
 DEFAULT_INCIDENT_WINDOW_S: Final = 24 * 3600.0
 
@@ -192,13 +192,13 @@ class _Api:
         get_snapshot: SnapshotSource,
         registry: CollectorRegistry,
         incidents_since: IncidentReader | None,
-        max_interval_s: float,
+        interval_s: float,
         clock: Callable[[], float],
     ) -> None:
         self.get_snapshot = get_snapshot
         self.registry = registry
         self.incidents_since = incidents_since
-        self.max_interval_s = max_interval_s
+        self.interval_s = interval_s
         self.clock = clock
 
     async def metrics(self, request: web.Request) -> web.Response:
@@ -261,7 +261,7 @@ class _Api:
                 {"status": "unhealthy", "reason": "no snapshot yet: the daemon is starting"},
                 status=503,
             )
-        limit = HEALTH_INTERVALS * self.max_interval_s
+        limit = HEALTH_INTERVALS * self.interval_s
         # Before the first probe finishes, the start is the reference: a grace period.
         reference = (
             snapshot.last_probe_at if snapshot.last_probe_at is not None else snapshot.started_at
@@ -287,19 +287,20 @@ def build_app(
     get_snapshot: SnapshotSource,
     registry: CollectorRegistry,
     incidents_since: IncidentReader | None = None,
-    max_interval_s: float,
+    interval_s: float,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The daemon's web application.
 
-    `max_interval_s`: the longest interval at which any probe is due; /healthz
-    fails when no probe finished within HEALTH_INTERVALS of it. `incidents_since`
-    reads history (storage); without it /api/v1/incidents answers from the
-    snapshot's open incidents. `clock` is for tests.
+    `interval_s`: the probe interval (the largest, if the frequent probes'
+    intervals differ); /healthz fails once no probe has finished for
+    HEALTH_INTERVALS times that. `incidents_since` reads history (storage);
+    without it /api/v1/incidents answers from the snapshot's open incidents.
+    `clock` is for tests.
     """
-    if max_interval_s <= 0:
-        raise ValueError("max_interval_s must be positive")
-    api = _Api(get_snapshot, registry, incidents_since, max_interval_s, clock)
+    if interval_s <= 0:
+        raise ValueError("interval_s must be positive")
+    api = _Api(get_snapshot, registry, incidents_since, interval_s, clock)
     app = web.Application()
     app.router.add_get("/metrics", api.metrics)
     app.router.add_get("/api/v1/status", api.status)

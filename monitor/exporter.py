@@ -4,7 +4,7 @@
 scrape reads the snapshot the daemon last published and builds the metric
 families from it, so a target removed from the config has no series at the
 next scrape. Nothing is registered at import time and the default registry is
-never touched: `create_registry()` returns a private `CollectorRegistry`.
+never touched: `make_registry()` returns a private `CollectorRegistry`.
 
 Per-probe names follow blackbox_exporter's; state and aggregates carry the
 `govwatch_` prefix. The names and labels are a contract (DESIGN.md, the
@@ -95,7 +95,7 @@ class SnapshotCollector:
             yield from _with_labels(self._process.collect(), families)
 
 
-def create_registry(
+def make_registry(
     get_snapshot: SnapshotSource, *, process_metrics: bool = True
 ) -> CollectorRegistry:
     """A private registry holding one `SnapshotCollector` over `get_snapshot`."""

@@ -16,7 +16,7 @@ from monitor.api import (
     incident_to_dict,
     parse_since,
 )
-from monitor.exporter import create_registry
+from monitor.exporter import make_registry
 from monitor.outage import Incident, TargetInfra
 from monitor.snapshot import Snapshot
 from probes.results import Reason
@@ -58,9 +58,9 @@ async def serve(
 ) -> AsyncIterator[Client]:
     app = build_app(
         get_snapshot=get_snapshot,
-        registry=registry or create_registry(get_snapshot, process_metrics=False),
+        registry=registry or make_registry(get_snapshot, process_metrics=False),
         incidents_since=incidents_since,
-        max_interval_s=INTERVAL,
+        interval_s=INTERVAL,
         clock=clock or Clock(T0 + 30),
     )
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
@@ -434,5 +434,5 @@ async def test_metrics_follow_the_current_snapshot() -> None:
 
 
 def test_build_app_rejects_a_non_positive_interval() -> None:
-    with pytest.raises(ValueError, match="max_interval_s"):
-        build_app(get_snapshot=lambda: None, registry=CollectorRegistry(), max_interval_s=0)
+    with pytest.raises(ValueError, match="interval_s"):
+        build_app(get_snapshot=lambda: None, registry=CollectorRegistry(), interval_s=0)

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 import monitor
 from monitor.config import Canary, OutageSettings, Target
-from monitor.exporter import SnapshotCollector, create_registry
+from monitor.exporter import SnapshotCollector, make_registry
 from monitor.outage import Incident, TargetInfra, assess
 from monitor.snapshot import CanaryView, Snapshot, TargetView
 from monitor.state import TargetStatus, initial_status, observe, with_vantage
@@ -310,7 +310,7 @@ class World:
 
 
 def registry_for(snapshot: Snapshot | None, *, process_metrics: bool = False) -> CollectorRegistry:
-    return create_registry(lambda: snapshot, process_metrics=process_metrics)
+    return make_registry(lambda: snapshot, process_metrics=process_metrics)
 
 
 def probe_labels(world: World, name: str, probe: str, **extra: str) -> dict[str, str]:
@@ -592,7 +592,7 @@ def test_removed_target_vanishes_from_the_next_scrape() -> None:
     world = World({"AL": 3})
     world.all_ok(T0)
     current: list[Snapshot] = [world.snapshot(T0 + 1)]
-    registry = create_registry(lambda: current[0], process_metrics=False)
+    registry = make_registry(lambda: current[0], process_metrics=False)
     assert any(s["target"] == "al3" for s in series(registry, "probe_success"))
 
     current[0] = world.snapshot(T0 + 2, targets=world.targets[:2])
@@ -640,7 +640,7 @@ def test_collectors_never_touch_the_default_registry() -> None:
 
     before = set(REGISTRY._names_to_collectors)
     world = World({"AL": 1})
-    create_registry(lambda: world.snapshot(T0))
+    make_registry(lambda: world.snapshot(T0))
     SnapshotCollector(lambda: None)
     assert set(REGISTRY._names_to_collectors) == before
 
