@@ -132,7 +132,7 @@ class ControlServer:
         try:
             sites = await self.region.apply_fault(scope, selector, mode, vantage)
         except (LookupError, ValueError) as exc:
-            return _error(str(exc).strip("'\""))
+            return _error(str(exc))
         return web.json_response(
             {
                 "scope": scope,

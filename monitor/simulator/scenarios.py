@@ -237,10 +237,12 @@ class _ScenarioParser:
             return None
         return FaultAction(scope, selector, mode, vantage, line=c.line_of(*key))
 
-    def expectation(self, raw: Mapping[str, Any]) -> Expectation | None:
+    def expectation(
+        self, step_label: str, index: int, raw: Mapping[str, Any]
+    ) -> Expectation | None:
         c = self.c
         key: KeyPath = ("step.expect", self._expect_index)
-        label = f"step.expect #{self._expect_index + 1}"
+        label = f"{step_label}.expect[{index}]"
         self._expect_index += 1
         allowed = {
             "summary",
@@ -301,7 +303,7 @@ class _ScenarioParser:
         if not isinstance(expect_raw, list) or not all(isinstance(e, dict) for e in expect_raw):
             c.error((*key, "expect"), f"{label}.expect: must be [[step.expect]] tables")
             expect_raw = []
-        expectations = [self.expectation(e) for e in expect_raw]
+        expectations = [self.expectation(label, i, e) for i, e in enumerate(expect_raw)]
         seen: set[str | None] = set()
         for e in expectations:
             if e is not None and e.vantage in seen:
@@ -399,13 +401,16 @@ def parse_scenario(text: str, path: Path) -> Scenario:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError([ConfigIssue(str(path), _toml_error_line(exc), str(exc))]) from None
+        line = _toml_error_line(exc, text)
+        raise ScenarioError([ConfigIssue(str(path), line, f"TOML syntax error: {exc}")]) from None
     return _ScenarioParser(text, path).scenario(document)
 
 
-def _toml_error_line(exc: Exception) -> int:
+def _toml_error_line(exc: Exception, text: str) -> int:
     match = re.search(r"at line (\d+)", str(exc))
-    return int(match[1]) if match else 1
+    if match:
+        return int(match[1])
+    return max(1, len(text.splitlines())) if "end of document" in str(exc) else 1
 
 
 def load_scenario(path: Path) -> Scenario:
