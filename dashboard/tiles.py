@@ -115,7 +115,7 @@ def tile_chart(tiles: pd.DataFrame, tile_px: int = 96) -> alt.LayerChart:
         color=alt.Color(
             "band:N",
             scale=alt.Scale(domain=domain, range=palette),
-            legend=alt.Legend(title="availability", orient="bottom"),
+            legend=alt.Legend(title="availability", orient="bottom", labelLimit=160),
         ),
         # A heavy black frame marks a declared outage, beyond the colour.
         stroke=alt.condition("datum.outage", alt.value("#000000"), alt.value("#ffffff")),

@@ -134,6 +134,7 @@ BANNER_CSS = """
 div[data-testid="stAlert"] div[data-testid="stMarkdownContainer"] p {
     font-size: 1.45rem; font-weight: 600; line-height: 1.35;
 }
+div[data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
 </style>
 """
 

@@ -110,6 +110,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         "--server.address", args.address,
         "--server.port", str(args.port),
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
         "--", *source, "--refresh", str(args.refresh),
     ]  # fmt: skip
     sys.stdout.flush()

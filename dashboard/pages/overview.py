@@ -11,7 +11,11 @@ from datetime import timedelta
 import streamlit as st
 
 from dashboard import queries, tiles, ui
-from dashboard.banner import format_clock, format_duration, status_banners
+from dashboard.banner import format_clock, format_duration, reason_phrase, status_banners
+from monitor.countries import country_name
+
+TILE_PX = 112
+ROW_PX = 35  # st.dataframe's row height
 
 options = ui.options()
 
@@ -49,21 +53,22 @@ def live_overview() -> None:
     else:
         cells[4].metric("Newest data", "none")
 
-    map_column, table_column = st.columns([3, 2], gap="large")
+    map_column, table_column = st.columns(2, gap="large")
     with map_column:
         st.altair_chart(
-            tiles.tile_chart(tiles.tile_frame(summary, outage_countries)),
+            tiles.tile_chart(tiles.tile_frame(summary, outage_countries), tile_px=TILE_PX),
             width="content",
         )
     with table_column:
         st.dataframe(
             summary,
             hide_index=True,
+            height=ROW_PX * (len(summary) + 1) + 3,  # every country, no scrolling
             column_order=["name", "up", "down", "unknown", "availability"],
             column_config={
                 "name": st.column_config.TextColumn("country"),
                 "availability": st.column_config.ProgressColumn(
-                    "up (of known)", min_value=0.0, max_value=1.0, format="percent"
+                    "up (of known)", min_value=0.0, max_value=1.0, format="percent", color="auto"
                 ),
             },
         )
@@ -72,32 +77,43 @@ def live_overview() -> None:
     if not serious.empty:
         st.subheader("Open outages")
         shown = serious.assign(
+            where=[
+                "Region"
+                if scope == "region"
+                else "This monitor"
+                if scope == "vantage"
+                else country_name(str(country))
+                for scope, country in zip(serious["scope"], serious["country"], strict=True)
+            ],
             since=serious["started_at"].map(lambda t: format_clock(t.to_pydatetime(), now)),
             lasting=serious["started_at"].map(lambda t: format_duration(now - t.to_pydatetime())),
+            reason=serious["dominant_reason"].map(
+                lambda r: reason_phrase(r) if isinstance(r, str) else ""
+            ),
         )
         st.dataframe(
             shown,
             hide_index=True,
-            column_order=[
-                "scope",
-                "country",
-                "since",
-                "lasting",
-                "affected_count",
-                "dominant_reason",
-                "hint",
-            ],
-            column_config={"affected_count": st.column_config.NumberColumn("affected")},
+            column_order=["where", "since", "lasting", "affected_count", "reason", "hint"],
+            column_config={
+                "affected_count": st.column_config.NumberColumn("affected"),
+                "hint": st.column_config.TextColumn("shared infrastructure"),
+            },
         )
 
     down_now = status[status["state"] == queries.DOWN]
     if not down_now.empty:
         st.subheader(f"Down now ({len(down_now)})")
         st.dataframe(
-            down_now.head(500),
+            down_now.head(500).assign(
+                why=down_now["reason"].map(lambda r: reason_phrase(r) if isinstance(r, str) else "")
+            ),
             hide_index=True,
-            column_order=["country", "target", "sector", "reason", "since"],
-            column_config={"since": st.column_config.DatetimeColumn(format="D MMM HH:mm")},
+            column_order=["country", "target", "sector", "why", "since"],
+            column_config={
+                "why": st.column_config.TextColumn("reason"),
+                "since": st.column_config.DatetimeColumn(format="D MMM HH:mm"),
+            },
         )
     st.caption(
         f"{ui.source_caption(options.source)} · refreshed {now:%H:%M:%S} UTC, "

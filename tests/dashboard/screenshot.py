@@ -1,0 +1,55 @@
+"""Make the README's screenshot: the overview during a simulated Albanian outage.
+
+    .venv/bin/python -m tests.dashboard.screenshot docs/screenshot-overview.png
+
+Seeds a history database (tests.dashboard.seed's "albania" scenario) in a temporary
+directory, serves `govwatch dashboard` on 127.0.0.1 and photographs it with headless
+Chromium once the banner and the map are drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.dashboard.browser import chromium, missing_browser, served_dashboard, wait_for_overview
+from tests.dashboard.seed import seed_database
+
+# Let the map's fade-in and the fonts settle before the picture.
+SETTLE_S = 1.5
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "output", type=Path, nargs="?", default=Path("docs/screenshot-overview.png")
+    )
+    parser.add_argument("--width", type=int, default=1500)
+    parser.add_argument("--height", type=int, default=1250)
+    args = parser.parse_args()
+    reason = missing_browser()
+    if reason:
+        parser.error(reason)
+    with tempfile.TemporaryDirectory(prefix="govwatch-shot-") as scratch:
+        db = Path(scratch) / "history.sqlite3"
+        seed = seed_database(db, "albania", time.time())
+        started = next(i.started_at for i in seed.incidents if i.country == "AL" and i.is_open)
+        banner = f"services down since {datetime.fromtimestamp(started, UTC):%H:%M} UTC"
+        with (
+            served_dashboard(db, Path(scratch) / "streamlit.log") as url,
+            chromium(args.width, args.height) as driver,
+        ):
+            driver.get(url)
+            wait_for_overview(driver, banner)
+            time.sleep(SETTLE_S)
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(args.output))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
