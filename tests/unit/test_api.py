@@ -347,7 +347,7 @@ async def test_incidents_without_history_come_from_the_snapshot() -> None:
     assert body["incidents"] == []
 
 
-def test_parse_since_is_the_one_parser() -> None:
+def test_parse_since_edges() -> None:
     assert parse_since(" 0 ") == 0.0
     with pytest.raises(ValueError, match="ISO 8601"):
         parse_since("")
