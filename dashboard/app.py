@@ -1,8 +1,10 @@
 """The govwatch dashboard: `govwatch dashboard --db PATH` (or `--prometheus URL`).
 
 Started as `python -m streamlit run dashboard/app.py -- --db PATH [--refresh S]`.
-Pages live in dashboard/pages/; this script only sets the page up, records the
-options for the session and hands over to the selected page.
+Pages live in dashboard/views/ (not pages/: a directory of that name beside the
+script switches on Streamlit's older file-based navigation, which runs a page
+opened by its URL without this script). This script sets the page up, records
+the options for the session and hands over to the selected page.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import streamlit as st
 
 from dashboard import ui
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="govwatch", page_icon=":material/public:", layout="wide")
 if not isinstance(st.session_state.get(ui.OPTIONS_KEY), ui.DashboardOptions):

@@ -147,7 +147,7 @@ def test_overview_without_a_database(tmp_path: Path) -> None:
 
 def test_incidents_page(seeded: Get) -> None:
     data = seeded("albania")
-    app = run_app(data.source, "pages/incidents.py")
+    app = run_app(data.source, "views/incidents.py")
     open_now = app.dataframe[0].value
     assert list(open_now["scope"]) == ["country", "target"]
     assert open_now.iloc[0]["where"] == "Albania"
@@ -164,7 +164,7 @@ def test_incidents_page(seeded: Get) -> None:
 
 def test_targets_page_filters(seeded: Get) -> None:
     data = seeded("albania")
-    app = run_app(data.source, "pages/targets.py")
+    app = run_app(data.source, "views/targets.py")
     table = app.dataframe[0].value
     assert len(table) == len(data.seed.targets)
     assert set(table.columns) >= {"latency_ms", "tls_days_left", "dnssec", "response_ms"}
@@ -180,7 +180,7 @@ def test_targets_page_filters(seeded: Get) -> None:
 def test_target_drill_down(seeded: Get) -> None:
     data = seeded("albania")
     target = albanian_down(data.seed.targets)[0].name
-    app = run_app(data.source, "pages/target.py", {"target": target})
+    app = run_app(data.source, "views/target.py", {"target": target})
     assert app.header[0].value == target
     (banner,) = app.error
     assert banner.value.startswith("Down since") and "connection timeouts" in banner.value
@@ -192,7 +192,7 @@ def test_target_drill_down(seeded: Get) -> None:
 def test_target_drill_down_of_a_healthy_target(seeded: Get) -> None:
     data = seeded("normal")
     target = data.seed.targets[1].name
-    app = run_app(data.source, "pages/target.py", {"target": target})
+    app = run_app(data.source, "views/target.py", {"target": target})
     assert app.success[0].value.startswith("Up since")
     (phases,) = [c for c in charts(app) if c.marks == ["area"]]
     assert set(phases.data["phase"]) == {"resolve", "connect", "tls", "processing", "transfer"}
@@ -202,7 +202,7 @@ def test_target_drill_down_of_a_healthy_target(seeded: Get) -> None:
 
 def test_countries_page(seeded: Get) -> None:
     data = seeded("albania")
-    app = run_app(data.source, "pages/countries.py")
+    app = run_app(data.source, "views/countries.py")
     pivot = app.dataframe[0].value
     assert len(pivot) == 14  # the default span, today included
     assert "Albania" in pivot.columns

@@ -48,9 +48,13 @@ def describe(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def show_incidents(frame: pd.DataFrame) -> None:
     st.dataframe(
-        describe(frame),
+        describe(frame).assign(hint=frame["hint"].fillna("")),
         hide_index=True,
         column_order=["scope", "where", "since", "lasting", "affected_count", "reason", "hint"],
         column_config={
@@ -69,7 +73,9 @@ except queries.SourceError as exc:
 
 serious = open_now[open_now["scope"] != "target"]
 singles = open_now[open_now["scope"] == "target"]
-st.subheader(f"Open now: {len(serious)} outages, {len(singles)} single services")
+st.subheader(
+    f"Open now: {plural(len(serious), 'outage')}, {plural(len(singles), 'single-service incident')}"
+)
 if open_now.empty:
     st.success("No open incident.", icon=":material/check_circle:")
 else:
@@ -105,7 +111,11 @@ else:
             x=alt.X(
                 "begin:T",
                 title=None,
-                scale=alt.Scale(domain=[pd.Timestamp(start).isoformat(), now.isoformat()]),
+                # UTC on the axis, as everywhere on the dashboard, not the browser's zone
+                scale=alt.Scale(
+                    type="utc", domain=[pd.Timestamp(start).isoformat(), now.isoformat()]
+                ),
+                axis=alt.Axis(format="%d %b %H:%M", labelOverlap=True),
             ),
             x2="end:T",
             y=alt.Y("where:N", title=None, sort=alt.SortField("begin", order="descending")),

@@ -71,14 +71,19 @@ if phases.empty:
     st.info(f"No successful HTTP probe in the last {span_label}.")
 else:
     chart = (
-        alt.Chart(phases.assign(ms=phases["seconds"] * 1000.0))
+        alt.Chart(
+            phases.assign(
+                ms=phases["seconds"] * 1000.0,
+                at=phases["time"].dt.strftime("%d %b %H:%M UTC"),
+            )
+        )
         .mark_area()
         .encode(
-            x=alt.X("time:T", title=None),
+            x=alt.X("time:T", title=None, scale=alt.Scale(type="utc")),
             y=alt.Y("ms:Q", stack="zero", title="ms"),
             color=alt.Color("phase:N", sort=PHASE_ORDER),
             order=alt.Order("phase_rank:Q"),
-            tooltip=["time:T", "phase:N", alt.Tooltip("ms:Q", format=".1f")],
+            tooltip=["at:N", "phase:N", alt.Tooltip("ms:Q", format=".1f")],
         )
         .transform_calculate(phase_rank=f"indexof({PHASE_ORDER!r}, datum.phase)")
         .properties(height=260)

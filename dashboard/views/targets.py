@@ -70,7 +70,7 @@ selection = st.dataframe(
         "why": st.column_config.TextColumn("reason"),
         "response_ms": st.column_config.NumberColumn("response (ms)", format="%.0f"),
         "latency_ms": st.column_config.LineChartColumn(
-            f"last {SPARKLINE_POINTS} responses (ms)", y_min=0
+            f"last {SPARKLINE_POINTS} responses (ms)", y_min=0, color="blue"
         ),
         "tls_days_left": st.column_config.NumberColumn(
             "TLS days left",
@@ -82,4 +82,4 @@ selection = st.dataframe(
 )
 rows = selection.selection.rows
 if rows:
-    st.switch_page("pages/target.py", query_params={"target": str(shown.loc[rows[0], "target"])})
+    st.switch_page("views/target.py", query_params={"target": str(shown.loc[rows[0], "target"])})

@@ -39,8 +39,13 @@ heatmap = (
     alt.Chart(daily)
     .mark_rect(stroke="white", strokeWidth=1)
     .encode(
-        x=alt.X("name:N", title=None, axis=alt.Axis(labelAngle=-35, orient="top")),
-        y=alt.Y("date:O", title=None, sort=alt.SortField("day", order="descending")),
+        x=alt.X("name:N", title=None, axis=alt.Axis(labelAngle=-35, orient="top", labelLimit=220)),
+        y=alt.Y(
+            "date:O",
+            title=None,
+            sort=alt.SortField("day", order="descending"),
+            axis=alt.Axis(labelOverlap=False),
+        ),
         color=alt.Color(
             "percent:Q",
             title="% up",
@@ -51,7 +56,7 @@ heatmap = (
         ),
         tooltip=["name:N", "date:O", alt.Tooltip("percent:Q", format=".2f")],
     )
-    .properties(height=max(200, 26 * days))
+    .properties(height=max(200, 24 * days))
 )
 labels = (
     alt.Chart(daily.dropna(subset=["percent"]))
