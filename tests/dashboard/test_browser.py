@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.dashboard.browser import chromium, missing_browser, served_dashboard, wait_for_overview
 from tests.dashboard.conftest import Seeded
@@ -34,5 +36,11 @@ def test_the_outage_banner_is_visible_in_a_real_browser(
         assert banner.location["y"] < 400  # at the top, not below the fold
         shot = tmp_path / "overview.png"
         assert driver.save_screenshot(str(shot))
+        # A page opened by its URL runs through app.py's navigation too.
+        outages = sum(i.is_open and i.scope.value != "target" for i in data.seed.incidents)
+        driver.get(f"{url}/incidents")
+        WebDriverWait(driver, 30, poll_frequency=0.2).until(
+            lambda d: f"Open now: {outages} outage" in d.find_element(By.TAG_NAME, "body").text
+        )
     assert shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
