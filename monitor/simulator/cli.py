@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -179,8 +180,14 @@ def _add_client_options(parser: argparse.ArgumentParser, *, vantage: bool = True
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from monitor.logs import configure_logging
     from monitor.simulator.runner import SimulateOptions, serve
     from monitor.simulator.scenarios import ScenarioError, find_scenario
+
+    configure_logging("text", "INFO")  # every fault switched is logged
+    # asyncio warns each time a TLS client hangs up on the servers' stream readers
+    # ("returning true from eof_received() has no effect when using ssl"): harmless noise.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
 
     try:
         scenario = find_scenario(args.scenario) if args.scenario else None

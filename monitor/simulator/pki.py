@@ -1,8 +1,8 @@
 """The simulator's certificates: one root CA, an intermediate per issuer, a leaf per site.
 
-Every site can present three variants: `valid`, `expired` and `wrong_name`. Only
-the valid leaf is made eagerly; the others are made the first time a fault asks
-for them, because issuing certificates is the slow part of starting a region.
+Every site can present four variants: `valid` (90 days, as ACME CAs issue them),
+`expiring` (valid, 5 days left), `expired` and `wrong_name`. Only the valid leaf
+is made eagerly; the others are made the first time a fault asks for them.
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ import trustme
 ROOT_ORGANIZATION = "govwatch simulator"
 # A name no simulated site uses, so a leaf issued for it never matches.
 WRONG_NAME = "wrong-name.invalid.test"
+VALID_DAYS = 90
+EXPIRING_DAYS = 5
 
 
 class CertVariant(StrEnum):
     VALID = "valid"
+    EXPIRING = "expiring"
     EXPIRED = "expired"
     WRONG_NAME = "wrong_name"
 
@@ -53,16 +56,18 @@ class SimulatorPKI:
 
     def leaf(self, host: str, issuer: str, variant: CertVariant) -> trustme.LeafCert:
         ca = self.issuer(issuer)
+        now = _utcnow()
+        day = datetime.timedelta(days=1)
         if variant is CertVariant.EXPIRED:
-            now = _utcnow()
+            return ca.issue_cert(host, not_before=now - 90 * day, not_after=now - day)
+        if variant is CertVariant.EXPIRING:
             return ca.issue_cert(
                 host,
-                not_before=now - datetime.timedelta(days=90),
-                not_after=now - datetime.timedelta(days=1),
+                not_before=now - (VALID_DAYS - EXPIRING_DAYS) * day,
+                not_after=now + EXPIRING_DAYS * day,
             )
-        if variant is CertVariant.WRONG_NAME:
-            return ca.issue_cert(WRONG_NAME)
-        return ca.issue_cert(host)
+        name = WRONG_NAME if variant is CertVariant.WRONG_NAME else host
+        return ca.issue_cert(name, not_before=now - day, not_after=now + VALID_DAYS * day)
 
     def server_context(self, host: str, issuer: str, variant: CertVariant) -> ssl.SSLContext:
         """A server context presenting `host`'s certificate in `variant` (cached)."""

@@ -618,6 +618,12 @@ _MODES = (
         "expired_cert", FaultLayer.TLS, "presents an expired certificate", Reason.TLS_CERT_EXPIRED
     ),
     FaultMode(
+        "expiring_cert",
+        FaultLayer.TLS,
+        "presents a valid certificate that expires in 5 days (not a failure: a warning)",
+        None,
+    ),
+    FaultMode(
         "wrong_name_cert",
         FaultLayer.TLS,
         "presents a certificate for another name",
@@ -633,7 +639,11 @@ _MODES = (
 FAULT_MODES: Mapping[str, FaultMode] = MappingProxyType({m.name: m for m in _MODES})
 RECOVER = "recover"  # not a mode: clears every layer
 _MODE_ALIASES = {"dns_timeout": "dns_drop", "503": "5xx", "expired": "expired_cert"}
-_CERT_BY_MODE = {"expired_cert": CertVariant.EXPIRED, "wrong_name_cert": CertVariant.WRONG_NAME}
+_CERT_BY_MODE = {
+    "expired_cert": CertVariant.EXPIRED,
+    "expiring_cert": CertVariant.EXPIRING,
+    "wrong_name_cert": CertVariant.WRONG_NAME,
+}
 
 
 def parse_mode(text: str) -> str:

@@ -410,7 +410,11 @@ class SimulatedRegion:
                 timing=self.timing,
                 trust_anchors=self.dnssec,
             )
-            (self.out_dir / targets_filename(vantage, self.region)).write_text(text)
+            # Atomically: `make demo` starts the daemon as soon as the file exists.
+            path = self.out_dir / targets_filename(vantage, self.region)
+            partial = path.with_suffix(".toml.partial")
+            partial.write_text(text)
+            partial.replace(path)
 
     # -- where things are ------------------------------------------------------------
 

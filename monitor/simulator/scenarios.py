@@ -135,16 +135,17 @@ class Scenario:
 
     @property
     def peak(self) -> Step:
-        """The step with the most countries in outage: the headline conclusion."""
-        return max(
-            self.steps,
-            key=lambda s: (
-                max((len(e.country_outages) + (not e.vantage_up) * 10) for e in s.expectations)
-                if s.expectations
-                else -1,
-                len(s.faults),
-            ),
-        )
+        """The headline step: a region outage, else the most countries, else a blind vantage."""
+
+        def weight(step: Step) -> tuple[bool, int, bool, int]:
+            return (
+                any(e.region_outage for e in step.expectations),
+                max((len(e.country_outages) for e in step.expectations), default=0),
+                any(not e.vantage_up for e in step.expectations),
+                len(step.faults),
+            )
+
+        return max(self.steps, key=weight)
 
     def headline(self) -> str:
         expectations = self.peak.expectations

@@ -48,7 +48,7 @@ from probes.dns import DnsDetails, probe_dns
 from probes.dnssec import DnssecStatus
 from probes.http import HttpDetails, probe_http
 from probes.results import ProbeResult, Reason
-from probes.tls import probe_tls
+from probes.tls import TlsDetails, probe_tls
 from tests.integration.conftest import TEST_COUNTRIES, TEST_PER_COUNTRY, TEST_TIMING, RegionFactory
 
 pytestmark = pytest.mark.timeout(60)
@@ -151,8 +151,11 @@ async def test_healthy_region_passes_every_probe_with_its_shared_infrastructure(
         assert set(details.nameservers) == {f"{ns}." for ns in network.nameservers}
         assert details.agree
         assert details.dnssec is not None and details.dnssec.status is DnssecStatus.SECURE
-    http = results[0].details
+    http, tls = results[0].details, results[2].details
     assert isinstance(http, HttpDetails) and http.status_code == 200
+    assert isinstance(tls, TlsDetails) and tls.verified and tls.hostname_match
+    assert 89 < (tls.leaf_expiry - time.time()) / 86_400 <= 90
+    assert "AKSHI CA" in tls.issuer  # e-albania's issuer: its network's intermediate
 
 
 # --- every fault mode, as the probes see it ------------------------------------------------
@@ -197,6 +200,10 @@ async def test_fault_mode_as_the_probes_see_it(
         if mode == "5xx":
             assert isinstance(seen["http"].details, HttpDetails)
             assert seen["http"].details.status_code == 503
+        if mode == "expiring_cert":  # not a failure: days left for an expiry alert
+            details = seen["tls"].details
+            assert isinstance(details, TlsDetails)
+            assert 4 < (details.leaf_expiry - time.time()) / 86_400 <= 5
         if mode == "truncate":  # not a failure: the resolver retried over TCP
             details = seen["dns"].details
             assert isinstance(details, DnsDetails) and details.resolvers[0].over_tcp
