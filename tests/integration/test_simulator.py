@@ -500,3 +500,34 @@ async def test_serve_runs_a_scenario_to_its_end_and_cleans_up(tmp_path: Path) ->
     port = int(config.targets[0].url.rsplit(":", 1)[1].strip("/"))
     with pytest.raises(OSError):  # everything was closed
         await asyncio.open_connection("127.10.3.10", port)
+
+
+async def test_serve_loops_reports_the_scenario_on_the_control_api_and_stops(
+    tmp_path: Path,
+) -> None:
+    scenario = load_scenario(builtin_scenarios()["bulgaria-2018"])
+    lines: list[str] = []
+    stop = asyncio.Event()
+    options = SimulateOptions(
+        out_dir=tmp_path / "out",
+        countries=("BG",),
+        per_country=4,
+        scenario=scenario,
+        loop=True,
+        speed=100.0,  # a pass in 1.1 s
+        control=("127.0.0.1", 0),
+        dnssec=False,
+        timing=TEST_TIMING,
+    )
+    server = asyncio.create_task(serve(options, stop=stop, out=lines.append))
+    while not any(line.startswith("[pass 2 step 1]") for line in lines):
+        assert not server.done(), lines
+        await asyncio.sleep(0.05)
+    control = next(line for line in "\n".join(lines).splitlines() if "control:" in line)
+    url = control.split()[1]
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/api/scenario") as response:
+        status = await response.json()
+    assert status["scenario"] == "bulgaria-2018" and status["pass"] >= 2
+    assert status["expect"] and status["expect"][0]["summary"]
+    stop.set()
+    await asyncio.wait_for(server, 10)
