@@ -93,6 +93,12 @@ def jobs_for(config: Config, targets: Iterable[Target]) -> list[Job]:
     return jobs
 
 
+def _by_name(targets: Iterable[Target], canaries: Iterable[Canary]) -> dict[str, Target | Canary]:
+    entries: dict[str, Target | Canary] = {t.name: t for t in targets}
+    entries.update((c.name, c) for c in canaries)
+    return entries
+
+
 class Daemon:
     """Holds the current state and turns every probe result into a new Snapshot."""
 
@@ -130,15 +136,13 @@ class Daemon:
 
     @property
     def targets(self) -> tuple[Target, ...]:
-        return tuple(t for t in self.config.targets if in_shard(t.name, self._shard))
+        return tuple(t for t in self.config.targets if in_shard(t.country, self._shard))
 
     def _adopt(self, config: Config) -> None:
         """Take a (new) config: statuses of unchanged targets are kept, others start over."""
-        old: dict[str, Target | Canary] = {
-            e.name: e for e in (*self.config.targets, *self.config.canaries)
-        }
+        old = _by_name(self.config.targets, self.config.canaries)
         self.config = config
-        wanted: dict[str, Target | Canary] = {e.name: e for e in (*self.targets, *config.canaries)}
+        wanted = _by_name(self.targets, config.canaries)
         for name in list(self._statuses):
             if name not in wanted:
                 del self._statuses[name]
@@ -181,6 +185,10 @@ class Daemon:
         self._writer.add_probe(job.name, result)
         self._facts[job.name] = self._facts.get(job.name, _Facts()).learn(result)
         self._apply(observe(self._statuses[job.name], result, now, self.config.outage), now)
+        if not result.ok and job.interval_s > self.config.monitor.interval_s and self.scheduler:
+            # A failing slow probe (TLS) must not hold a recovered target down for its
+            # whole long interval: until it passes, it runs at the normal interval.
+            self.scheduler.run_soon(job.name, job.kind, self.config.monitor.interval_s)
         self._reassess(now)
 
     def _apply(self, step: Step, now: float) -> None:
@@ -218,9 +226,11 @@ class Daemon:
         self._incidents = assessment.incidents
         for incident in assessment.opened:
             log.warning(
-                "incident opened: %s %s (%s)%s",
+                "incident opened: %s%s (%s)%s",
                 incident.scope,
-                incident.country or incident.target or "",
+                f" {incident.target or incident.country}"
+                if incident.target or incident.country
+                else "",
                 incident.dominant_reason or "no reason",
                 f"; {incident.hint_text}" if incident.hint_text else "",
             )

@@ -289,8 +289,10 @@ def _verified_until(canaries: Sequence[TargetStatus], settings: OutageSettings) 
     """
     if not canaries:
         return math.inf
+    # A canary vouches for the vantage from the time ALL its probes were last seen
+    # passing: a fresh DNS answer must not vouch for an HTTP result from before a cut.
     seen = sorted(
-        (s.observed_at for s in canaries if s.healthy and s.observed_at is not None),
+        (min(t.observed_at for t in s.probes.values()) for s in canaries if s.healthy),
         reverse=True,
     )
     for healthy, observed_at in enumerate(seen, start=1):

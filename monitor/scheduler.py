@@ -49,12 +49,16 @@ def stable_offset(key: str, interval_s: float) -> float:
     return (zlib.crc32(key.encode()) / 0xFFFFFFFF) * interval_s
 
 
-def in_shard(name: str, shard: tuple[int, int] | None) -> bool:
-    """--shard K/N keeps the targets whose stable hash falls in shard K (1-based)."""
+def in_shard(country: str, shard: tuple[int, int] | None) -> bool:
+    """--shard K/N keeps the targets whose country's stable hash falls in shard K (1-based).
+
+    Sharding by country keeps every country whole on one instance, so its outage
+    verdict is exact rather than judged on a share of its targets.
+    """
     if shard is None:
         return True
     index, count = shard
-    return zlib.crc32(name.encode()) % count == index - 1
+    return zlib.crc32(country.encode()) % count == index - 1
 
 
 class LagTracker:

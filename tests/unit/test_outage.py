@@ -469,6 +469,24 @@ def test_a_lost_link_never_declares_an_outage() -> None:
     assert set(seen[-1].states.values()) == {TargetState.UP} and seen[-1].incidents == ()
 
 
+def test_a_fresh_dns_answer_does_not_vouch_for_a_stale_http_result() -> None:
+    """The uplink is cut for web traffic only: canaries' DNS still answers, their HTTP
+    results are from before the cut. They must not verify the targets' failures."""
+    sim = Sim({"AL": 3, "XK": 2, "RS": 5}, canaries=3)
+    sim.healthy_start()  # every probe of every canary passed at T0
+    sim.probe(sim.canary_names(), T0 + 1, kind=ProbeKind.DNS)
+    sim.fail(sim.names(), T0 + 30, Reason.CONNECT_TIMEOUT)
+    sim.probe(sim.canary_names(), T0 + 33, kind=ProbeKind.DNS)  # DNS: still fine
+    a = sim.assess(T0 + 33)
+    assert a.vantage_check_wanted and a.opened == ()
+    assert set(a.states.values()) == {TargetState.UNKNOWN}
+    # Their HTTP answers again after the failures: now the failures are real.
+    sim.probe(sim.canary_names(), T0 + 34)
+    b = sim.assess(T0 + 34)
+    assert not b.vantage_check_wanted
+    assert "country:AL" in keys(b.opened)
+
+
 def test_open_incidents_survive_a_restart_until_disproven() -> None:
     sim = Sim({"XK": 2, "AL": 4}, canaries=0)
     sim.incidents = (

@@ -1,0 +1,337 @@
+"""`govwatch run` as a real process against the simulated region on loopback.
+
+Every wait is bounded. The outage waits use the issue's own limit,
+interval + 2 x timeout after the fault, plus a little slack for a loaded CI
+machine and the quick re-probe that confirms a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.config import load_config
+from monitor.simulator.runner import SimulatedRegion, Timing
+from tests.integration.conftest import RegionFactory
+
+INTERVAL_S = 5.0
+TIMEOUT_S = 2.0  # roomier than the probe tests' 1 s: a daemon and a region share 2 cores here
+REPROBE_S = 0.2
+DAEMON_TIMING = Timing(
+    interval=f"{INTERVAL_S:g}s", timeout=f"{TIMEOUT_S:g}s", tls_interval="30s",
+    reprobe_delay=f"{REPROBE_S:g}s",
+)  # fmt: skip
+CONFIRM_S = REPROBE_S + TIMEOUT_S  # one quick re-probe after the reprobe delay
+DETECTION_BUDGET_S = INTERVAL_S + 2 * TIMEOUT_S + CONFIRM_S + 3.0  # + slack for a busy machine
+STARTUP_BUDGET_S = INTERVAL_S + 1.0 + 2 * TIMEOUT_S + 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Daemon:
+    """A `govwatch run` subprocess and a client for its endpoints."""
+
+    def __init__(self, targets: Path, db: Path, vantage: str | None = None) -> None:
+        self.targets, self.db, self.vantage = targets, db, vantage
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process: asyncio.subprocess.Process | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.log = db.with_suffix(".log")
+
+    async def start(self) -> None:
+        args = [
+            "run",
+            str(self.targets),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--db",
+            str(self.db),
+        ]
+        if self.vantage:
+            args += ["--vantage", self.vantage]
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "monitor", *args, stdout=log, stderr=log
+            )
+        self.session = self.session or aiohttp.ClientSession()
+        await wait_for(self._answers, 15.0, "the daemon to listen")
+
+    async def _answers(self) -> bool:
+        with contextlib.suppress(aiohttp.ClientError):
+            await self.status()
+            return True
+        return False
+
+    async def status(self, **params: str) -> dict[str, Any]:
+        assert self.session is not None
+        async with self.session.get(f"{self.base}/api/v1/status", params=params) as response:
+            response.raise_for_status()
+            body: dict[str, Any] = await response.json()
+            return body
+
+    async def get(self, path: str) -> tuple[int, str]:
+        assert self.session is not None
+        async with self.session.get(f"{self.base}{path}") as response:
+            return response.status, await response.text()
+
+    async def metric(self, name: str, **labels: str) -> float | None:
+        _, text = await self.get("/metrics")
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return None
+
+    async def stop(self, sig: int = signal.SIGTERM) -> float:
+        """Signal the process; returns how long it took to exit."""
+        assert self.process is not None
+        started = time.monotonic()
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+            await asyncio.wait_for(self.process.wait(), 10.0)
+        return time.monotonic() - started
+
+    async def close(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        if self.session is not None:
+            await self.session.close()
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], budget_s: float, what: str) -> float:
+    """Poll `check` until true; fail after `budget_s`. Returns the seconds it took."""
+    started = time.monotonic()
+    while True:
+        if await check():
+            return time.monotonic() - started
+        if time.monotonic() - started > budget_s:
+            pytest.fail(f"timed out after {budget_s:.1f}s waiting for {what}")
+        await asyncio.sleep(0.25)
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(
+    sim: SimulatedRegion, tmp_path: Path, vantage: str | None = None
+) -> AsyncIterator[Daemon]:
+    daemon = Daemon(sim.targets_file(), tmp_path / "history.sqlite3", vantage)
+    try:
+        await daemon.start()
+        yield daemon
+    except BaseException:
+        print(daemon.log.read_text(errors="replace")[-5000:])
+        raise
+    finally:
+        await daemon.close()
+
+
+async def all_up(daemon: Daemon) -> bool:
+    status = await daemon.status()
+    return status["vantage_up"] and all(t["state"] == "up" for t in status["targets"])
+
+
+def open_incidents(status: dict[str, Any], scope: str) -> list[dict[str, Any]]:
+    return [i for i in status["incidents"] if i["scope"] == scope and i["ended_at"] is None]
+
+
+async def test_outages_from_one_site_to_the_region_and_back(
+    make_simulated_region: RegionFactory, tmp_path: Path
+) -> None:
+    # Four countries of four sites: one dark country is 25% of the targets, under the
+    # region's 30% threshold; a second one makes it a region outage.
+    region = make_simulated_region(countries=("AL", "XK", "MK", "ME"), timing=DAEMON_TIMING)
+    async with region as sim, running_daemon(sim, tmp_path) as daemon:
+        await wait_for(lambda: all_up(daemon), STARTUP_BUDGET_S, "every target up")
+        assert await daemon.metric("govwatch_vantage_up") == 1
+        assert await daemon.metric("govwatch_outage_active", scope="country", country="AL") == 0
+        status_code, _ = await daemon.get("/healthz")
+        assert status_code == 200
+
+        # One site down: a target incident, no country outage.
+        await sim.apply_fault("site", "kryeministria.al.test", "5xx")
+
+        async def site_down() -> bool:
+            status = await daemon.status()
+            return any(
+                i["target"] == "kryeministria.al.test" for i in open_incidents(status, "target")
+            )
+
+        await wait_for(site_down, DETECTION_BUDGET_S, "the site's incident")
+        status = await daemon.status()
+        assert not open_incidents(status, "country") and not status["region"]["outage"]
+        site = next(t for t in status["targets"] if t["name"] == "kryeministria.al.test")
+        assert site["state"] == "down" and site["reason"] == "http_status"
+        assert await daemon.metric("govwatch_target_up", target="kryeministria.al.test") == 0
+
+        # The whole country blackholed: a country outage with reason and shared infrastructure.
+        await sim.apply_fault("country", "AL", "drop")
+
+        async def country_down() -> bool:
+            return bool(open_incidents(await daemon.status(), "country"))
+
+        await wait_for(country_down, DETECTION_BUDGET_S, "the AL country outage")
+        assert await daemon.metric("govwatch_outage_active", scope="country", country="AL") == 1
+        (incident,) = open_incidents(await daemon.status(), "country")
+        assert incident["country"] == "AL"
+        assert incident["dominant_reason"] == "connect_timeout"
+        assert incident["hints"], "AL's sites share a network and name servers in the simulator"
+        assert {h["kind"] for h in incident["hints"]} & {"nameservers", "address_prefix"}
+        assert not (await daemon.status())["region"]["outage"]
+
+        # A second country: the region is in outage.
+        await sim.apply_fault("country", "XK", "drop")
+
+        async def region_down() -> bool:
+            return bool((await daemon.status())["region"]["outage"])
+
+        await wait_for(region_down, DETECTION_BUDGET_S, "the region outage")
+        assert await daemon.metric("govwatch_outage_active", scope="region", country="") == 1
+
+        # Recovery closes every incident.
+        await sim.recover_all()
+
+        async def all_closed() -> bool:
+            status = await daemon.status()
+            return not status["incidents"] and all(t["state"] == "up" for t in status["targets"])
+
+        await wait_for(all_closed, DETECTION_BUDGET_S + INTERVAL_S, "recovery")
+        _, body = await daemon.get(f"/api/v1/incidents?since={time.time() - 600:.0f}")
+        assert '"scope": "region"' in body.replace('":"', '": "') or "region" in body
+
+
+async def test_monitor_offline_is_not_a_regional_outage(
+    make_simulated_region: RegionFactory, tmp_path: Path
+) -> None:
+    async with (
+        make_simulated_region(timing=DAEMON_TIMING) as sim,
+        running_daemon(sim, tmp_path, "home") as daemon,
+    ):
+        await wait_for(lambda: all_up(daemon), STARTUP_BUDGET_S, "every target up")
+        # The uplink is cut: canaries and every site fail together.
+        await sim.apply_fault("all", "*", "drop")
+
+        async def blind() -> bool:
+            status = await daemon.status()
+            return not status["vantage_up"]
+
+        await wait_for(blind, DETECTION_BUDGET_S + INTERVAL_S, "the vantage to go down")
+        # Give the daemon a full interval to make a mistake.
+        await asyncio.sleep(INTERVAL_S)
+        status = await daemon.status()
+        assert not status["vantage_up"]
+        assert {t["state"] for t in status["targets"]} == {"unknown"}
+        assert not open_incidents(status, "country") and not status["region"]["outage"]
+        assert open_incidents(status, "vantage")
+        assert await daemon.metric("govwatch_vantage_up", vantage="home") == 0
+        assert await daemon.metric("govwatch_target_up", vantage="home") is None
+        assert (
+            await daemon.metric(
+                "govwatch_outage_active", scope="country", country="AL", vantage="home"
+            )
+            == 0
+        )
+
+
+async def test_kill_9_keeps_history_and_open_incidents(
+    make_simulated_region: RegionFactory, tmp_path: Path
+) -> None:
+    async with (
+        make_simulated_region(timing=DAEMON_TIMING) as sim,
+        running_daemon(sim, tmp_path) as daemon,
+    ):
+        await wait_for(lambda: all_up(daemon), STARTUP_BUDGET_S, "every target up")
+        await sim.apply_fault("country", "MK", "refuse")
+
+        async def mk_down() -> bool:
+            return bool(open_incidents(await daemon.status(), "country"))
+
+        await wait_for(mk_down, DETECTION_BUDGET_S, "the MK country outage")
+        (before,) = open_incidents(await daemon.status(), "country")
+        await asyncio.sleep(2.5)  # past one flush interval: the incident is on disk
+        await daemon.stop(signal.SIGKILL)
+
+        with sqlite3.connect(f"file:{daemon.db}?mode=ro", uri=True) as db:
+            results = db.execute("SELECT count(*) FROM probe_results").fetchone()[0]
+            stored = db.execute(
+                "SELECT id FROM incidents WHERE scope = 'country' AND ended_at IS NULL"
+            ).fetchall()
+        assert results > 0 and stored == [(before["id"],)]
+
+        await daemon.start()
+        status = await daemon.status()
+        (after,) = open_incidents(status, "country")
+        assert after["id"] == before["id"] and after["started_at"] == before["started_at"]
+
+        # SIGTERM: flush and exit well within 5 s.
+        assert await daemon.stop() < 5.0
+        assert daemon.process is not None and daemon.process.returncode == 0
+
+
+async def test_sighup_reload_keeps_state_and_bad_file_keeps_config(
+    simulated_region: SimulatedRegion, tmp_path: Path
+) -> None:
+    targets = tmp_path / "targets.toml"
+    original = simulated_region.targets_file().read_text()
+    ca = simulated_region.ca_file
+    targets.write_text(original.replace('ca_file = "ca.pem"', f'ca_file = "{ca}"').replace(
+        'dnssec_trust_anchors = "trust-anchors.txt"',
+        f'dnssec_trust_anchors = "{ca.parent / "trust-anchors.txt"}"',
+    ))  # fmt: skip
+    config = load_config(targets)
+    removed = config.targets[-1].name
+    daemon = Daemon(targets, tmp_path / "history.sqlite3")
+    try:
+        await daemon.start()
+        await wait_for(lambda: all_up(daemon), STARTUP_BUDGET_S, "every target up")
+        kept = (await daemon.status())["targets"][0]
+
+        # A broken file: the old config stays, the reload metric says so.
+        targets.write_text(targets.read_text() + "\n[[target]]\nname = 1\n")
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGHUP)
+
+        async def reload_failed() -> bool:
+            return await daemon.metric("govwatch_config_last_reload_successful") == 0
+
+        await wait_for(reload_failed, 10.0, "the failed reload to show")
+        assert len((await daemon.status())["targets"]) == len(config.targets)
+
+        # A good file without one target: it vanishes; the others keep their state.
+        text = targets.read_text().rsplit("\n[[target]]\nname = 1\n", 1)[0]
+        block = text.index(f'name = "{removed}"')
+        text = text[: text.rindex("[[target]]", 0, block)]
+        targets.write_text(text)
+        daemon.process.send_signal(signal.SIGHUP)
+
+        async def reloaded() -> bool:
+            return await daemon.metric("govwatch_config_last_reload_successful") == 1
+
+        await wait_for(reloaded, 10.0, "the good reload")
+        status = await daemon.status()
+        names = {t["name"] for t in status["targets"]}
+        assert removed not in names and len(names) == len(config.targets) - 1
+        same = next(t for t in status["targets"] if t["name"] == kept["name"])
+        assert same["state"] == "up" and same["since"] == kept["since"]
+        assert await daemon.metric("govwatch_target_up", target=removed) is None
+    finally:
+        await daemon.close()
