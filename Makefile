@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := prometheus prometheus-alertmanager chromium chromium-driver
 
-.PHONY: test run lint typecheck pytest validate system-deps clean
+.PHONY: test run demo lint typecheck pytest validate system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,27 @@ pytest: $(STAMP) system-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The daemon on the shipped catalogue plus the dashboard, SQLite under ./data/.
+# Ctrl-C stops both.
+run: $(STAMP)
+	@mkdir -p data
+	@trap 'kill $$daemon 2>/dev/null; wait $$daemon 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/govwatch run targets.toml --db data/govwatch.sqlite3 --listen 127.0.0.1:9781 & daemon=$$!; \
+	echo "daemon: http://127.0.0.1:9781/api/v1/status  dashboard: http://127.0.0.1:8501"; \
+	$(BIN)/govwatch dashboard --db data/govwatch.sqlite3 --port 8501
+
+# A simulated region on loopback replaying outages (the `tour` scenario in a loop),
+# the daemon watching it and the dashboard: govwatch working with no internet at all.
+demo: $(STAMP)
+	@rm -rf data/demo && mkdir -p data/demo
+	@trap 'kill $$sim $$daemon 2>/dev/null; wait 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/govwatch simulate --out data/demo/region --scenario tour --loop & sim=$$!; \
+	for i in $$(seq 100); do [ -f data/demo/region/targets.toml ] && break; sleep 0.2; done; \
+	$(BIN)/govwatch run data/demo/region/targets.toml --db data/demo/govwatch.sqlite3 \
+	    --listen 127.0.0.1:9791 & daemon=$$!; \
+	echo "daemon: http://127.0.0.1:9791/api/v1/status  dashboard: http://127.0.0.1:8502"; \
+	$(BIN)/govwatch dashboard --db data/demo/govwatch.sqlite3 --port 8502
 
 validate: $(STAMP)
 	$(BIN)/govwatch validate targets.toml
