@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
 import sqlite3
@@ -215,8 +216,11 @@ async def test_outages_from_one_site_to_the_region_and_back(
             return not status["incidents"] and all(t["state"] == "up" for t in status["targets"])
 
         await wait_for(all_closed, DETECTION_BUDGET_S + INTERVAL_S, "recovery")
-        _, body = await daemon.get(f"/api/v1/incidents?since={time.time() - 600:.0f}")
-        assert '"scope": "region"' in body.replace('":"', '": "') or "region" in body
+        code, body = await daemon.get(f"/api/v1/incidents?since={time.time() - 600:.0f}")
+        history = json.loads(body)["incidents"]
+        assert code == 200
+        closed = {i["scope"] for i in history if i["ended_at"] is not None}
+        assert {"target", "country", "region"} <= closed
 
 
 async def test_monitor_offline_is_not_a_regional_outage(
