@@ -22,6 +22,7 @@ import asyncio
 import errno
 import logging
 import signal
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -323,9 +324,7 @@ class SimulatedRegion:
         )
 
     async def stop(self) -> None:
-        servers = list(self._web.values())
-        self._web.clear()
-        await asyncio.gather(*(s.stop() for s in servers), return_exceptions=True)
+        await self.stop_web()
         if self._dns is not None:
             await self._dns.stop()
             self._dns = None
@@ -391,7 +390,7 @@ class SimulatedRegion:
         self._web.clear()
         await asyncio.gather(*(s.stop() for s in servers), return_exceptions=True)
 
-    def _context(self, site: Site, variant: CertVariant) -> Any:
+    def _context(self, site: Site, variant: CertVariant) -> ssl.SSLContext:
         issuer = self.region.networks[site.network].issuer
         return self.pki.server_context(site.host, issuer, variant)
 
