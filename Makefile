@@ -60,7 +60,7 @@ demo: $(STAMP)
 	@rm -rf data/demo && mkdir -p data/demo
 	@trap 'kill $$sim $$daemon 2>/dev/null; wait 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/govwatch simulate --out data/demo/region --scenario tour --loop & sim=$$!; \
-	for i in $$(seq 100); do [ -f data/demo/region/targets.toml ] && break; sleep 0.2; done; \
+	for i in $$(seq 100); do [ -f data/demo/region/targets.toml ] && break; kill -0 $$sim || exit 1; sleep 0.2; done; \
 	$(BIN)/govwatch run data/demo/region/targets.toml --db data/demo/govwatch.sqlite3 \
 	    --listen 127.0.0.1:9791 & daemon=$$!; \
 	echo "daemon: http://127.0.0.1:9791/api/v1/status  dashboard: http://127.0.0.1:8502"; \
