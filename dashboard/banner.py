@@ -116,23 +116,53 @@ def compact_hostnames(names: Sequence[str]) -> str:
     return "/".join(heads) + "." + ".".join(split[0][-shared:])
 
 
+@dataclass(frozen=True, slots=True)
+class SharedHint:
+    """What `count` of the `of` failing targets share (None, None: all of them)."""
+
+    kind: str  # monitor.outage.HintKind values: nameservers, address_prefix, issuer
+    values: tuple[str, ...]
+    count: int | None = None
+    of: int | None = None
+
+    @property
+    def who(self) -> str:
+        if self.count is None or self.count == self.of:
+            return "all share"
+        return f"{self.count} of {self.of} share"
+
+    @property
+    def what(self) -> str:
+        """'name servers ns11/ns12.akshi.gov.al', 'address prefix 192.0.2.0/24', ..."""
+        noun = HINT_KINDS.get(self.kind, self.kind.replace("_", " "))
+        many = len(self.values) > 1
+        if noun == "name servers":
+            return ("name servers " if many else "name server ") + compact_hostnames(self.values)
+        if many and noun == "address prefix":
+            noun = "address prefixes"
+        elif many and noun == "certificate issuer":
+            noun = "certificate issuers"
+        return f"{noun} {', '.join(self.values)}"
+
+
+def hints_text(hints: Sequence[SharedHint]) -> str | None:
+    """'all share name servers ns11/ns12.akshi.gov.al and address prefix 192.0.2.0/24'."""
+    parts: list[str] = []
+    groups: dict[str, list[str]] = {}
+    for hint in hints:
+        groups.setdefault(hint.who, []).append(hint.what)
+    for who, whats in groups.items():
+        listed = whats[0] if len(whats) == 1 else ", ".join(whats[:-1]) + " and " + whats[-1]
+        parts.append(f"{who} {listed}")
+    return "; ".join(parts) or None
+
+
 def hint_text(
     kind: str, values: Sequence[str], count: int | None = None, of: int | None = None
 ) -> str:
-    """A shared-infrastructure hint as a sentence fragment: 'all share name servers ...'.
-
-    `count` of the `of` affected targets share the values; both None means all do.
-    """
-    noun = HINT_KINDS.get(kind, kind.replace("_", " "))
-    who = "all share" if count is None or count == of else f"{count} of {of} share"
-    if noun == "name servers":
-        label = "name server" if len(values) == 1 else "name servers"
-        return f"{who} {label} {compact_hostnames(values)}"
-    if noun == "address prefix" and len(values) > 1:
-        noun = "address prefixes"
-    if noun == "certificate issuer" and len(values) > 1:
-        noun = "certificate issuers"
-    return f"{who} {noun} {', '.join(values)}"
+    """One shared-infrastructure hint as a sentence fragment: 'all share name servers ...'."""
+    hint = SharedHint(kind, tuple(values), count, of)
+    return f"{hint.who} {hint.what}"
 
 
 def format_clock(moment: datetime, now: datetime) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
-from dashboard.banner import OutageFacts, VantageFacts, hint_text
+from dashboard.banner import OutageFacts, SharedHint, VantageFacts, hints_text
 from monitor.countries import country_name
 
 # --- sources ------------------------------------------------------------------------------
@@ -324,12 +324,13 @@ def describe_hint(hint_json: object, text: object) -> str | None:
     """The incident's shared-infrastructure hint as a sentence fragment.
 
     Built from the structured JSON when it has monitor.outage's InfraHint shape
-    ({"kind", "values", "count", "of"}, alone, in a list, or under "hints"), which
-    lets name servers be written compactly; otherwise the stored hint_text.
+    ({"kind", "values", "count", "of"}, alone, in a list, or under "hints"), or
+    {kind: values}; that lets name servers be written compactly and several hints
+    read as one sentence. Otherwise the stored hint_text.
     """
-    hints = _hint_items(_loads(hint_json))
+    hints = _hints(_loads(hint_json))
     if hints:
-        return "; ".join(hints)
+        return hints_text(hints)
     return text if isinstance(text, str) and text else None
 
 
@@ -342,34 +343,35 @@ def _loads(text: object) -> Any:
         return None
 
 
-def _hint_items(hint: Any) -> list[str]:
+def _values(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        return (raw,)
+    if isinstance(raw, list | tuple):
+        return tuple(str(v) for v in raw)
+    return ()
+
+
+def _hints(hint: Any) -> list[SharedHint]:
     if isinstance(hint, list):
-        return [text for item in hint for text in _hint_items(item)]
+        return [found for item in hint for found in _hints(item)]
     if not isinstance(hint, Mapping):
         return []
     if "hints" in hint:
-        return _hint_items(hint["hints"])
+        return _hints(hint["hints"])
     if "kind" in hint:
-        values = hint.get("values", hint.get("value", []))
-        listed = [values] if isinstance(values, str) else [str(v) for v in values or []]
+        values = _values(hint.get("values", hint.get("value")))
         count, of = hint.get("count"), hint.get("of")
-        if not listed:
+        if not values:
             return []
         return [
-            hint_text(
+            SharedHint(
                 str(hint["kind"]),
-                listed,
-                int(count) if isinstance(count, int) else None,
-                int(of) if isinstance(of, int) else None,
+                values,
+                count if isinstance(count, int) else None,
+                of if isinstance(of, int) else None,
             )
         ]
-    # {kind: values, ...}
-    found = []
-    for kind, values in hint.items():
-        listed = [values] if isinstance(values, str) else list(values or [])
-        if listed and isinstance(listed, list):
-            found.append(hint_text(str(kind), [str(v) for v in listed]))
-    return found
+    return [SharedHint(str(kind), _values(raw)) for kind, raw in hint.items() if _values(raw)]
 
 
 def _incident_frame(raw: pd.DataFrame) -> pd.DataFrame:

@@ -11,11 +11,13 @@ from dashboard.banner import (
     Banner,
     OutageFacts,
     Severity,
+    SharedHint,
     VantageFacts,
     compact_hostnames,
     format_clock,
     format_duration,
     hint_text,
+    hints_text,
     outage_banner,
     reason_phrase,
     status_banners,
@@ -102,6 +104,20 @@ def test_hints_of_other_kinds_and_partial_shares() -> None:
     assert hint_text("nameservers", ["ns1.a.test"], count=3, of=3) == (
         "all share name server ns1.a.test"
     )
+
+
+def test_several_hints_read_as_one_sentence() -> None:
+    hints = [
+        SharedHint("nameservers", ("ns11.akshi.gov.al", "ns12.akshi.gov.al"), 7, 7),
+        SharedHint("address_prefix", ("192.0.2.0/24",), 7, 7),
+        SharedHint("issuer", ("CN=Gov CA",), 7, 7),
+        SharedHint("address_prefix", ("198.51.100.0/24",), 2, 7),
+    ]
+    assert hints_text(hints) == (
+        "all share name servers ns11/ns12.akshi.gov.al, address prefix 192.0.2.0/24 "
+        "and certificate issuer CN=Gov CA; 2 of 7 share address prefix 198.51.100.0/24"
+    )
+    assert hints_text([]) is None
 
 
 def test_unknown_reason_falls_back_to_words() -> None:

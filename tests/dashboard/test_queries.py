@@ -144,8 +144,13 @@ def test_incidents_since_includes_closed_ones_in_the_window(seeded: Get) -> None
 
 
 def test_hint_shapes() -> None:
-    listed = '[{"kind": "address_prefix", "values": ["192.0.2.0/24"], "count": 3, "of": 4}]'
-    assert queries.describe_hint(listed, "ignored") == "3 of 4 share address prefix 192.0.2.0/24"
+    listed = (
+        '[{"kind": "nameservers", "values": ["a.ns.test", "b.ns.test"], "count": 4, "of": 4},'
+        ' {"kind": "address_prefix", "values": ["192.0.2.0/24"], "count": 3, "of": 4}]'
+    )
+    assert queries.describe_hint(listed, "ignored") == (
+        "all share name servers a/b.ns.test; 3 of 4 share address prefix 192.0.2.0/24"
+    )
     assert queries.describe_hint(None, "stored text") == "stored text"
     assert queries.describe_hint("not json", None) is None
     assert (
