@@ -220,7 +220,7 @@ def overview_queries(source: queries.SqliteSource) -> None:
     queries.vantage_status(source)
     queries.outage_facts(status, incidents)
     summary = queries.summarize_countries(status)
-    outage = frozenset(incidents.loc[incidents["scope"] == "country", "country"])
+    outage = queries.countries_in_outage(incidents)
     tiles.tile_chart(tiles.tile_frame(summary, outage)).to_dict()
 
 

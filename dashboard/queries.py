@@ -417,6 +417,12 @@ def incidents_since(source: Source, since: datetime, limit: int = 2000) -> pd.Da
     return _incident_frame(raw)
 
 
+def countries_in_outage(incidents: pd.DataFrame) -> frozenset[str]:
+    """Countries with an open country incident."""
+    open_country = (incidents["scope"] == "country") & incidents["ended_at"].isna()
+    return frozenset(str(c) for c in incidents.loc[open_country, "country"])
+
+
 def outage_facts(status: pd.DataFrame, incidents: pd.DataFrame) -> list[OutageFacts]:
     """Open country and region incidents joined with the live counts, for the banners."""
     facts = []
@@ -428,9 +434,10 @@ def outage_facts(status: pd.DataFrame, incidents: pd.DataFrame) -> list[OutageFa
         down = int(scope_rows["state"].eq(DOWN).sum())
         countries: tuple[str, ...] = ()
         if row.scope == "region":
-            countries = tuple(
-                sorted({str(c) for c in incidents.loc[incidents["scope"] == "country", "country"]})
-            )
+            countries = tuple(sorted(countries_in_outage(incidents)))
+        hint = row.hint if isinstance(row.hint, str) else None
+        if countries:
+            hint = None  # each country's own banner carries its hint; keep the wall readable
         facts.append(
             OutageFacts(
                 scope=str(row.scope),
@@ -439,7 +446,7 @@ def outage_facts(status: pd.DataFrame, incidents: pd.DataFrame) -> list[OutageFa
                 total=len(scope_rows),
                 since=row.started_at.to_pydatetime(),
                 dominant_reason=None if pd.isna(row.dominant_reason) else row.dominant_reason,
-                hint=row.hint,
+                hint=hint,
                 countries=countries,
             )
         )

@@ -38,9 +38,7 @@ def live_overview() -> None:
     )
 
     summary = queries.summarize_countries(status)
-    outage_countries = frozenset(
-        str(c) for c in incidents.loc[incidents["scope"] == "country", "country"]
-    )
+    outage_countries = queries.countries_in_outage(incidents)
     up, down, unknown = (int(counts.get(s, 0)) for s in (queries.UP, queries.DOWN, queries.UNKNOWN))
     cells = st.columns(5)
     cells[0].metric("Services up", f"{up} / {len(status)}")

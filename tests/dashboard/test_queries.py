@@ -331,3 +331,32 @@ def test_make_source() -> None:
     )
     with pytest.raises(ValueError):
         queries.make_source()
+
+
+def test_a_region_outage_lists_its_countries_and_leaves_hints_to_them() -> None:
+    now = pd.Timestamp("2022-07-15 14:40", tz="UTC")
+    status = pd.DataFrame(
+        {
+            "target": ["a1", "a2", "m1", "m2", "g1"],
+            "country": ["AL", "AL", "ME", "ME", "GR"],
+            "state": ["down", "down", "down", "up", "up"],
+        }
+    )
+    incidents = pd.DataFrame(
+        [
+            ("region", None, now, pd.NaT, "connect_timeout", "3 of 3 share name server x"),
+            ("country", "AL", now, pd.NaT, "connect_timeout", "all share name server x"),
+            ("country", "ME", now, pd.NaT, "connect_timeout", None),
+            ("country", "GR", now, now, "http_status", None),  # closed: no banner
+        ],
+        columns=["scope", "country", "started_at", "ended_at", "dominant_reason", "hint"],
+    )
+    region, albania, montenegro = queries.outage_facts(status, incidents)
+    assert (region.scope, region.countries, region.down, region.total) == (
+        "region",
+        ("AL", "ME"),
+        3,
+        5,
+    )
+    assert region.hint is None and albania.hint == "all share name server x"
+    assert (montenegro.down, montenegro.total) == (1, 2)
