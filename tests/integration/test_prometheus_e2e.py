@@ -212,13 +212,15 @@ async def running_daemons(
         v: Daemon(path, tmp_path / f"govwatch-{v}.sqlite3", v) for v, path in targets.items()
     }
     try:
-        await asyncio.gather(*(d.start() for d in daemons.values()))
+        # A task group: if one daemon fails to start, the other's start is cancelled too.
+        async with asyncio.TaskGroup() as group:
+            for daemon in daemons.values():
+                group.create_task(daemon.start())
         yield daemons
     except BaseException:
         for vantage, daemon in daemons.items():
-            print(
-                f"--- govwatch run --vantage {vantage}\n{daemon.log.read_text(errors='replace')[-4000:]}"
-            )
+            log = daemon.log.read_text(errors="replace") if daemon.log.exists() else ""
+            print(f"--- govwatch run --vantage {vantage}\n{log[-4000:]}")
         raise
     finally:
         for daemon in daemons.values():
@@ -384,7 +386,7 @@ async def test_shipped_rules_fire_for_a_dark_country_and_a_blind_vantage(
 
             await wait_for(
                 vantage_alert_firing,
-                VANTAGE_DOWN_FOR_S + 2 * SCRAPE_S + 5.0,
+                VANTAGE_DOWN_FOR_S + 2 * SCRAPE_S + 10.0,
                 f"GovwatchVantageDown for {BLIND_VANTAGE} to fire",
             )
             timeline.mark(f"GovwatchVantageDown {BLIND_VANTAGE} firing (for: 1m)")
