@@ -1,10 +1,12 @@
-"""Make the README's screenshot: the overview during a simulated Albanian outage.
+"""Photograph the dashboard's overview with headless Chromium.
 
-    .venv/bin/python -m tests.dashboard.screenshot docs/screenshot-overview.png
+    .venv/bin/python -m tests.dashboard.screenshot docs/screenshot-overview.png \
+        --db data/demo/govwatch.sqlite3 --banner "Albania:"
 
-Seeds a history database (tests.dashboard.seed's "albania" scenario) in a temporary
-directory, serves `govwatch dashboard` on 127.0.0.1 and photographs it with headless
-Chromium once the banner and the map are drawn.
+With --db, serves `govwatch dashboard` over that history (e.g. a daemon watching
+`govwatch simulate` with Albania's network cut: see the README) and waits for the
+banner text. Without it, seeds a temporary database with tests.dashboard.seed's
+"albania" day.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def main() -> int:
     parser.add_argument(
         "output", type=Path, nargs="?", default=Path("docs/screenshot-overview.png")
     )
+    parser.add_argument("--db", type=Path, help="an existing history database to show")
+    parser.add_argument("--banner", default="", help="with --db: text the banner must show")
     parser.add_argument("--width", type=int, default=1500)
     parser.add_argument("--height", type=int, default=1250)
     args = parser.parse_args()
@@ -34,10 +38,13 @@ def main() -> int:
     if reason:
         parser.error(reason)
     with tempfile.TemporaryDirectory(prefix="govwatch-shot-") as scratch:
-        db = Path(scratch) / "history.sqlite3"
-        seed = seed_database(db, "albania", time.time())
-        started = next(i.started_at for i in seed.incidents if i.country == "AL" and i.is_open)
-        banner = f"services down since {datetime.fromtimestamp(started, UTC):%H:%M} UTC"
+        if args.db is not None:
+            db, banner = args.db, args.banner
+        else:
+            db = Path(scratch) / "history.sqlite3"
+            seed = seed_database(db, "albania", time.time())
+            started = next(i.started_at for i in seed.incidents if i.country == "AL" and i.is_open)
+            banner = f"services down since {datetime.fromtimestamp(started, UTC):%H:%M} UTC"
         with (
             served_dashboard(db, Path(scratch) / "streamlit.log") as url,
             chromium(args.width, args.height) as driver,
