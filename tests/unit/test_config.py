@@ -118,7 +118,15 @@ def test_lines_are_found_past_multiline_values(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("5m", 300), ("1h", 3600), ("1m30s", 90), ("250ms", 0.25), ("1.5s", 1.5), ("30d", 2592000)],
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h", 3600),
+        ("1m30s", 90),
+        ("250ms", 0.25),
+        ("1.5s", 1.5),
+        ("30d", 2592000),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
