@@ -1,0 +1,155 @@
+"""The scheduler with stand-in probe functions: timing, bounds and job bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+
+import pytest
+
+from monitor.logs import JsonFormatter
+from monitor.scheduler import Job, LagTracker, Scheduler, in_shard, stable_offset
+from probes.context import ProbeContext, ProbeSettings, ProbeTarget, make_resolver, make_ssl_context
+from probes.results import ProbeKind, ProbeResult
+
+
+def context() -> ProbeContext:
+    settings = ProbeSettings(timeout_s=0.5)
+    return ProbeContext(settings, make_ssl_context(None), make_resolver(settings))
+
+
+class Recorder:
+    """A stand-in probe that records start and end times and how many run at once."""
+
+    def __init__(self, duration_s: float = 0.05) -> None:
+        self.duration_s = duration_s
+        self.runs: list[tuple[str, float, float]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def probe(self, target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
+        start = time.monotonic()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        await asyncio.sleep(self.duration_s)
+        self.in_flight -= 1
+        self.runs.append((target.url, start, time.monotonic()))
+        return ProbeResult(ProbeKind.HTTP, True, None, self.duration_s, time.time())
+
+
+async def handled(job: Job, result: ProbeResult) -> None:
+    return None
+
+
+def job(name: str, interval_s: float) -> Job:
+    return Job(name, ProbeKind.HTTP, ProbeTarget(url=f"https://{name}.test/"), interval_s)
+
+
+async def test_runs_of_one_job_never_overlap_and_concurrency_is_bounded() -> None:
+    recorder = Recorder(duration_s=0.1)
+    scheduler = Scheduler(
+        context(),
+        handled,
+        concurrency=2,
+        timeout_s=0.5,
+        lag_window_s=1.0,
+        probes={ProbeKind.HTTP: recorder.probe},
+        jitter_s=0.0,
+    )
+    # Intervals shorter than a probe: the next run must wait for the previous one.
+    scheduler.replace_jobs([job(f"t{i}", 0.05) for i in range(5)])
+    await asyncio.sleep(1.0)
+    await scheduler.stop()
+    assert recorder.max_in_flight == 2
+    for name in {url for url, _, _ in recorder.runs}:
+        spans = sorted((s, e) for url, s, e in recorder.runs if url == name)
+        assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+    assert scheduler.lag.worst(asyncio.get_running_loop().time()) > 0  # starved by the bound
+
+
+async def test_run_soon_brings_a_job_forward_and_replace_keeps_unchanged_jobs() -> None:
+    recorder = Recorder(duration_s=0.0)
+    scheduler = Scheduler(
+        context(),
+        handled,
+        concurrency=4,
+        timeout_s=0.5,
+        lag_window_s=1.0,
+        probes={ProbeKind.HTTP: recorder.probe},
+        jitter_s=0.0,
+    )
+    slow, other = job("slow", 3600.0), job("other", 3600.0)
+    # Both are first due minutes from now (their stable offsets in the hour).
+    assert min(stable_offset(f"{j.name}/http", 3600.0) for j in (slow, other)) > 60
+    scheduler.replace_jobs([slow, other])
+    await asyncio.sleep(0.05)
+    assert recorder.runs == []
+    scheduler.run_soon("slow", ProbeKind.HTTP, 0.05)
+    await asyncio.sleep(0.3)
+    assert [url for url, _, _ in recorder.runs] == [slow.target.url]
+    tasks_before = {j.key for j in scheduler.jobs}
+    scheduler.replace_jobs([slow])
+    assert {j.key for j in scheduler.jobs} == {slow.key} <= tasks_before
+    await scheduler.stop()
+    assert scheduler.jobs == []
+
+
+async def test_a_probe_that_raises_or_hangs_does_not_kill_its_job(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = 0
+
+    async def broken(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("bug")
+        await asyncio.sleep(10)  # never returns within the guard
+        raise AssertionError("unreachable")
+
+    scheduler = Scheduler(
+        context(),
+        handled,
+        concurrency=1,
+        timeout_s=0.01,
+        lag_window_s=1.0,
+        probes={ProbeKind.HTTP: broken},
+        jitter_s=0.0,
+    )
+    scheduler.replace_jobs([job("x", 0.01)])
+    await asyncio.sleep(1.3)
+    await scheduler.stop()
+    assert calls >= 2
+    assert "probes must return results" in caplog.text and "overran its budget" in caplog.text
+
+
+def test_lag_tracker_keeps_only_the_window() -> None:
+    lag = LagTracker(window_s=10.0)
+    lag.record(0.0, 5.0)
+    lag.record(8.0, 1.0)
+    assert lag.worst(9.0) == 5.0
+    assert lag.worst(12.0) == 1.0
+    assert lag.worst(30.0) == 0.0
+
+
+def test_shards_partition_countries_and_offsets_spread() -> None:
+    countries = ["AL", "XK", "MK", "ME", "RS", "BA", "HR", "SI", "BG", "RO", "GR", "MD", "TR"]
+    owners = [[k for k in (1, 2, 3) if in_shard(cc, (k, 3))] for cc in countries]
+    assert all(len(o) == 1 for o in owners)
+    assert all(in_shard(cc, None) for cc in countries)
+    offsets = [stable_offset(f"t{i}/http", 30.0) for i in range(200)]
+    assert all(0 <= o <= 30 for o in offsets) and max(offsets) - min(offsets) > 25
+    assert stable_offset("a/http", 30.0) == stable_offset("a/http", 30.0)
+
+
+def test_json_log_lines() -> None:
+    record = logging.LogRecord(
+        "govwatch.daemon", logging.WARNING, "", 0, "incident %s", ("x",), None
+    )
+    record.target = "e-albania.al"
+    event = json.loads(JsonFormatter().format(record))
+    assert event["level"] == "warning" and event["msg"] == "incident x"
+    assert event["target"] == "e-albania.al" and event["ts"].endswith("Z")
