@@ -32,18 +32,12 @@ class TargetCheck:
         return next((r for r in self.results if r.kind is kind), None)
 
 
-def probe_kinds(target: Target) -> tuple[ProbeKind, ...]:
-    return tuple(
-        kind for kind in PROBES if kind is not ProbeKind.TLS or target.url.startswith("https://")
-    )
-
-
 async def check_targets(
     config: Config, targets: Sequence[Target], *, progress: TextIO | None = None
 ) -> list[TargetCheck]:
     """Probe every target once with every probe, `monitor.concurrency` at a time."""
     semaphore = asyncio.Semaphore(config.monitor.concurrency)
-    total = sum(len(probe_kinds(t)) for t in targets)
+    total = sum(len(t.probe_kinds) for t in targets)
     done = 0
 
     async def one(kind: ProbeKind, target: Target, ctx: ProbeContext) -> ProbeResult:
@@ -58,7 +52,7 @@ async def check_targets(
 
     async with open_probe_context(config.probe_settings) as ctx:
         per_target = await asyncio.gather(
-            *(asyncio.gather(*(one(kind, t, ctx) for kind in probe_kinds(t))) for t in targets)
+            *(asyncio.gather(*(one(kind, t, ctx) for kind in t.probe_kinds)) for t in targets)
         )
     if progress is not None:
         progress.write("\r\033[K")

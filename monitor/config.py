@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,8 +18,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import dns.exception
+
 from monitor.countries import ISO_ALPHA2
-from probes.context import Nameserver, ProbeSettings, ProbeTarget
+from probes.context import Nameserver, ProbeSettings, ProbeTarget, make_ssl_context
+from probes.dnssec import load_trust_anchors
+from probes.results import ProbeKind
 
 DEFAULT_TARGETS = Path("targets.toml")
 
@@ -122,11 +127,16 @@ class Canary:
     name: str
     url: str
     expect_text: str | None = None
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it is, not what it is
 
     @property
     def probe_target(self) -> ProbeTarget:
         return ProbeTarget(url=self.url, expect_text=self.expect_text)
+
+    @property
+    def probe_kinds(self) -> tuple[ProbeKind, ...]:
+        """Is the monitor online? Reaching the site and resolving its name answer that."""
+        return (ProbeKind.HTTP, ProbeKind.DNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +148,7 @@ class Target:
     expect_text: str | None = None
     expect_status: frozenset[int] | None = None
     evidence: str = "seen"
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it is, not what it is
 
     @property
     def probe_target(self) -> ProbeTarget:
@@ -149,6 +159,12 @@ class Target:
     @property
     def host(self) -> str:
         return urlsplit(self.url).hostname or ""
+
+    @property
+    def probe_kinds(self) -> tuple[ProbeKind, ...]:
+        """HTTP and DNS always; TLS for https URLs."""
+        https = self.url.startswith("https://")
+        return tuple(kind for kind in ProbeKind if kind is not ProbeKind.TLS or https)
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +414,23 @@ def _expect_status(value: Any) -> frozenset[int]:
     return frozenset(value)
 
 
+def _unreadable(name: str, path: Path) -> str | None:
+    """Why the probes could not use this CA or trust-anchor file, or None.
+
+    Loaded here, once, so a bad file is a config error (exit 2, FILE:LINE) rather
+    than a crash at start or a silent failure of every probe.
+    """
+    try:
+        if name == "ca_file":
+            make_ssl_context(path)
+        else:
+            if not load_trust_anchors(path):
+                return "no DS or DNSKEY records in it"
+    except (OSError, ValueError, ssl.SSLError, dns.exception.DNSException) as exc:
+        return f"cannot be loaded ({exc})"
+    return None
+
+
 def _build_monitor(c: _Checker, table: Mapping[str, Any], base: Path) -> MonitorSettings:
     key: KeyPath = ("monitor",)
     label = "monitor"
@@ -431,6 +464,10 @@ def _build_monitor(c: _Checker, table: Mapping[str, Any], base: Path) -> Monitor
             path = (base / raw) if not Path(raw).is_absolute() else Path(raw)
             if not path.is_file():
                 c.error((*key, name), f'{label}.{name}: file "{raw}" does not exist')
+                continue
+            problem = _unreadable(name, path)
+            if problem:
+                c.error((*key, name), f'{label}.{name}: file "{raw}": {problem}')
             else:
                 files[name] = path
     settings = MonitorSettings(

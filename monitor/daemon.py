@@ -24,7 +24,7 @@ from monitor.api import build_app
 from monitor.config import Canary, Config, ConfigError, Target, load_config
 from monitor.exporter import make_registry
 from monitor.outage import Assessment, Incident, TargetInfra, assess
-from monitor.scheduler import Job, Scheduler, in_shard
+from monitor.scheduler import GUARD_FACTOR, GUARD_SLACK_S, Job, Scheduler, in_shard
 from monitor.snapshot import CanaryView, Snapshot, TargetView
 from monitor.state import Step, TargetState, TargetStatus, initial_status, observe, with_vantage
 from monitor.storage import HistoryWriter, Restored, StorageSettings
@@ -50,33 +50,23 @@ class RunOptions:
     retention_s: float = 30 * 86400.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Facts:
-    """What a target was last seen running on: the raw facts behind TargetInfra."""
-
-    nameservers: tuple[str, ...] = ()
-    addresses: tuple[str, ...] = ()
-    issuer: str | None = None
-
-    def learn(self, result: ProbeResult) -> _Facts:
-        details = result.details
-        if isinstance(details, DnsDetails):
-            return replace(
-                self,
-                nameservers=details.nameservers or self.nameservers,
-                addresses=details.addresses or self.addresses,
-            )
-        if isinstance(details, HttpDetails) and details.resolved_addresses:
-            return replace(self, addresses=details.resolved_addresses)
-        if isinstance(details, TlsDetails) and details.issuer:
-            return replace(self, issuer=details.issuer)
-        return self
-
-    @property
-    def infra(self) -> TargetInfra:
-        return TargetInfra.from_facts(
-            nameservers=self.nameservers, addresses=self.addresses, issuer=self.issuer
+def learn_infra(infra: TargetInfra, result: ProbeResult) -> TargetInfra:
+    """What a target runs on, updated from one result; facts a result lacks are kept,
+    so a failing target still counts with the name servers it had."""
+    details = result.details
+    if isinstance(details, DnsDetails):
+        seen = TargetInfra.from_facts(nameservers=details.nameservers, addresses=details.addresses)
+        return replace(
+            infra,
+            nameservers=seen.nameservers or infra.nameservers,
+            address_prefixes=seen.address_prefixes or infra.address_prefixes,
         )
+    if isinstance(details, HttpDetails) and details.resolved_addresses:
+        seen = TargetInfra.from_facts(addresses=details.resolved_addresses)
+        return replace(infra, address_prefixes=seen.address_prefixes)
+    if isinstance(details, TlsDetails) and details.issuer:
+        return replace(infra, issuer=details.issuer)
+    return infra
 
 
 def jobs_for(config: Config, targets: Iterable[Target]) -> list[Job]:
@@ -85,11 +75,9 @@ def jobs_for(config: Config, targets: Iterable[Target]) -> list[Job]:
     jobs: list[Job] = []
     entries: list[Target | Canary] = [*targets, *config.canaries]
     for entry in entries:
-        target = entry.probe_target
-        jobs.append(Job(entry.name, ProbeKind.HTTP, target, interval))
-        jobs.append(Job(entry.name, ProbeKind.DNS, target, interval))
-        if isinstance(entry, Target) and entry.url.startswith("https://"):
-            jobs.append(Job(entry.name, ProbeKind.TLS, target, tls_interval))
+        for kind in entry.probe_kinds:
+            every = tls_interval if kind is ProbeKind.TLS else interval
+            jobs.append(Job(entry.name, kind, entry.probe_target, every))
     return jobs
 
 
@@ -119,7 +107,7 @@ class Daemon:
         self._clock = clock
         self._started_at = clock()
         self._statuses: dict[str, TargetStatus] = {}
-        self._facts: dict[str, _Facts] = {}
+        self._infra: dict[str, TargetInfra] = {}
         self._incidents: tuple[Incident, ...] = ()
         self._probe_counts: Counter[tuple[ProbeKind, bool]] = Counter()
         self._reload_ok = True
@@ -127,53 +115,57 @@ class Daemon:
         self._canary_check_at = 0.0
         self._snapshot: Snapshot | None = None
         self.scheduler: Scheduler | None = None
+        self.targets: tuple[Target, ...] = ()
         if restored is not None:
             self._statuses.update(restored.statuses)
+            self._infra.update(restored.infra)
             self._incidents = restored.open_incidents
         self._adopt(config)
 
     # -- configuration --
 
-    @property
-    def targets(self) -> tuple[Target, ...]:
-        return tuple(t for t in self.config.targets if in_shard(t.country, self._shard))
-
     def _adopt(self, config: Config) -> None:
         """Take a (new) config: statuses of unchanged targets are kept, others start over."""
         old = _by_name(self.config.targets, self.config.canaries)
         self.config = config
+        self.targets = tuple(t for t in config.targets if in_shard(t.country, self._shard))
         wanted = _by_name(self.targets, config.canaries)
         for name in list(self._statuses):
             if name not in wanted:
                 del self._statuses[name]
-                self._facts.pop(name, None)
+                self._infra.pop(name, None)
         for name, entry in wanted.items():
             if name not in self._statuses or (name in old and old[name] != entry):
                 if name in old and old[name] != entry and name in self._statuses:
                     log.info("target %s changed; its state starts over", name)
                 self._statuses[name] = initial_status(name)
-                self._facts.pop(name, None)
+                self._infra.pop(name, None)
         self._writer.set_targets(self.targets, config.canaries)
 
     def jobs(self) -> list[Job]:
         return jobs_for(self.config, self.targets)
 
-    def reload(self, path: Path) -> Config | None:
+    def load(self, path: Path) -> Config | None:
         """Re-read the targets file. A broken file keeps the old config (reload metric 0)."""
         try:
-            config = load_config(path)
+            return load_config(path)
         except ConfigError as exc:
             for issue in exc.issues:
                 log.error("reload failed: %s", issue)
-            self._reload_ok = False
-            self._publish(self._clock())
-            return None
+        self.reload_failed()
+        return None
+
+    def reload_failed(self) -> None:
+        self._reload_ok = False
+        self._publish(self._clock())
+
+    def apply(self, config: Config) -> None:
+        """Take a reloaded config (its probe context is already built)."""
         self._adopt(config)
         self._reload_ok = True
         self._reload_at = self._clock()
         log.info("reloaded %s", config.summary())
         self._reassess(self._clock())
-        return config
 
     # -- the pipeline --
 
@@ -183,7 +175,7 @@ class Daemon:
         now = self._clock()
         self._probe_counts[(result.kind, result.ok)] += 1
         self._writer.add_probe(job.name, result)
-        self._facts[job.name] = self._facts.get(job.name, _Facts()).learn(result)
+        self._infra[job.name] = learn_infra(self._infra.get(job.name, TargetInfra()), result)
         self._apply(observe(self._statuses[job.name], result, now, self.config.outage), now)
         if not result.ok and job.interval_s > self.config.monitor.interval_s and self.scheduler:
             # A failing slow probe (TLS) must not hold a recovered target down for its
@@ -209,7 +201,7 @@ class Daemon:
 
     def _reassess(self, now: float) -> None:
         settings = self.config.outage
-        infra = {name: facts.infra for name, facts in self._facts.items()}
+        infra = self._infra
         assessment = assess(
             targets=self.targets,
             canaries=self.config.canaries,
@@ -244,8 +236,10 @@ class Daemon:
             and now - self._canary_check_at >= settings.reprobe_delay_s
         ):
             self._canary_check_at = now
+            # A canary vouches only once all its probes are fresh (monitor/outage.py).
             for canary in self.config.canaries:
-                self.scheduler.run_soon(canary.name, ProbeKind.HTTP)
+                for kind in canary.probe_kinds:
+                    self.scheduler.run_soon(canary.name, kind)
         self._writer.set_status(self._statuses.values(), infra, reported=assessment.states)
         self._publish(now, assessment)
 
@@ -284,38 +278,52 @@ class Daemon:
             last_probe_at=scheduler.last_probe_at,
         )
 
+    def refresh(self) -> None:
+        """Assess and publish the current state now (at start, before any result)."""
+        self._reassess(self._clock())
+
     def start(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
-        self._reassess(self._clock())
+        self.refresh()
         scheduler.replace_jobs(self.jobs())
 
 
 class _ProbeContexts:
-    """Probe contexts by settings: a reload that changes them gets a new one; the old one
-    is closed once in-flight probes are done with it."""
+    """The probe context for the current settings. A reload that changes them gets a new
+    one; the old one is closed once probes still running on it are past their budget."""
 
     def __init__(self) -> None:
-        self._stacks: list[contextlib.AsyncExitStack] = []
-        self._current: tuple[ProbeSettings, ProbeContext] | None = None
+        self._current: tuple[ProbeSettings, contextlib.AsyncExitStack, ProbeContext] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
 
-    async def get(self, settings: ProbeSettings, grace_s: float) -> ProbeContext:
+    async def get(self, settings: ProbeSettings) -> ProbeContext:
         if self._current is not None and self._current[0] == settings:
-            return self._current[1]
+            return self._current[2]
         stack = contextlib.AsyncExitStack()
         context = await stack.enter_async_context(open_probe_context(settings))
-        if self._stacks:
-            old = self._stacks.pop()
-            asyncio.get_running_loop().call_later(
-                grace_s, lambda: asyncio.ensure_future(old.aclose())
-            )
-        self._stacks.append(stack)
-        self._current = (settings, context)
+        if self._current is not None:
+            old_settings, old_stack, _ = self._current
+            grace_s = max(old_settings.timeout_s, settings.timeout_s) * GUARD_FACTOR + GUARD_SLACK_S
+            task = asyncio.create_task(self._close_later(old_stack, grace_s))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        self._current = (settings, stack, context)
         return context
 
-    async def close(self) -> None:
-        for stack in self._stacks:
+    @staticmethod
+    async def _close_later(stack: contextlib.AsyncExitStack, delay_s: float) -> None:
+        try:
+            await asyncio.sleep(delay_s)
+        finally:
             await stack.aclose()
-        self._stacks.clear()
+
+    async def close(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()  # closes its context at once (finally)
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+        if self._current is not None:
+            await self._current[1].aclose()
+            self._current = None
 
 
 async def run_daemon(options: RunOptions, config: Config) -> int:
@@ -330,9 +338,8 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
     restored = await writer.restore()
     daemon = Daemon(config, writer, vantage=options.vantage, shard=options.shard, restored=restored)
     contexts = _ProbeContexts()
-    context = await contexts.get(config.probe_settings, config.monitor.timeout_s * 2)
     scheduler = Scheduler(
-        context,
+        await contexts.get(config.probe_settings),
         daemon.handle_result,
         concurrency=config.monitor.concurrency,
         timeout_s=config.monitor.timeout_s,
@@ -344,7 +351,8 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
         incidents_since=writer.incidents_since,
         interval_s=config.monitor.interval_s,
     )
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # A short shutdown_timeout: a slow client must not eat the 5 s SIGTERM budget.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, options.listen_host, options.listen_port)
     try:
@@ -360,10 +368,17 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
     reloads: set[asyncio.Task[None]] = set()
 
     async def reload() -> None:
-        new = daemon.reload(options.targets_path)
+        new = daemon.load(options.targets_path)
         if new is None:
             return
-        scheduler.context = await contexts.get(new.probe_settings, new.monitor.timeout_s * 2)
+        try:
+            context = await contexts.get(new.probe_settings)
+        except Exception:
+            log.exception("reload failed: cannot build the probe context; keeping the old config")
+            daemon.reload_failed()
+            return
+        daemon.apply(new)
+        scheduler.context = context
         scheduler.set_timeout(new.monitor.timeout_s)
         scheduler.replace_jobs(daemon.jobs())
 
@@ -389,10 +404,11 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
     await stop.wait()
     log.info("stopping")
     try:
+        # History first: it is what must survive; the HTTP side and the sessions after.
         async with asyncio.timeout(SHUTDOWN_BUDGET_S - 0.5):
             await scheduler.stop()
-            await runner.cleanup()
             await writer.close()
+            await runner.cleanup()
             await contexts.close()
     except TimeoutError:
         log.error("shutdown took longer than %.1fs; exiting anyway", SHUTDOWN_BUDGET_S)

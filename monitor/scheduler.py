@@ -181,7 +181,6 @@ class Scheduler:
                 started = loop.time()
                 self.lag.record(started, max(0.0, started - due))
                 result = await self._probe_once(job)
-            self.last_probe_at = time.time()
             due = started + job.interval_s
             if result is not None:
                 try:
@@ -189,6 +188,10 @@ class Scheduler:
                 except Exception:
                     # A bug in the pipeline must not kill the job; it is logged once here.
                     log.exception("pipeline failed for %s/%s", job.name, job.kind)
+                else:
+                    # Only a probe that produced a result and went through the pipeline
+                    # counts: /healthz must not call a broken monitor healthy.
+                    self.last_probe_at = time.time()
 
     async def _probe_once(self, job: Job) -> ProbeResult | None:
         probe = self._probes[job.kind]

@@ -119,11 +119,16 @@ async def test_outages_from_one_site_to_the_region_and_back(
             return not status["incidents"] and all(t["state"] == "up" for t in status["targets"])
 
         await wait_for(all_closed, DETECTION_BUDGET_S + INTERVAL_S, "recovery")
-        code, body = await daemon.get(f"/api/v1/incidents?since={time.time() - 600:.0f}")
-        history = json.loads(body)["incidents"]
-        assert code == 200
-        closed = {i["scope"] for i in history if i["ended_at"] is not None}
-        assert {"target", "country", "region"} <= closed
+
+        # The history is written in batches (every 2 s): poll, bounded.
+        async def history_closed() -> bool:
+            code, body = await daemon.get(f"/api/v1/incidents?since={time.time() - 600:.0f}")
+            assert code == 200
+            history = json.loads(body)["incidents"]
+            closed = {i["scope"] for i in history if i["ended_at"] is not None}
+            return {"target", "country", "region"} <= closed
+
+        await wait_for(history_closed, 10.0, "the closed incidents in the history")
 
 
 async def test_monitor_offline_is_not_a_regional_outage(

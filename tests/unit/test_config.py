@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import trustme
 
 from monitor.cli import main
 from monitor.config import (
@@ -90,7 +91,7 @@ def test_defaults_are_applied(tmp_path: Path) -> None:
 
 
 def test_ca_file_is_relative_to_the_config(tmp_path: Path) -> None:
-    (tmp_path / "extra-ca.pem").write_text("not checked here")
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "extra-ca.pem"))
     text = (
         '[monitor]\nca_file = "extra-ca.pem"\nresolvers = ["127.0.0.1:5353", "[::1]:53"]\n'
         '[[target]]\nname = "a"\nurl = "https://a.al.test/"\ncountry = "AL"\nsector = "portal"\n'

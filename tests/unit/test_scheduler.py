@@ -90,9 +90,14 @@ async def test_run_soon_brings_a_job_forward_and_replace_keeps_unchanged_jobs() 
     scheduler.run_soon("slow", ProbeKind.HTTP, 0.05)
     await asyncio.sleep(0.3)
     assert [url for url, _, _ in recorder.runs] == [slow.target.url]
-    tasks_before = {j.key for j in scheduler.jobs}
-    scheduler.replace_jobs([slow])
-    assert {j.key for j in scheduler.jobs} == {slow.key} <= tasks_before
+    slow_task = scheduler._runs[slow.key].task
+    other_task = scheduler._runs[other.key].task
+    scheduler.replace_jobs([slow, job("new", 3600.0)])
+    await asyncio.sleep(0)
+    assert scheduler._runs[slow.key].task is slow_task and slow_task is not None
+    assert not slow_task.done(), "an unchanged job keeps its task"
+    assert other_task is not None and other_task.cancelled()
+    assert {j.name for j in scheduler.jobs} == {"slow", "new"}
     await scheduler.stop()
     assert scheduler.jobs == []
 
