@@ -18,6 +18,8 @@ import dns.asyncresolver
 import dns.nameserver
 from OpenSSL import SSL
 
+from probes.dnssec import TrustAnchor, load_trust_anchors
+
 # probes.http imports this module for types only, so this is not circular.
 from probes.http import make_http_session
 
@@ -103,6 +105,9 @@ class ProbeContext:
     # The TLS probe's pyOpenSSL client context (same trust anchors as ssl_context).
     # None when a context is assembled by hand; probe_tls then builds its own.
     openssl_context: SSL.Context | None = None
+    # DNSSEC trust anchors, loaded once; None when a context is assembled by hand
+    # (probe_dns then loads settings.dnssec_trust_anchors itself).
+    trust_anchors: tuple[TrustAnchor, ...] | None = None
 
 
 @asynccontextmanager
@@ -116,6 +121,7 @@ async def open_probe_context(settings: ProbeSettings) -> AsyncIterator[ProbeCont
             ssl_context=ssl_context,
             resolver=resolver,
             openssl_context=make_openssl_context(settings.ca_file),
+            trust_anchors=load_trust_anchors(settings.dnssec_trust_anchors),
             http_session=http_session,
         )
     finally:

@@ -34,12 +34,13 @@ import dns.rrset
 from dns.rdtypes.ANY.NS import NS
 from dns.rdtypes.ANY.SOA import SOA
 
-from probes.context import Nameserver, ProbeContext, ProbeSettings, ProbeTarget
+from probes.context import Nameserver, ProbeContext, ProbeTarget
 from probes.dnssec import (
     ChainEvidence,
     Delegation,
     DnssecStatus,
     Lookup,
+    TrustAnchor,
     anchor_for,
     judge_chain,
     load_trust_anchors,
@@ -162,7 +163,7 @@ async def probe_dns(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
                 group.create_task(_lookup(qname, server, deadline)) for server in resolvers
             ]
             zone_task = group.create_task(
-                _inspect_zone(qname, _Stub(resolvers, zone_deadline), ctx.settings, zone_deadline)
+                _inspect_zone(qname, _Stub(resolvers, zone_deadline), ctx, zone_deadline)
             )
     except TimeoutError:
         pass  # what finished in time is kept; the rest ran out of budget
@@ -363,8 +364,9 @@ class _Stub:
 
 
 async def _inspect_zone(
-    qname: dns.name.Name, stub: _Stub, settings: ProbeSettings, deadline: float
+    qname: dns.name.Name, stub: _Stub, ctx: ProbeContext, deadline: float
 ) -> DnsDetails:
+    settings = ctx.settings
     host = qname.to_text(omit_final_dot=True)
     try:
         zone = await _find_zone(qname, stub)
@@ -374,7 +376,7 @@ async def _inspect_zone(
     async with asyncio.TaskGroup() as group:
         servers_task = group.create_task(_check_name_servers(host, zone, stub, port, deadline))
         dnssec_task = group.create_task(
-            _check_dnssec(qname, zone, stub, settings.dnssec_trust_anchors)
+            _check_dnssec(qname, zone, stub, ctx.trust_anchors, settings.dnssec_trust_anchors)
         )
     return dataclasses.replace(servers_task.result(), dnssec=dnssec_task.result())
 
@@ -477,10 +479,15 @@ async def _ask_authority(
 
 
 async def _check_dnssec(
-    qname: dns.name.Name, zone: dns.name.Name, stub: _Stub, anchors_file: Path | None
+    qname: dns.name.Name,
+    zone: dns.name.Name,
+    stub: _Stub,
+    loaded: tuple[TrustAnchor, ...] | None,
+    anchors_file: Path | None,
 ) -> DnssecDetails:
     try:
-        anchors = load_trust_anchors(anchors_file)
+        # Loaded once per context; a context assembled by hand loads them here.
+        anchors = loaded if loaded is not None else load_trust_anchors(anchors_file)
     except (OSError, ValueError, dns.exception.DNSException) as exc:
         return DnssecDetails(
             DnssecStatus.INDETERMINATE, False, False, None, None, None, f"trust anchors: {exc}"
