@@ -8,10 +8,12 @@ be what the scenario file says govwatch will conclude.
 
 from __future__ import annotations
 
+import importlib.resources
 import ipaddress
 from pathlib import Path
 
 import pytest
+import trustme
 
 from monitor.config import Canary, OutageSettings, Target
 from monitor.outage import Assessment, TargetInfra, assess, dominant_reason, shared_infrastructure
@@ -259,8 +261,10 @@ def test_rendered_targets_file_is_valid_config(tmp_path: Path) -> None:
     from monitor.config import parse_config
 
     region = build_region(["AL", "XK"], 3, vantages=("home", "abroad"))
-    (tmp_path / "ca.pem").write_text("placeholder")
-    (tmp_path / "trust-anchors.txt").write_text("")
+    # The config loads both files, so they must be real: a CA and a DS record.
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    shipped = importlib.resources.files("probes.data").joinpath("root-anchors.zone")
+    (tmp_path / "trust-anchors.txt").write_text(shipped.read_text())
     text = render_targets(region, "abroad", web_port=4443, dns_port=5353)
     config = parse_config(text, tmp_path / "targets-abroad.toml")
     assert [t.name for t in config.targets] == [s.host for s in region.targets]
