@@ -19,6 +19,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
 from monitor.countries import country_name
+from monitor.exporter import SnapshotSource
 from monitor.outage import Incident, InfraHint
 from monitor.snapshot import Snapshot, TargetView
 from monitor.state import TargetState
@@ -31,7 +32,6 @@ METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 HEALTH_INTERVALS: Final = 3
 DEFAULT_INCIDENT_WINDOW_S: Final = 24 * 3600.0
 
-SnapshotSource = Callable[[], Snapshot | None]
 IncidentReader = Callable[[float], Awaitable[list[Incident]]]
 
 

@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from probes import PROBES
+from probes import PROBES, ProbeFunction
 from probes.context import ProbeContext, ProbeTarget
 from probes.results import ProbeKind, ProbeResult
 
@@ -41,7 +41,6 @@ class Job:
 
 # The pipeline gets every result; it asks for early runs through Scheduler.run_soon.
 ResultHandler = Callable[[Job, ProbeResult], Awaitable[None]]
-ProbeFunction = Callable[[ProbeTarget, ProbeContext], Awaitable[ProbeResult]]
 
 
 def stable_offset(key: str, interval_s: float) -> float:
