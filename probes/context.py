@@ -6,6 +6,7 @@ resolvers per probe is what makes probe paths slow.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -110,18 +111,30 @@ class ProbeContext:
     trust_anchors: tuple[TrustAnchor, ...] | None = None
 
 
+def _load_trust(
+    settings: ProbeSettings,
+) -> tuple[ssl.SSLContext, SSL.Context, tuple[TrustAnchor, ...], dns.asyncresolver.Resolver]:
+    """Everything a context needs from disk: trust stores, anchors, /etc/resolv.conf."""
+    return (
+        make_ssl_context(settings.ca_file),
+        make_openssl_context(settings.ca_file),
+        load_trust_anchors(settings.dnssec_trust_anchors),
+        make_resolver(settings),
+    )
+
+
 @asynccontextmanager
 async def open_probe_context(settings: ProbeSettings) -> AsyncIterator[ProbeContext]:
-    ssl_context = make_ssl_context(settings.ca_file)
-    resolver = make_resolver(settings)
+    # The files are read in a thread: a reload must not stall the probes running meanwhile.
+    ssl_context, openssl_context, anchors, resolver = await asyncio.to_thread(_load_trust, settings)
     http_session = make_http_session(settings, ssl_context, resolver)
     try:
         yield ProbeContext(
             settings=settings,
             ssl_context=ssl_context,
             resolver=resolver,
-            openssl_context=make_openssl_context(settings.ca_file),
-            trust_anchors=load_trust_anchors(settings.dnssec_trust_anchors),
+            openssl_context=openssl_context,
+            trust_anchors=anchors,
             http_session=http_session,
         )
     finally:

@@ -16,7 +16,7 @@ import dns.exception
 import dns.resolver
 import OpenSSL.SSL
 
-from probes.results import Reason
+from probes.results import LocalFault, Reason
 
 
 class Phase(StrEnum):
@@ -105,6 +105,18 @@ def classify(exc: BaseException, phase: Phase) -> Reason:
         # A reset or EOF in the middle of the handshake (middleboxes do this).
         return Reason.TLS_HANDSHAKE
     return Reason.PROTOCOL_ERROR
+
+
+# Out of descriptors, buffers or memory on this machine: the monitor's trouble, not the target's.
+_EXHAUSTION_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def local_fault(exc: BaseException) -> LocalFault | None:
+    """RESOURCES when `exc` (or what it wraps) is this machine running out of something."""
+    for error in _cause_chain(exc):
+        if isinstance(error, OSError) and error.errno in _EXHAUSTION_ERRNOS:
+            return LocalFault.RESOURCES
+    return None
 
 
 def _cause_chain(exc: BaseException) -> list[BaseException]:

@@ -35,9 +35,9 @@ import dns.asyncresolver
 import dns.exception
 from yarl import URL
 
-from probes.errors import Phase, classify
+from probes.errors import Phase, classify, local_fault
 from probes.resolve import resolve_addresses
-from probes.results import ProbeKind, ProbeResult, Reason
+from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
 
 if TYPE_CHECKING:
     from probes.context import ProbeContext, ProbeSettings, ProbeTarget
@@ -305,6 +305,7 @@ async def probe_http(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
     observed = _Observed(url=target.url)
     reason: Reason | None = None
     error: str | None = None
+    fault: LocalFault | None = None
     token = _current_timeline.set(timeline)
     try:
         async with asyncio.timeout(ctx.settings.timeout_s):
@@ -316,6 +317,7 @@ async def probe_http(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
         error = f"no answer within {ctx.settings.timeout_s:g} s during {timeline.phase.value}"
     except _NETWORK_ERRORS as exc:
         reason, error = classify(exc, timeline.phase), _describe(exc)
+        fault = local_fault(exc)
     finally:
         _current_timeline.reset(token)
     finished = time.perf_counter()
@@ -328,6 +330,7 @@ async def probe_http(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
         phases=timeline.stop(finished),
         details=observed.details(timeline),
         error=error,
+        local_fault=fault,
     )
 
 

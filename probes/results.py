@@ -44,6 +44,17 @@ class ProbeKind(StrEnum):
     TLS = "tls"
 
 
+class LocalFault(StrEnum):
+    """A failure that was the monitor's own, not the target's: it says nothing about the target.
+
+    RESOURCES: this machine ran out of something (file descriptors, buffers, memory).
+    OVERLOAD: the probe was starved of CPU (the event loop lagged) and ran out of time.
+    """
+
+    RESOURCES = "resources"
+    OVERLOAD = "overload"
+
+
 EMPTY_PHASES: Mapping[str, float] = MappingProxyType({})
 
 
@@ -61,6 +72,7 @@ class ProbeResult:
     phases: Mapping[str, float] = field(default_factory=lambda: EMPTY_PHASES)
     details: HttpDetails | DnsDetails | TlsDetails | None = None
     error: str | None = None  # the underlying error, for humans and logs
+    local_fault: LocalFault | None = None  # set when the failure was the monitor's own
 
     def __post_init__(self) -> None:
         if self.ok != (self.reason is None):
@@ -77,6 +89,7 @@ class ProbeResult:
             "phases": {name: round(seconds, 6) for name, seconds in self.phases.items()},
             "details": to_jsonable(self.details) if self.details is not None else {},
             "error": self.error,
+            "local_fault": self.local_fault.value if self.local_fault else None,
         }
 
 

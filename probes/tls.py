@@ -36,7 +36,7 @@ from probes.certs import (
     ocsp_staple_status,
     to_ascii_hostname,
 )
-from probes.errors import Phase, classify, reason_for_verify_code
+from probes.errors import Phase, classify, local_fault, reason_for_verify_code
 from probes.resolve import resolve_addresses
 from probes.results import ProbeKind, ProbeResult, Reason
 
@@ -179,6 +179,7 @@ async def probe_tls(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
             started_at=started_at,
             phases=phases,
             error=_describe(exc, phase, ctx.settings.timeout_s),
+            local_fault=local_fault(exc),
         )
 
     reason, error, details = _judge(connection, record, address, host, server_name)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import resource
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp import web
@@ -17,7 +19,7 @@ from monitor.simulator.web import FaultWebServer, WebMode
 from probes import PROBES
 from probes.context import Nameserver, ProbeContext, ProbeTarget
 from probes.http import HttpDetails, probe_http
-from probes.results import ProbeKind, ProbeResult, Reason
+from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
 from tests.probes.conftest import LOOPBACK, PORTAL_NAME, ServerCertificates
 
 BUDGET_S = 0.5  # for probes that must run out of time
@@ -529,3 +531,30 @@ async def test_unanswering_resolver_is_a_dns_timeout(make_probe_context):
 
     assert result.reason is Reason.DNS_TIMEOUT
     assert dominant_phase(result) == "resolve"
+
+
+@contextlib.contextmanager
+def descriptors_exhausted() -> Iterator[None]:
+    """Every file descriptor this process may open is in use (EMFILE on the next one)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held: list[int] = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 16, hard))
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_descriptor_exhaustion_is_the_monitors_fault_not_the_targets(make_probe_context):
+    async with web_server(WebMode.OK) as server, make_probe_context() as ctx:
+        with descriptors_exhausted():
+            result = await timed_probe(ProbeTarget(server.url), ctx)
+        healthy = await timed_probe(ProbeTarget(server.url), ctx)
+
+    assert not result.ok and result.local_fault is LocalFault.RESOURCES, result
+    assert healthy.ok and healthy.local_fault is None
