@@ -43,7 +43,7 @@ from dashboard import queries, tiles, ui  # noqa: E402
 from monitor.config import Canary, Target  # noqa: E402
 from monitor.outage import Incident, Scope  # noqa: E402
 from monitor.state import TargetState, TargetStatus, Transition  # noqa: E402
-from monitor.storage import HistoryWriter, StorageSettings, connect_writer  # noqa: E402
+from monitor.storage import HistoryWriter, StatusRow, StorageSettings, connect_writer  # noqa: E402
 from probes.results import Reason  # noqa: E402
 
 COUNTRIES = ("AL", "BA", "BG", "GR", "HR", "MD", "ME", "MK", "RO", "RS", "SI", "TR", "XK")
@@ -146,7 +146,7 @@ def seed(path: Path, n_targets: int, days: int, now: float, rng: random.Random) 
                 writer.add_transition(transition)
             for incident in incidents:
                 writer.add_incident(incident)
-            writer.set_status(statuses)
+            writer.put_status(StatusRow(s, s.state, None) for s in statuses)
             if not await writer.flush():
                 raise RuntimeError(writer.stats.last_error)
         finally:

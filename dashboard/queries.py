@@ -9,9 +9,16 @@ Two sources behind one set of functions:
 No Streamlit here and no caching (the app caches); no import of probes/ or the
 scheduler. Times in frames are pandas Timestamps in UTC.
 
-Availability and uptime are time-weighted from the confirmed state transitions,
-not counted from raw probe rows: transitions are sparse, so 30 days of history for
-10,000 targets stays cheap, and "down" means what the monitor confirmed.
+A target's state is the one reported state (target_status.state, the transitions):
+what the daemon's API and metrics show, 'unknown' while the monitor is blind or a
+failure waits for the canaries' verification. No page derives it from anything else.
+
+Availability and uptime are time-weighted from the state transitions, not counted
+from raw probe rows: transitions are sparse, so 30 days of history for 10,000
+targets stays cheap, and "down" means what the monitor reported. Unknown time counts
+as neither up nor down, and neither does any time covered by a 'vantage' incident
+(the monitor itself was blind), whatever the transitions say about it. With no
+known time left, availability is NaN ("no data"), never 0.
 """
 
 from __future__ import annotations
@@ -116,6 +123,11 @@ def _epoch(moment: datetime) -> float:
 # --- SQLite plumbing ----------------------------------------------------------------------
 
 
+# The oldest schema (monitor/storage.py) these queries understand: version 2 has the
+# reported state in target_status.state and the confirmed one in confirmed_state.
+MIN_SCHEMA_VERSION = 2
+
+
 @contextlib.contextmanager
 def _connect(source: SqliteSource) -> Iterator[sqlite3.Connection]:
     """A short-lived read-only connection. WAL readers never block the daemon's writes."""
@@ -128,6 +140,12 @@ def _connect(source: SqliteSource) -> Iterator[sqlite3.Connection]:
         raise SourceError(f"{path}: cannot open read-only: {exc}") from exc
     try:
         conn.execute("PRAGMA query_only = ON")
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if 0 < version < MIN_SCHEMA_VERSION:
+            raise SourceError(
+                f"{path}: written by an older govwatch (schema version {version}); "
+                f"`govwatch run --db {path}` upgrades it"
+            )
         yield conn
     except sqlite3.Error as exc:
         raise SourceError(f"{path}: {exc}") from exc
@@ -147,21 +165,34 @@ def _meta(conn: sqlite3.Connection) -> dict[str, str]:
     return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
 
 
-# A blind target (the vantage is down) has an unknown state, whatever it was confirmed as.
-_STATUS_SQL = """
-    SELECT t.name AS target, t.country, t.sector, t.url,
-           CASE WHEN s.blind = 1 THEN 'unknown' ELSE COALESCE(s.state, 'unknown') END AS state,
-           CASE WHEN s.blind = 1 THEN NULL ELSE s.reason END AS reason, s.since
+# The state is target_status.state, the reported one, as stored. `since` and `reason` are
+# stored for the confirmed state (what a restart restores); they are the reported state's
+# only when it is the confirmed one (since) or is down (reason), as the daemon's API says.
+_STATUS_COLUMNS_SQL = """
+           CASE WHEN s.state = 'down' THEN s.reason END AS reason,
+           CASE WHEN s.state = COALESCE(s.confirmed_state, s.state) THEN s.since END AS since
+"""
+_STATUS_SQL = (
+    """
+    SELECT t.name AS target, t.country, t.sector, t.url, COALESCE(s.state, 'unknown') AS state,
+    """
+    + _STATUS_COLUMNS_SQL
+    + """
     FROM targets t LEFT JOIN target_status s ON s.target = t.name
     WHERE t.active = 1 AND t.kind = 'target'
     UNION ALL
-    -- a snapshot row whose target is not (yet) in the targets table still counts
-    SELECT s.target, s.country, s.sector, NULL,
-           CASE WHEN s.blind = 1 THEN 'unknown' ELSE s.state END,
-           CASE WHEN s.blind = 1 THEN NULL ELSE s.reason END, s.since
+    -- a status row whose target is not (yet) in the targets table still counts
+    SELECT s.target, s.country, s.sector, NULL AS url, s.state,
+    """
+    + _STATUS_COLUMNS_SQL
+    + """
     FROM target_status s
     WHERE s.kind = 'target' AND NOT EXISTS (SELECT 1 FROM targets t WHERE t.name = s.target)
 """
+)
+_ONE_STATUS_SQL = (
+    "SELECT s.target, s.state," + _STATUS_COLUMNS_SQL + "FROM target_status s WHERE s.target = ?"
+)
 # Every target name the table and sparklines cover (canaries excluded).
 _TARGET_NAMES_SQL = """
     SELECT name AS target FROM targets WHERE active = 1 AND kind = 'target'
@@ -182,7 +213,7 @@ def _status_frame(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def target_status(source: Source) -> pd.DataFrame:
-    """Every monitored target's confirmed state (STATUS_COLUMNS), cheap enough for every refresh."""
+    """Every monitored target's reported state (STATUS_COLUMNS), cheap enough for every refresh."""
     if isinstance(source, PrometheusSource):
         from dashboard import prom
 
@@ -692,6 +723,56 @@ def state_segments(
     return segments[segments["end"] > segments["begin"]].reset_index(drop=True)
 
 
+def _merged(intervals: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted, disjoint intervals covering the same time (empty ones dropped)."""
+    merged: list[tuple[float, float]] = []
+    for begin, end in sorted((b, e) for b, e in intervals if e > b):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((begin, end))
+    return merged
+
+
+def without_blind(segments: pd.DataFrame, blind: Sequence[tuple[float, float]]) -> pd.DataFrame:
+    """The parts of `segments` (target, state, begin, end) outside every `blind` interval
+    (begin, end): while the monitor was blind nothing it recorded counts, up or down.
+
+    O(segments + pieces): each segment is cut only by the blind intervals it overlaps.
+    """
+    gaps = _merged(blind)
+    if segments.empty or not gaps:
+        return segments
+    # The seen intervals between the blind ones, sorted and disjoint.
+    seen_begin = np.array([-np.inf] + [end for _, end in gaps])
+    seen_end = np.array([begin for begin, _ in gaps] + [np.inf])
+    begin = segments["begin"].to_numpy(dtype=float)
+    end = segments["end"].to_numpy(dtype=float)
+    first = np.searchsorted(seen_end, begin, side="right")  # first seen one ending after begin
+    after = np.searchsorted(seen_begin, end, side="left")  # seen ones starting before end
+    counts = np.maximum(after - first, 0)
+    rows = np.repeat(np.arange(len(segments)), counts)
+    nth = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    seen = np.repeat(first, counts) + nth
+    pieces = segments.iloc[rows].reset_index(drop=True)
+    pieces["begin"] = np.maximum(begin[rows], seen_begin[seen])
+    pieces["end"] = np.minimum(end[rows], seen_end[seen])
+    return pieces[pieces["end"] > pieces["begin"]].reset_index(drop=True)
+
+
+def _blind_intervals(
+    conn: sqlite3.Connection, start: float, end: float
+) -> list[tuple[float, float]]:
+    """When the monitor itself was blind between start and end: its 'vantage' incidents,
+    an open one until `end`."""
+    rows = conn.execute(
+        "SELECT started_at, coalesce(ended_at, :end) FROM incidents WHERE scope = 'vantage' "
+        "AND started_at < :end AND (ended_at IS NULL OR ended_at > :start)",
+        {"start": start, "end": end},
+    ).fetchall()
+    return [(float(begin), min(float(finish), end)) for begin, finish in rows]
+
+
 def _overlap(segments: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Seconds each segment (rows) spends in each window (columns)."""
     begin = segments["begin"].to_numpy(dtype=float)[:, None]
@@ -721,7 +802,10 @@ def _transitions(conn: sqlite3.Connection, since: float, target: str | None) -> 
 
 
 def target_uptime(source: Source, target: str, now: datetime) -> pd.DataFrame:
-    """Share of known time the target was up over 24 h, 7 d and 30 d (UPTIME_COLUMNS)."""
+    """Share of known time the target was up over 24 h, 7 d and 30 d (UPTIME_COLUMNS).
+
+    Known time is up or down time outside the monitor's vantage incidents; NaN uptime
+    when there is none."""
     if isinstance(source, PrometheusSource):
         from dashboard import prom
 
@@ -729,11 +813,11 @@ def target_uptime(source: Source, target: str, now: datetime) -> pd.DataFrame:
     end = _epoch(now)
     start = end - UPTIME_WINDOWS[-1][1].total_seconds()
     with _connect(source) as conn:
-        status = _frame(
-            conn, "SELECT target, state, since FROM target_status WHERE target = ?", (target,)
-        )
+        status = _frame(conn, _ONE_STATUS_SQL, (target,))
         transitions = _transitions(conn, start, target)
-    return uptime_from_segments(state_segments(status, transitions, start, end), end)
+        blind = _blind_intervals(conn, start, end)
+    segments = without_blind(state_segments(status, transitions, start, end), blind)
+    return uptime_from_segments(segments, end)
 
 
 def uptime_from_segments(segments: pd.DataFrame, end: float) -> pd.DataFrame:
@@ -765,8 +849,10 @@ def utc_day(moment: datetime) -> datetime:
 def daily_availability(source: Source, since: datetime, now: datetime) -> pd.DataFrame:
     """Per UTC day and country: share of target-time up among known time (DAILY_COLUMNS).
 
-    Days run from `since`'s day to `now`'s (today so far). A day with no known state
-    for a country has availability NaN (the monitor was not watching, or was offline).
+    Days run from `since`'s day to `now`'s (today so far). Known time is up or down
+    time outside the monitor's vantage incidents. A day with no known time for a
+    country has availability NaN, "no data" (the monitor was not watching, was blind,
+    or every target's state was unknown), never 0.
     """
     if isinstance(source, PrometheusSource):
         from dashboard import prom
@@ -780,7 +866,8 @@ def daily_availability(source: Source, since: datetime, now: datetime) -> pd.Dat
         countries = dict(
             conn.execute("SELECT name, country FROM targets WHERE kind = 'target'").fetchall()
         )
-    return availability_by_day(status, transitions, countries, first_day, now)
+        blind = _blind_intervals(conn, _epoch(first_day), _epoch(now))
+    return availability_by_day(status, transitions, countries, first_day, now, blind)
 
 
 def availability_by_day(
@@ -789,6 +876,7 @@ def availability_by_day(
     countries: Mapping[str, str],
     first_day: datetime,
     now: datetime,
+    blind: Sequence[tuple[float, float]] = (),
 ) -> pd.DataFrame:
     status = _epoch_status(status.reindex(columns=["target", "country", "state", "since"]))
     known_country = dict(countries)
@@ -799,7 +887,7 @@ def availability_by_day(
     starts = np.array([d.timestamp() for d in days])
     ends = np.minimum(starts + 86400.0, _epoch(now))
     segments = state_segments(status, transitions, float(starts[0]), _epoch(now))
-    segments = segments[segments["state"].isin([UP, DOWN])]
+    segments = without_blind(segments[segments["state"].isin([UP, DOWN])], blind)
     segments = segments.assign(country=segments["target"].map(known_country).fillna("??"))
     overlap = _overlap(segments, starts, ends)
     up_mask = (segments["state"] == UP).to_numpy()

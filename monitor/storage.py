@@ -5,10 +5,11 @@ thread) and any number of readers (the dashboard, the CLI) that open the file
 read-only with `connect_readonly`. WAL mode: readers never block the writer
 and the writer never blocks readers.
 
-Schema version 1 (`PRAGMA user_version`; later versions only add, through
-`MIGRATIONS`). All times are unix epoch seconds (REAL, UTC); booleans are
-INTEGER 0/1; JSON columns hold UTF-8 JSON text (SQLite's json_extract() and
-json_each() work on them). Enum-valued columns hold the enum's string value.
+Schema version 2 (`PRAGMA user_version`; every change goes through `MIGRATIONS`, which
+bring an older file up to date when the writer opens it). All times are unix epoch
+seconds (REAL, UTC); booleans are INTEGER 0/1; JSON columns hold UTF-8 JSON text
+(SQLite's json_extract() and json_each() work on them). Enum-valued columns hold the
+enum's string value.
 
 targets -- the configured targets and canaries, refreshed from the config at start/reload
     name TEXT PRIMARY KEY
@@ -44,7 +45,7 @@ probe_results -- one row per probe run
     error TEXT                    the underlying error, for humans
     indexes: (target, probe, started_at), (started_at)
 
-transitions -- changes of a target's (or canary's) confirmed state
+transitions -- changes of a target's reported state (for canaries: their confirmed state)
     id INTEGER PRIMARY KEY
     target TEXT NOT NULL
     old_state TEXT NOT NULL       'up' | 'down' | 'unknown' (monitor.state.TargetState)
@@ -70,24 +71,27 @@ incidents -- one row per incident, upserted by id while it grows and when it end
     updated_at REAL NOT NULL
     indexes: (started_at), (ended_at), open ones: (started_at) WHERE ended_at IS NULL
 
-target_status -- the last snapshot of every target's and canary's state; replaced whole
+target_status -- the latest status of every target and canary, one row each, upserted only
+                 when it changes; rows of names no longer configured are deleted at start/reload
     target TEXT PRIMARY KEY
     kind TEXT NOT NULL            'target' | 'canary'
-    state TEXT NOT NULL           'up' | 'down' | 'unknown': the confirmed state
-                                  (monitor.state), what a restart restores
-    reported_state TEXT           the state as reported (monitor.outage Assessment.states, as
-                                  govwatch_target_up and the API show it: 'unknown' while blind
-                                  or while a failure is not yet verified against the canaries);
-                                  NULL for canaries or when the daemon did not give it
-    since REAL                    when `state` was entered; NULL before any observation
-    reason TEXT                   set exactly when state is 'down'
+    state TEXT NOT NULL           'up' | 'down' | 'unknown': the one reported state, what the API,
+                                  govwatch_target_up and the transitions show ('unknown' while the
+                                  monitor is blind or a confirmed failure waits for the canaries'
+                                  verification); for canaries their confirmed state. Read this one.
+    confirmed_state TEXT          'up' | 'down' | 'unknown': the confirmed state (monitor.state),
+                                  what a restart restores; NULL means the same as state
+    since REAL                    when confirmed_state was entered; NULL before any observation.
+                                  It is `state`'s since only when state = confirmed_state
+    reason TEXT                   the DOWN reason, set exactly when confirmed_state is 'down'
+                                  (so whenever state is 'down')
     country TEXT, sector TEXT     as in targets; NULL for canaries
     blind INTEGER NOT NULL        1 while the vantage is down
     observed_at REAL              the latest result's observation time
     consecutive_failures INTEGER NOT NULL
     data TEXT NOT NULL            JSON for restore: {"blind", "probes": [{"last", "observed_at",
                                   "consecutive_failures", "failing_since"}], "infra"?}
-    updated_at REAL NOT NULL      when this snapshot was written
+    updated_at REAL NOT NULL      when this row was last written
 
 meta -- facts about the writer
     key TEXT PRIMARY KEY, value TEXT NOT NULL
@@ -219,6 +223,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
         );
+        """,
+    ),
+    # target_status.state becomes the one reported state (version 1 kept it, mostly
+    # unread, in reported_state, NULL for canaries) and the confirmed state moves to
+    # confirmed_state. The table is rebuilt rather than altered column by column, so
+    # this runs on any SQLite (DROP COLUMN needs 3.35) and keeps state's NOT NULL.
+    Migration(
+        2,
+        """
+        CREATE TABLE target_status_v2 (
+            target TEXT PRIMARY KEY,
+            kind TEXT NOT NULL DEFAULT 'target',
+            state TEXT NOT NULL,
+            confirmed_state TEXT,
+            since REAL,
+            reason TEXT,
+            country TEXT,
+            sector TEXT,
+            blind INTEGER NOT NULL DEFAULT 0,
+            observed_at REAL,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            data TEXT NOT NULL DEFAULT '{}',
+            updated_at REAL NOT NULL
+        );
+        INSERT INTO target_status_v2 (target, kind, state, confirmed_state, since, reason,
+            country, sector, blind, observed_at, consecutive_failures, data, updated_at)
+        SELECT target, kind, coalesce(reported_state, state), state, since, reason,
+            country, sector, blind, observed_at, consecutive_failures, data, updated_at
+        FROM target_status;
+        DROP TABLE target_status;
+        ALTER TABLE target_status_v2 RENAME TO target_status;
         """,
     ),
 )
@@ -353,28 +388,35 @@ class _TargetsRecord:
     canaries: tuple[Canary, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class _StatusSnapshot:
-    statuses: tuple[TargetStatus, ...]
-    infra: Mapping[str, TargetInfra]
-    reported: Mapping[str, TargetState]
-
-
 _Record: TypeAlias = _ProbeRecord | Transition | Incident | _TargetsRecord
 
 
 @dataclass(frozen=True, slots=True)
-class Restored:
-    """What a restarted daemon takes back: the last snapshot and the open incidents.
+class StatusRow:
+    """One target's (or canary's) current status, for the target_status table."""
 
-    Restored statuses keep each probe's last result and failure streak, but not
-    the result's details (None): the state machine does not need them.
+    status: TargetStatus  # confirmed state, since, reason, probe tracks: what a restart restores
+    reported: TargetState  # the one reported state (for canaries: their confirmed state)
+    infra: TargetInfra | None  # what the target runs on, if known
+
+    @property
+    def name(self) -> str:
+        return self.status.name
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What a restarted daemon takes back: the stored statuses and the open incidents.
+
+    Restored statuses carry the confirmed state (target_status.confirmed_state) and
+    keep each probe's last result and failure streak, but not the result's details
+    (None): the state machine does not need them.
     """
 
     statuses: Mapping[str, TargetStatus]
     infra: Mapping[str, TargetInfra]
     open_incidents: tuple[Incident, ...]
-    saved_at: float | None  # when the snapshot was written; None if there is none
+    saved_at: float | None  # when the newest status row was written; None if there is none
 
 
 # --- rows ----------------------------------------------------------------------------
@@ -573,10 +615,16 @@ _UPSERT_TARGET = """
         url = excluded.url, evidence = excluded.evidence, active = 1,
         updated_at = excluded.updated_at
 """
-_INSERT_STATUS = """
-    INSERT INTO target_status (target, kind, state, reported_state, since, reason, country,
+_UPSERT_STATUS = """
+    INSERT INTO target_status (target, kind, state, confirmed_state, since, reason, country,
         sector, blind, observed_at, consecutive_failures, data, updated_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (target) DO UPDATE SET
+        kind = excluded.kind, state = excluded.state, confirmed_state = excluded.confirmed_state,
+        since = excluded.since, reason = excluded.reason, country = excluded.country,
+        sector = excluded.sector, blind = excluded.blind, observed_at = excluded.observed_at,
+        consecutive_failures = excluded.consecutive_failures, data = excluded.data,
+        updated_at = excluded.updated_at
 """
 _SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 
@@ -617,7 +665,7 @@ class _Statements:
     def __init__(self, conn: sqlite3.Connection, vantage: str) -> None:
         self.conn = conn
         self.vantage = vantage
-        # From the last targets record: what the status snapshot's extra columns need.
+        # From the last targets record: what the status rows' extra columns need.
         self.targets: dict[str, Target] = {}
         self.canaries: frozenset[str] = frozenset()
 
@@ -646,31 +694,36 @@ class _Statements:
         ]
         rows += [(c.name, "canary", None, None, c.url, None, now) for c in record.canaries]
         self.conn.executemany(_UPSERT_TARGET, rows)
-        # Removed ones stay (their history needs a country) but are marked inactive.
-        names = [row[0] for row in rows]
+        # Removed ones stay (their history needs a country) but are marked inactive;
+        # their status rows go: nothing will update them again.
+        names = json.dumps([row[0] for row in rows])
         self.conn.execute(
             "UPDATE targets SET active = 0, updated_at = ? "
             "WHERE active = 1 AND name NOT IN (SELECT value FROM json_each(?))",
-            (now, json.dumps(names)),
+            (now, names),
+        )
+        self.conn.execute(
+            "DELETE FROM target_status WHERE target NOT IN (SELECT value FROM json_each(?))",
+            (names,),
         )
         self.targets = {t.name: t for t in record.targets}
         self.canaries = frozenset(c.name for c in record.canaries)
 
-    def replace_status(self, snapshot: _StatusSnapshot, now: float) -> int:
-        """Replace the snapshot; returns how many entries could not be stored."""
-        self.conn.execute("DELETE FROM target_status")
+    def upsert_status(self, rows: Iterable[StatusRow], now: float) -> int:
+        """Insert or update these rows; returns how many could not be stored."""
         skipped = 0
-        for s in snapshot.statuses:
+        for row in rows:
+            s = row.status
             target = self.targets.get(s.name)
             try:
-                data = _dumps(_status_data(s, snapshot.infra.get(s.name)))
+                data = _dumps(_status_data(s, row.infra))
                 self.conn.execute(
-                    _INSERT_STATUS,
+                    _UPSERT_STATUS,
                     (
                         s.name,
                         "canary" if s.name in self.canaries else "target",
+                        TargetState(row.reported).value,
                         s.state.value,
-                        _value(snapshot.reported.get(s.name)),
                         s.since,
                         None if s.reason is None else s.reason.value,
                         None if target is None else target.country,
@@ -689,10 +742,6 @@ class _Statements:
 
 
 # --- reading ------------------------------------------------------------------------
-
-
-def _value(state: TargetState | None) -> str | None:
-    return None if state is None else state.value
 
 
 _INCIDENT_COLUMNS = (
@@ -740,7 +789,8 @@ def read_restore(conn: sqlite3.Connection) -> Restored:
     infra: dict[str, TargetInfra] = {}
     saved_at: float | None = None
     rows = conn.execute(
-        "SELECT target, state, since, reason, data, updated_at FROM target_status ORDER BY target"
+        "SELECT target, coalesce(confirmed_state, state), since, reason, data, updated_at "
+        "FROM target_status ORDER BY target"
     ).fetchall()
     for name, state, since, reason, data, updated_at in rows:
         try:
@@ -791,7 +841,7 @@ class WriterStats:
 class HistoryWriter:
     """The only writer of the history database.
 
-    Methods that take records (`add_*`, `set_status`, `set_targets`) never block
+    Methods that take records (`add_*`, `put_status`, `set_targets`) never block
     and never raise for storage problems: records queue in memory and are
     written in batches, one transaction per batch, by one dedicated thread.
     Disk errors are logged and counted in `stats`, and the daemon keeps going.
@@ -800,10 +850,9 @@ class HistoryWriter:
         restored = await writer.restore()      # last statuses, infra, open incidents
         writer.set_targets(config.targets, config.canaries)   # at start and on reload
         writer.add_probe("e-Albania", result)  # every result
-        writer.add_transition(step.transition) # every Step.transition
-        for incident in (*assessment.opened, *assessment.updated, *assessment.closed):
-            writer.add_incident(incident)
-        writer.set_status(statuses.values(), infra, assessment.states)  # after each
+        writer.add_transition(transition)      # every change of a reported state
+        writer.add_incident(incident)          # when it opens, grows and ends
+        writer.put_status([StatusRow(status, reported, infra)])  # the targets that changed
         ...
         await writer.close()                   # on SIGTERM: flushes, within 4 s
 
@@ -826,7 +875,10 @@ class HistoryWriter:
         self._settings = settings
         self._clock = clock
         self._pending: collections.deque[_Record] = collections.deque()
-        self._status: _StatusSnapshot | None = None
+        # Status rows waiting for the next flush, the latest per name; and the latest row
+        # given per name, so a failed write re-queues a row only if nothing newer came.
+        self._status: dict[str, StatusRow] = {}
+        self._latest_status: dict[str, StatusRow] = {}
         self._attempts = 0  # failures of the batch at the head of `_pending`
         self._lock = asyncio.Lock()  # one flush at a time, so batches stay in order
         self._wake = asyncio.Event()
@@ -897,30 +949,28 @@ class HistoryWriter:
     def set_targets(self, targets: Iterable[Target], canaries: Iterable[Canary] = ()) -> None:
         """The configured targets and canaries, at start and on every reload.
 
-        Call it before the first `set_status`: the snapshot's country, sector
+        Call it before the first `put_status`: the status rows' country, sector
         and kind columns come from it. Targets no longer listed are marked
-        inactive (their rows and history stay).
+        inactive (their rows and history stay) and their target_status rows are
+        deleted, queued ones included.
         """
-        self._add(_TargetsRecord(tuple(targets), tuple(canaries)))
+        targets, canaries = tuple(targets), tuple(canaries)
+        self._add(_TargetsRecord(targets, canaries))
+        if self._closed:
+            return
+        names = {t.name for t in targets} | {c.name for c in canaries}
+        for queue in (self._status, self._latest_status):
+            for name in [n for n in queue if n not in names]:
+                del queue[name]
 
-    def set_status(
-        self,
-        statuses: Iterable[TargetStatus],
-        infra: Mapping[str, TargetInfra] | None = None,
-        reported: Mapping[str, TargetState] | None = None,
-    ) -> None:
-        """The current status of every target and canary, what each runs on, and the
-        state each target is reported in (`Assessment.states`).
-
-        Cheap: only the latest snapshot given is kept, and it replaces the
-        stored one entirely at the next flush.
-        """
-        if not self._closed:
-            self._status = _StatusSnapshot(
-                tuple(statuses),
-                MappingProxyType(dict(infra or {})),
-                MappingProxyType(dict(reported or {})),
-            )
+    def put_status(self, rows: Iterable[StatusRow]) -> None:
+        """Queue these rows; the next flush upserts only them (the latest row per target wins).
+        Cheap and never blocks: O(len(rows))."""
+        if self._closed:
+            return
+        for row in rows:
+            self._status[row.name] = row
+            self._latest_status[row.name] = row
 
     def _add(self, record: _Record) -> None:
         if self._closed:
@@ -959,14 +1009,14 @@ class HistoryWriter:
         queued for a retry, up to `max_attempts`)."""
         async with self._lock:
             loop = asyncio.get_running_loop()
-            while self._pending or self._status is not None:
+            while self._pending or self._status:
                 count = min(self._settings.batch_size, len(self._pending))
                 batch = [self._pending.popleft() for _ in range(count)]
-                # The snapshot goes with the last batch, so it is never older than the
+                # Status rows go with the last batch, so they are never older than the
                 # transitions already stored.
-                status = self._status if not self._pending else None
-                if status is not None:
-                    self._status = None
+                status: tuple[StatusRow, ...] = ()
+                if not self._pending:
+                    status, self._status = tuple(self._status.values()), {}
                 job = loop.run_in_executor(
                     self._executor, self._write_batch, batch, status, self._clock()
                 )
@@ -975,7 +1025,9 @@ class HistoryWriter:
                     # thread goes on to commit, or it would be written twice.
                     outcome = await asyncio.shield(job)
                 except asyncio.CancelledError:
-                    job.add_done_callback(functools.partial(self._settle_late, size=len(batch)))
+                    job.add_done_callback(
+                        functools.partial(self._settle_late, size=len(batch), status=status)
+                    )
                     raise
                 if isinstance(outcome, _Failure):
                     self._note_failure(outcome, batch, status)
@@ -993,18 +1045,19 @@ class HistoryWriter:
         self._last_flush_at = outcome.at
 
     def _note_failure(
-        self, failure: _Failure, batch: list[_Record], status: _StatusSnapshot | None
+        self, failure: _Failure, batch: list[_Record], status: Sequence[StatusRow]
     ) -> None:
         self._errors += 1
         self._last_error = failure.message
         self._attempts += 1
+        # Status rows stay queued even when the batch is given up: they are the latest
+        # word on their targets, and nothing else would rewrite them.
+        self._requeue_status(status)
         if self._attempts < self._settings.max_attempts:
             log.error(
                 "storage: write of %d records failed, will retry: %s", len(batch), failure.message
             )
             self._pending.extendleft(reversed(batch))
-            if status is not None and self._status is None:
-                self._status = status
             return
         log.error(
             "storage: write of %d records failed %d times, dropping them: %s",
@@ -1015,22 +1068,37 @@ class HistoryWriter:
         self._dropped += len(batch)
         self._attempts = 0
 
-    def _settle_late(self, job: asyncio.Future[_Written | _Failure], size: int) -> None:
+    def _requeue_status(self, rows: Sequence[StatusRow]) -> None:
+        """Queue again the rows of a failed write that nothing newer has replaced."""
+        if self._closed:
+            return
+        for row in rows:
+            if self._latest_status.get(row.name) is row and row.name not in self._status:
+                self._status[row.name] = row
+
+    def _settle_late(
+        self,
+        job: asyncio.Future[_Written | _Failure],
+        size: int,
+        status: Sequence[StatusRow] = (),
+    ) -> None:
         if job.cancelled() or job.exception() is not None:
             self._dropped += size
+            self._requeue_status(status)
             return
         outcome = job.result()
         if isinstance(outcome, _Failure):
             self._errors += 1
             self._dropped += size
             self._last_error = outcome.message
+            self._requeue_status(status)
         else:
             self._note_success(outcome, size)
 
     def _write_batch(
-        self, batch: Sequence[_Record], status: _StatusSnapshot | None, now: float
+        self, batch: Sequence[_Record], status: Sequence[StatusRow], now: float
     ) -> _Written | _Failure:
-        """Writer thread: one transaction for the batch (and the status snapshot)."""
+        """Writer thread: one transaction for the batch (and the queued status rows)."""
         conn = self._conn
         skipped = bad_status = 0
         try:
@@ -1042,8 +1110,8 @@ class HistoryWriter:
                     # One unstorable record must not take the batch down with it.
                     skipped += 1
                     log.error("storage: cannot store a %s: %s", type(record).__name__, exc)
-            if status is not None:
-                bad_status = self._statements.replace_status(status, now)
+            if status:
+                bad_status = self._statements.upsert_status(status, now)
             conn.execute(_SET_META, ("last_flush_at", repr(now)))
             conn.execute("COMMIT")
         except Exception as exc:  # the disk (sqlite3.Error, OSError) or a bug: never fatal
@@ -1127,7 +1195,7 @@ class HistoryWriter:
         return await self._read(lambda conn: read_incidents_since(conn, since, limit=limit))
 
     async def restore(self) -> Restored:
-        """The last stored status snapshot and open incidents (call it before adding)."""
+        """The stored status rows and open incidents (call it before adding)."""
         return await self._read(read_restore)
 
     # -- closing --
@@ -1169,7 +1237,8 @@ class HistoryWriter:
             self._closed = True
             self._dropped += len(self._pending)
             self._pending.clear()
-            self._status = None
+            self._status.clear()
+            self._latest_status.clear()
             self._executor.submit(self._conn.close)
             self._executor.shutdown(wait=False)
 
@@ -1184,7 +1253,7 @@ class HistoryWriter:
 @dataclass(frozen=True, slots=True)
 class _Written:
     skipped: int  # records of the batch that could not be stored
-    bad_status: int  # status entries that could not be stored
+    bad_status: int  # status rows that could not be stored
     at: float
 
 

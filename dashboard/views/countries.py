@@ -1,5 +1,6 @@
 """Countries: availability per country per day, side by side (time-weighted from the
-confirmed state changes; unknown time, e.g. while the monitor was offline, is left out)."""
+reported state changes; unknown time, and any time the monitor itself was blind, is left
+out). A day with no known time at all is "no data", never 0 %."""
 
 from __future__ import annotations
 
@@ -35,17 +36,26 @@ daily = daily.assign(
     date=daily["day"].dt.strftime("%d %b"),
     percent=daily["availability"] * 100.0,
 )
+known = daily.dropna(subset=["percent"])
+x = alt.X("name:N", title=None, axis=alt.Axis(labelAngle=-35, orient="top", labelLimit=220))
+y = alt.Y(
+    "date:O",
+    title=None,
+    sort=alt.SortField("day", order="descending"),
+    axis=alt.Axis(labelOverlap=False),
+)
+# Days without any known state (every service unknown, or the monitor blind): grey, "no data".
+no_data = (
+    alt.Chart(daily[daily["percent"].isna()])
+    .encode(x=x, y=y, tooltip=["name:N", "date:O", alt.Tooltip("status:N", title="availability")])
+    .transform_calculate(status="'no data'")
+)
 heatmap = (
-    alt.Chart(daily)
+    alt.Chart(known)
     .mark_rect(stroke="white", strokeWidth=1)
     .encode(
-        x=alt.X("name:N", title=None, axis=alt.Axis(labelAngle=-35, orient="top", labelLimit=220)),
-        y=alt.Y(
-            "date:O",
-            title=None,
-            sort=alt.SortField("day", order="descending"),
-            axis=alt.Axis(labelOverlap=False),
-        ),
+        x=x,
+        y=y,
         color=alt.Color(
             "percent:Q",
             title="% up",
@@ -56,10 +66,9 @@ heatmap = (
         ),
         tooltip=["name:N", "date:O", alt.Tooltip("percent:Q", format=".2f")],
     )
-    .properties(height=max(200, 24 * days))
 )
 labels = (
-    alt.Chart(daily.dropna(subset=["percent"]))
+    alt.Chart(known)
     .mark_text(fontSize=11)
     .encode(
         x="name:N",
@@ -67,7 +76,14 @@ labels = (
         text=alt.Text("percent:Q", format=".1f"),
     )
 )
-st.altair_chart(heatmap + labels, width="stretch")
+chart = (
+    no_data.mark_rect(stroke="white", strokeWidth=1, color="#eceff1")
+    + no_data.mark_text(fontSize=10, color="#78909c").encode(text="status:N")
+    + heatmap
+    + labels
+).properties(height=max(200, 24 * days))
+st.altair_chart(chart, width="stretch")
+st.caption("No data: every service's state was unknown that day, or the monitor was offline.")
 
 pivot = daily.pivot_table(index="day", columns="name", values="percent", dropna=False)
 pivot = pivot.sort_index(ascending=False)

@@ -4,19 +4,24 @@ Going through `HistoryWriter` (not raw SQL) means a change of the storage schema
 breaks these tests rather than the dashboard in production.
 
 Scenarios (all relative to `now`, so banners and durations are live):
-- "normal": every target up except one (a single-target incident), a closed
-  country incident five days ago, a few short failures in the last days.
+- "normal": every target up except one (a single-target incident) and one whose
+  confirmed failure still waits for the canaries' verification (reported unknown),
+  a closed country incident five days ago, a few short failures in the last days.
 - "albania": "normal" plus Albania's July-2022 picture: all but one of its 22
   targets down with connection timeouts since 37 minutes ago, all on the same pair
   of name servers.
 - "vantage_down": the monitor has lost the internet: every target unknown and an
   open vantage incident.
+
+Like the daemon, the seed stores the one reported state: transitions and
+target_status.state are what the API reports; target_status.confirmed_state (from
+the StatusRow's TargetStatus) is what a restart restores.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -24,7 +29,7 @@ from types import MappingProxyType
 from monitor.config import Canary, Target
 from monitor.outage import HintKind, Incident, InfraHint, Scope
 from monitor.state import TargetState, TargetStatus, Transition
-from monitor.storage import HistoryWriter
+from monitor.storage import HistoryWriter, StatusRow
 from probes.certs import CertificateReport, CertificateSummary
 from probes.dns import DnsDetails, DnssecDetails
 from probes.dnssec import DnssecStatus
@@ -56,6 +61,9 @@ AL_SURVIVOR_INDEX = 0  # the one Albanian target still up (hosted elsewhere)
 VANTAGE_DOWN_AGE_S = 12 * 60
 SINGLE_DOWN_TARGET = "registry-05.rs.test"
 SINGLE_DOWN_AGE_S = 3 * 3600
+# Confirmed down, but reported unknown: the canaries have not vouched for the vantage yet.
+AWAITING_TARGET = "tax-03.bg.test"
+AWAITING_AGE_S = 90
 HTTP_SAMPLES = 12  # recent HTTP results per target
 HTTP_SPACING_S = 60.0
 DAY = 86400.0
@@ -234,9 +242,9 @@ def _dns(index: int, at: float, target: Target) -> ProbeResult:
 class Seed:
     targets: list[Target]
     probes: list[tuple[str, ProbeResult]]
-    transitions: list[Transition]
+    transitions: list[Transition]  # of the reported state
     incidents: list[Incident]
-    statuses: list[TargetStatus]
+    rows: list[StatusRow]  # target_status: reported state, and the confirmed TargetStatus
 
 
 def build(scenario: str, now: float) -> Seed:
@@ -251,7 +259,7 @@ def build(scenario: str, now: float) -> Seed:
 
     probes: list[tuple[str, ProbeResult]] = []
     transitions: list[Transition] = []
-    statuses: list[TargetStatus] = []
+    rows: list[StatusRow] = []
     for index, target in enumerate(targets):
         # Everyone came up 30 days ago; a few had a short confirmed failure since.
         transitions.append(Transition(target.name, UNKNOWN, UP, first_seen, None))
@@ -269,28 +277,36 @@ def build(scenario: str, now: float) -> Seed:
             at = now - SINGLE_DOWN_AGE_S
             transitions.append(Transition(target.name, UP, DOWN, at, Reason.HTTP_STATUS))
             state, since, reason = DOWN, at, Reason.HTTP_STATUS
+        reported = state
+        failing_since = al_since
+        if target.name == AWAITING_TARGET and not blind:
+            # Confirmed down; reported (and logged) unknown until the canaries vouch.
+            at = now - AWAITING_AGE_S
+            transitions.append(Transition(target.name, UP, UNKNOWN, at, None))
+            state, since, reason, reported = DOWN, at, Reason.HTTP_STATUS, UNKNOWN
+            failing, failing_since = Reason.HTTP_STATUS, at - HTTP_SPACING_S
         if blind:
-            # monitor.state keeps the confirmed state and marks the target blind
+            # The state machine makes a blind target unknown; so is its reported state.
             transitions.append(Transition(target.name, state, UNKNOWN, vantage_since, None))
-            state, since, reason = UNKNOWN, vantage_since, None
-        statuses.append(
-            TargetStatus(name=target.name, state=state, since=since, reason=reason, blind=blind)
+            state, since, reason, reported = UNKNOWN, vantage_since, None, UNKNOWN
+        status = TargetStatus(
+            name=target.name, state=state, since=since, reason=reason, blind=blind
         )
+        rows.append(StatusRow(status=status, reported=reported, infra=None))
         for sample in range(HTTP_SAMPLES):
             at = now - (HTTP_SAMPLES - sample) * HTTP_SPACING_S
-            fails = failing if at >= al_since else None
+            fails = failing if at >= failing_since else None
             probes.append((target.name, _http(index, sample, at, target, fails)))
         probes.append((target.name, _dns(index, now - 90.0, target)))
-        probes.append((target.name, _tls(index, now - 300.0, target, failing is None)))
+        probes.append((target.name, _tls(index, now - 300.0, target, target.name not in al_down)))
     for canary in CANARIES:
-        statuses.append(
-            TargetStatus(
-                name=canary.name,
-                state=DOWN if blind else UP,
-                since=vantage_since if blind else first_seen,
-                reason=Reason.NETWORK_UNREACHABLE if blind else None,
-            )
+        status = TargetStatus(
+            name=canary.name,
+            state=DOWN if blind else UP,
+            since=vantage_since if blind else first_seen,
+            reason=Reason.NETWORK_UNREACHABLE if blind else None,
         )
+        rows.append(StatusRow(status=status, reported=status.state, infra=None))
 
     mk = tuple(sorted(t.name for t in targets if t.country == "MK"))
     incidents = [
@@ -347,7 +363,7 @@ def build(scenario: str, now: float) -> Seed:
                 dominant_reason=Reason.NETWORK_UNREACHABLE,
             )
         )
-    return Seed(targets, probes, transitions, incidents, statuses)
+    return Seed(targets, probes, transitions, incidents, rows)
 
 
 async def write(path: Path, seed: Seed, now: float) -> None:
@@ -360,7 +376,7 @@ async def write(path: Path, seed: Seed, now: float) -> None:
             writer.add_transition(transition)
         for incident in seed.incidents:
             writer.add_incident(incident)
-        writer.set_status(seed.statuses)
+        writer.put_status(seed.rows)
         if not await writer.flush():
             raise RuntimeError(f"seeding {path} failed: {writer.stats.last_error}")
     finally:
@@ -373,9 +389,30 @@ def seed_database(path: Path, scenario: str, now: float) -> Seed:
     return seed
 
 
+def write_history(
+    path: Path,
+    now: float,
+    targets: Iterable[Target],
+    transitions: Iterable[Transition] = (),
+    rows: Iterable[StatusRow] = (),
+    incidents: Iterable[Incident] = (),
+) -> Seed:
+    """A small hand-made history (no probe results), written like the scenarios."""
+    seed = Seed(list(targets), [], list(transitions), list(incidents), list(rows))
+    asyncio.run(write(path, seed, now))
+    return seed
+
+
+def reported_states(seed: Seed) -> dict[str, TargetState]:
+    """The reported state of every seeded target (canaries excluded)."""
+    targets = {t.name for t in seed.targets}
+    return {row.name: row.reported for row in seed.rows if row.name in targets}
+
+
 def counts_by_country(seed: Seed) -> Iterator[tuple[str, int, int]]:
-    """(country, down, total) per country from the seeded target statuses."""
+    """(country, down, total) per country from the seeded reported states."""
     country = {t.name: t.country for t in seed.targets}
+    states = reported_states(seed)
     for code in TARGETS_PER_COUNTRY:
-        rows = [s for s in seed.statuses if country.get(s.name) == code]
-        yield code, sum(s.state is DOWN for s in rows), len(rows)
+        mine = [state for name, state in states.items() if country[name] == code]
+        yield code, sum(state is DOWN for state in mine), len(mine)

@@ -19,14 +19,21 @@ from streamlit.testing.v1 import AppTest
 import dashboard
 from dashboard import queries, ui
 from monitor.cli import build_parser
+from monitor.config import Target
+from monitor.state import TargetState, TargetStatus, Transition
+from monitor.storage import StatusRow
 from tests.dashboard.conftest import Seeded
 from tests.dashboard.seed import (
     AL_NAMESERVERS,
+    AWAITING_TARGET,
     CANARIES,
+    DAY,
     SINGLE_DOWN_TARGET,
     albanian_down,
     counts_by_country,
+    reported_states,
     seed_database,
+    write_history,
 )
 
 APP = str(Path(dashboard.__file__).with_name("app.py"))
@@ -81,10 +88,12 @@ def test_overview_on_a_normal_day(seeded: Get) -> None:
     data = seeded("normal")
     app = run_app(data.source)
     down, total = totals(data)
+    up = sum(state is TargetState.UP for state in reported_states(data.seed).values())
     assert not app.error and not app.warning
     assert [i.value for i in app.info] == [f"{down} of {total} services down — no country outage"]
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Services up"] == f"{total - down} / {total}"
+    assert metrics["Services up"] == f"{up} / {total}"
+    assert (metrics["Down"], metrics["Unknown"]) == (str(down), "1")  # the one awaiting
     assert metrics["Countries in outage"] == "0"
     (tiles,) = [c for c in charts(app) if c.marks == ["rect", "text", "text"]]
     assert set(tiles.data["country"]) >= {c for c, _, _ in counts_by_country(data.seed)}
@@ -189,6 +198,13 @@ def test_target_drill_down(seeded: Get) -> None:
     assert set(failures["why"]) == {"connection timeouts"}
 
 
+def test_target_drill_down_of_a_failure_awaiting_the_canaries(seeded: Get) -> None:
+    data = seeded("normal")
+    app = run_app(data.source, "views/target.py", {"target": AWAITING_TARGET})
+    assert not app.error  # confirmed down, but reported unknown: so it is shown
+    assert [w.value for w in app.warning] == ["State unknown"]
+
+
 def test_target_drill_down_of_a_healthy_target(seeded: Get) -> None:
     data = seeded("normal")
     target = data.seed.targets[1].name
@@ -208,6 +224,36 @@ def test_countries_page(seeded: Get) -> None:
     assert "Albania" in pivot.columns
     today = pivot.iloc[0]
     assert today["Albania"] < 100.0 and today["Greece"] == pytest.approx(100.0)
+
+
+def test_countries_page_shows_no_data_for_a_country_never_known(tmp_path: Path) -> None:
+    now = time.time()
+    start = now - 20 * DAY
+    targets = [
+        Target(name=f"{cc}.test", url=f"https://{cc}.test/", country=cc.upper(), sector="portal")
+        for cc in ("al", "xk")
+    ]
+    up, unknown = TargetState.UP, TargetState.UNKNOWN
+    path = tmp_path / "unknown.sqlite3"
+    write_history(
+        path,
+        now,
+        targets,
+        [Transition("al.test", unknown, up, start, None)],
+        [
+            StatusRow(TargetStatus("al.test", up, start), up, None),
+            StatusRow(TargetStatus("xk.test", unknown, None), unknown, None),
+        ],
+    )
+    app = run_app(queries.SqliteSource(str(path)), "views/countries.py")
+    pivot = app.dataframe[0].value
+    assert len(pivot) == 14
+    assert pivot["Kosovo"].isna().all()  # shown as empty, not 0.00 %
+    assert (pivot["Albania"] == 100.0).all()
+    (heatmap,) = charts(app)
+    assert heatmap.marks == ["rect", "text", "rect", "text"]
+    assert set(heatmap.data["country"]) == {"XK"}  # the first layer: the days with no data
+    assert len(heatmap.data) == 14
 
 
 # --- options and the CLI ------------------------------------------------------------------

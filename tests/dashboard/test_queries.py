@@ -7,6 +7,7 @@ writer) or from a deliberately simple oracle, never from the code under test.
 from __future__ import annotations
 
 import math
+import random
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,18 +17,25 @@ import pandas as pd  # type: ignore[import-untyped]
 import pytest
 
 from dashboard import queries
-from monitor.state import Transition
+from monitor.config import Target
+from monitor.outage import Incident, Scope
+from monitor.state import TargetState, TargetStatus, Transition
+from monitor.storage import MIGRATIONS, StatusRow, migrate
+from probes.results import Reason
 from tests.dashboard.conftest import Seeded
 from tests.dashboard.seed import (
     AL_NAMESERVERS,
+    AWAITING_TARGET,
     DAY,
     HTTP_SAMPLES,
     SINGLE_DOWN_TARGET,
     VANTAGE_DOWN_AGE_S,
     albanian_down,
     counts_by_country,
+    reported_states,
     seed_targets,
     tls_days_left,
+    write_history,
 )
 
 Get = Callable[[str], Seeded]
@@ -60,16 +68,28 @@ def up_down_seconds(transitions: list[Transition], start: float, end: float) -> 
 
 
 @pytest.mark.parametrize("scenario", ["normal", "albania", "vantage_down"])
-def test_status_has_every_target_with_its_seeded_state(seeded: Get, scenario: str) -> None:
+def test_status_has_every_target_with_its_reported_state(seeded: Get, scenario: str) -> None:
     data = seeded(scenario)
     status = queries.target_status(data.source)
     assert list(status.columns) == queries.STATUS_COLUMNS
-    expected = {s.name: s.state.value for s in data.seed.statuses}
-    targets = {t.name for t in data.seed.targets}
-    assert set(status["target"]) == targets  # canaries are not targets
-    assert dict(zip(status["target"], status["state"], strict=True)) == {
-        name: state for name, state in expected.items() if name in targets
-    }
+    expected = {name: state.value for name, state in reported_states(data.seed).items()}
+    assert set(status["target"]) == {t.name for t in data.seed.targets}  # no canaries
+    assert dict(zip(status["target"], status["state"], strict=True)) == expected
+    # A reason only with 'down'; a since only where it is the reported state's.
+    down = status["state"] == "down"
+    assert status.loc[down, "reason"].notna().all() and status.loc[~down, "reason"].isna().all()
+
+
+def test_a_failure_awaiting_the_canaries_is_unknown_not_down(seeded: Get) -> None:
+    data = seeded("normal")
+    row = queries.target_status(data.source).set_index("target").loc[AWAITING_TARGET]
+    confirmed = next(r.status for r in data.seed.rows if r.name == AWAITING_TARGET)
+    assert confirmed.state is TargetState.DOWN  # what a restart restores, not what is shown
+    assert row["state"] == "unknown" and pd.isna(row["reason"])
+    assert pd.isna(row["since"])  # the confirmed failure's since is not the unknown's
+    single = queries.target_status(data.source).set_index("target").loc[SINGLE_DOWN_TARGET]
+    assert (single["state"], single["reason"]) == ("down", "http_status")
+    assert single["since"].timestamp() == pytest.approx(data.now - 3 * 3600, abs=1e-3)
 
 
 @pytest.mark.parametrize("scenario", ["normal", "albania"])
@@ -179,7 +199,10 @@ def test_target_table_facts(seeded: Get) -> None:
         last_http = [
             r for name, r in data.seed.probes if name == target.name and r.kind.value == "http"
         ][-1]
-        assert row["response_s"] == pytest.approx(last_http.duration_s)
+        if last_http.ok:
+            assert row["response_s"] == pytest.approx(last_http.duration_s)
+        else:  # the target awaiting the canaries: its last HTTP probe failed
+            assert math.isnan(row["response_s"]) and target.name == AWAITING_TARGET
 
 
 def test_sparklines_are_the_last_successful_responses_oldest_first(seeded: Get) -> None:
@@ -292,6 +315,171 @@ def test_segments_before_the_first_transition_and_for_new_targets() -> None:
         ("b", "down", 100.0, 200.0),
         ("c", "up", 150.0, 200.0),  # unknown before it was first seen
     ]
+
+
+# --- the monitor's own blindness and unknown time ---------------------------------------
+
+NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)  # noon: the windows below stay within a day
+T = NOW.timestamp()
+UP, DOWN, UNKNOWN = TargetState.UP, TargetState.DOWN, TargetState.UNKNOWN
+
+
+def site(name: str, country: str) -> Target:
+    return Target(name=name, url=f"https://{name}/", country=country, sector="portal")
+
+
+def row(name: str, state: TargetState, since: float | None, reported: TargetState) -> StatusRow:
+    reason = Reason.CONNECT_TIMEOUT if state is DOWN else None
+    return StatusRow(TargetStatus(name, state, since, reason), reported, None)
+
+
+def vantage(started_at: float, ended_at: float | None) -> Incident:
+    return Incident(
+        id=f"vantage:vantage:{int(started_at)}",
+        scope=Scope.VANTAGE,
+        country=None,
+        target=None,
+        started_at=started_at,
+        ended_at=ended_at,
+        affected=("canary-1.test", "canary-2.test"),
+        dominant_reason=Reason.NETWORK_UNREACHABLE,
+    )
+
+
+@pytest.mark.parametrize("incident", ["closed", "open"])
+def test_time_in_a_vantage_incident_counts_neither_up_nor_down(
+    tmp_path: Path, incident: str
+) -> None:
+    """Up for 10 days except 10 minutes in which the monitor was blind, though its
+    transitions said down: availability 100 %."""
+    start = T - 10 * DAY
+    blind_from = T - 2 * 3600.0 if incident == "closed" else T - 600.0
+    blind_until = blind_from + 600.0
+    transitions = [
+        Transition("a.al.test", UNKNOWN, UP, start, None),
+        Transition("a.al.test", UP, DOWN, blind_from, Reason.CONNECT_TIMEOUT),
+    ]
+    if incident == "closed":
+        transitions.append(Transition("a.al.test", DOWN, UP, blind_until, None))
+        status = row("a.al.test", UP, blind_until, UP)
+    else:
+        status = row("a.al.test", DOWN, blind_from, DOWN)
+    sources = {}
+    for with_incident in (True, False):
+        path = tmp_path / f"{with_incident}.sqlite3"
+        incidents = [vantage(blind_from, blind_until if incident == "closed" else None)]
+        write_history(
+            path,
+            T,
+            [site("a.al.test", "AL")],
+            transitions,
+            [status],
+            incidents if with_incident else [],
+        )
+        sources[with_incident] = queries.SqliteSource(str(path))
+
+    uptime = queries.target_uptime(sources[True], "a.al.test", NOW).set_index("window")
+    for label, span in queries.UPTIME_WINDOWS:
+        known = min(span.total_seconds(), T - start) - 600.0
+        assert uptime.loc[label, "uptime"] == 1.0
+        assert uptime.loc[label, "down_s"] == 0.0
+        assert uptime.loc[label, "known_s"] == pytest.approx(known)
+    daily = queries.daily_availability(sources[True], NOW - timedelta(days=3), NOW)
+    assert list(daily.loc[daily["country"] == "AL", "availability"]) == [1.0] * 4
+
+    # The same history without the incident: those 10 minutes are down.
+    control = queries.target_uptime(sources[False], "a.al.test", NOW).set_index("window")
+    assert control.loc["24 h", "down_s"] == pytest.approx(600.0)
+    today = queries.daily_availability(sources[False], NOW, NOW)
+    assert today.set_index("country").loc["AL", "availability"] == pytest.approx(
+        1 - 600.0 / (12 * 3600.0)
+    )
+
+
+def test_a_country_whose_state_was_never_known_has_no_availability(tmp_path: Path) -> None:
+    """Not 0 %: Kosovo's targets were unknown all along, and Montenegro's one target was
+    'down' only while the monitor itself was blind."""
+    start = T - 10 * DAY
+    targets = [
+        site("a.al.test", "AL"),
+        site("x1.xk.test", "XK"),
+        site("x2.xk.test", "XK"),
+        site("m.me.test", "ME"),
+    ]
+    transitions = [
+        Transition("a.al.test", UNKNOWN, UP, start, None),
+        Transition("x2.xk.test", UNKNOWN, UNKNOWN, start, None),
+        Transition("m.me.test", UNKNOWN, DOWN, T - 3 * DAY, Reason.CONNECT_TIMEOUT),
+        Transition("m.me.test", DOWN, UNKNOWN, T - 3 * DAY + 3600.0, None),
+    ]
+    rows = [
+        row("a.al.test", UP, start, UP),
+        row("x1.xk.test", UNKNOWN, None, UNKNOWN),  # never observed
+        row("x2.xk.test", UNKNOWN, start, UNKNOWN),
+        # confirmed down long ago, never verified: reported unknown ever since
+        row("m.me.test", DOWN, T - 3 * DAY, UNKNOWN),
+    ]
+    path = tmp_path / "unknown.sqlite3"
+    write_history(path, T, targets, transitions, rows, [vantage(T - 3 * DAY, T - 3 * DAY + 3600)])
+    source = queries.SqliteSource(str(path))
+
+    daily = queries.daily_availability(source, NOW - timedelta(days=6), NOW)
+    by_country = daily.groupby("country")["availability"]
+    assert by_country.apply(lambda s: s.isna().all()).to_dict() == {
+        "AL": False,
+        "ME": True,
+        "XK": True,
+    }
+    assert list(daily.loc[daily["country"] == "AL", "availability"]) == [1.0] * 7
+    for name in ("x1.xk.test", "x2.xk.test", "m.me.test"):
+        uptime = queries.target_uptime(source, name, NOW)
+        assert uptime["uptime"].isna().all() and (uptime["known_s"] == 0).all()
+    summary = queries.summarize_countries(queries.target_status(source)).set_index("country")
+    assert summary.loc["AL", "availability"] == 1.0
+    assert math.isnan(summary.loc["XK", "availability"])
+    assert math.isnan(summary.loc["ME", "availability"])
+    assert summary.loc["ME", "unknown"] == 1  # reported, though confirmed down
+
+
+def test_blind_intervals_are_cut_out_of_segments() -> None:
+    """without_blind against a simple oracle: per segment, second by second."""
+    rng = random.Random(7)
+    for _ in range(200):
+        segments = pd.DataFrame(
+            [
+                ("t", "up", float(begin), float(begin + rng.randint(1, 40)))
+                for begin in (rng.randint(0, 100) for _ in range(rng.randint(0, 6)))
+            ],
+            columns=["target", "state", "begin", "end"],
+        )
+        blind = [
+            (float(b), float(b + rng.randint(-5, 30)))
+            for b in (rng.randint(-10, 130) for _ in range(rng.randint(0, 5)))
+        ]
+        cut = queries.without_blind(segments, blind)
+        assert list(cut.columns) == ["target", "state", "begin", "end"]
+        assert (cut["end"] > cut["begin"]).all()
+        seen = [
+            (second, second + 1)
+            for b, e in zip(segments["begin"], segments["end"], strict=True)
+            for second in range(int(b), int(e))
+            if not any(lo <= second and second + 1 <= hi for lo, hi in blind)
+        ]
+        covered = [
+            (second, second + 1)
+            for b, e in zip(cut["begin"], cut["end"], strict=True)
+            for second in range(int(b), int(e))
+        ]
+        assert sorted(covered) == sorted(seen)
+
+
+def test_a_version_1_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, MIGRATIONS[:1])
+    conn.close()
+    with pytest.raises(queries.SourceError, match="older govwatch"):
+        queries.target_status(queries.SqliteSource(str(path)))
 
 
 # --- the read-only connection -------------------------------------------------------------

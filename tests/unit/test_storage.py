@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 
 from monitor.config import Canary, OutageSettings, Target
-from monitor.outage import HintKind, Incident, InfraHint, Scope, TargetInfra, assess
+from monitor.outage import HintKind, Incident, InfraHint, Scope, TargetInfra
 from monitor.state import TargetState, TargetStatus, Transition, initial_status, observe
 from monitor.storage import (
     MIGRATIONS,
     SCHEMA_VERSION,
     HistoryWriter,
     Migration,
+    StatusRow,
     StorageError,
     StorageSettings,
     connect_readonly,
@@ -226,6 +227,24 @@ async def test_new_database_is_wal_at_latest_version(reader: sqlite3.Connection)
     assert rows(reader, "SELECT key, value FROM meta WHERE key = 'vantage'") == [
         ("vantage", "tirana-1")
     ]
+    assert [r[1] for r in rows(reader, "PRAGMA table_info(target_status)")] == STATUS_COLUMNS
+
+
+STATUS_COLUMNS = [
+    "target",
+    "kind",
+    "state",
+    "confirmed_state",
+    "since",
+    "reason",
+    "country",
+    "sector",
+    "blind",
+    "observed_at",
+    "consecutive_failures",
+    "data",
+    "updated_at",
+]
 
 
 def test_older_database_is_migrated_in_order_and_keeps_its_rows(db: Path) -> None:
@@ -246,6 +265,84 @@ def test_older_database_is_migrated_in_order_and_keeps_its_rows(db: Path) -> Non
     assert rows(conn, "SELECT target, note FROM transitions") == [("e-Albania", "v90+v91")]
     assert migrate(conn, later) == 91  # nothing left to do, nothing re-run
     assert rows(conn, "SELECT note FROM transitions") == [("v90+v91",)]
+    conn.close()
+
+
+async def test_a_version_1_database_gets_the_reported_state_in_state(
+    db: Path, tmp_path: Path
+) -> None:
+    # A status row's data as the writer stores it, to put in the old file.
+    awaiting = status_after(
+        "e-Albania",
+        result(ProbeKind.DNS, T0),
+        result(started_at=T0 + 1, reason=Reason.CONNECT_TIMEOUT),
+        result(started_at=T0 + 9, reason=Reason.CONNECT_TIMEOUT),
+    )
+    assert awaiting.state is TargetState.DOWN
+    infra = TargetInfra.from_facts(nameservers=["ns11.akshi.test"], addresses=["127.0.0.9"])
+    async with await HistoryWriter.open(tmp_path / "donor.sqlite", settings=MANUAL) as donor:
+        donor.put_status([status_row(awaiting, infra=infra)])
+    conn = connect_readonly(tmp_path / "donor.sqlite")
+    data = conn.execute("SELECT data FROM target_status").fetchone()[0]
+    conn.close()
+
+    # The file as version 1 left it: its own DDL, and rows as its writer wrote them.
+    conn = sqlite3.connect(db, isolation_level=None)
+    assert migrate(conn, MIGRATIONS[:1]) == 1
+    v1_rows = [
+        # target, kind, state (confirmed), reported_state, since, reason, country, sector,
+        # blind, observed_at, consecutive_failures, data, updated_at
+        ("e-Albania", "target", "down", "unknown", awaiting.since, "connect_timeout", "AL",
+         "portal", 0, T0 + 9.25, 2, data, T0 + 10),
+        ("gov.si", "target", "up", "up", T0 - 5, None, "SI", "portal", 0, T0 + 8, 0, "{}", T0 + 10),
+        ("Quad9", "canary", "up", None, T0 - 7, None, None, None, 0, T0 + 6, 0, "{}", T0 + 10),
+        ("eUprava", "target", "unknown", None, None, None, "RS", "identity", 1, None, 0, "{}",
+         T0 + 10),
+    ]  # fmt: skip
+    conn.executemany(
+        "INSERT INTO target_status (target, kind, state, reported_state, since, reason, "
+        "country, sector, blind, observed_at, consecutive_failures, data, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        v1_rows,
+    )
+    conn.execute(
+        "INSERT INTO transitions (target, old_state, new_state, at, reason) "
+        "VALUES ('e-Albania', 'up', 'down', ?, 'connect_timeout')",
+        (awaiting.since,),
+    )
+    conn.close()
+
+    conn = connect_writer(db)  # what the daemon does at start
+    assert schema_version(conn) == SCHEMA_VERSION == 2
+    assert [r[1] for r in rows(conn, "PRAGMA table_info(target_status)")] == STATUS_COLUMNS
+    # state := the reported state where there was one; confirmed_state := the old state.
+    assert rows(conn, f"SELECT {', '.join(STATUS_COLUMNS)} FROM target_status ORDER BY target") == [
+        (name, kind, reported or state, state, *rest)
+        for name, kind, state, reported, *rest in sorted(v1_rows)
+    ]
+    assert rows(conn, "SELECT target, old_state, new_state FROM transitions") == [
+        ("e-Albania", "up", "down")
+    ]
+    restored = read_restore(conn)
+    assert restored.statuses["e-Albania"] == without_details(awaiting)
+    assert restored.infra == {"e-Albania": infra}
+    assert restored.statuses["eUprava"].state is TargetState.UNKNOWN
+    conn.close()
+
+    # The migrated table takes upserts like a new one.
+    writer = await HistoryWriter.open(db, settings=MANUAL, background=False)
+    writer.put_status([status_row(status_after("e-Albania", result(started_at=T0 + 20)))])
+    assert await writer.flush()
+    await writer.close()
+    conn = connect_readonly(db)
+    assert rows(
+        conn, "SELECT target, state, confirmed_state FROM target_status ORDER BY target"
+    ) == [
+        ("Quad9", "up", "up"),
+        ("e-Albania", "up", "up"),
+        ("eUprava", "unknown", "unknown"),
+        ("gov.si", "up", "up"),
+    ]
     conn.close()
 
 
@@ -475,19 +572,39 @@ async def test_targets_follow_the_config_and_removed_ones_stay_inactive(
     ]
 
 
-# --- status snapshot and restore ----------------------------------------------------
+# --- status rows and restore ----------------------------------------------------------
 
 
-Scenario = tuple[
-    dict[str, TargetStatus], dict[str, TargetInfra], list[Incident], Mapping[str, TargetState]
-]
+def status_row(
+    status: TargetStatus,
+    reported: TargetState | None = None,
+    infra: TargetInfra | None = None,
+) -> StatusRow:
+    """A row as the daemon puts it; reported defaults to the confirmed state."""
+    return StatusRow(status=status, reported=reported or status.state, infra=infra)
+
+
+AL_TARGETS = ("e-Albania", "Parliament", "Kryeministria")
+QUAD9 = Canary("Quad9", "https://quad9.test/")
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    statuses: dict[str, TargetStatus]
+    infra: dict[str, TargetInfra]
+    reported: dict[str, TargetState]
+    opened: list[Incident]
+
+    def rows(self) -> list[StatusRow]:
+        return [StatusRow(s, self.reported[n], self.infra.get(n)) for n, s in self.statuses.items()]
 
 
 def scenario() -> Scenario:
-    """Albania dark, as the real reducers see it: three targets confirmed down on the
-    same name servers, a canary up."""
+    """Albania dark, as the real reducer sees it: three targets confirmed down on the same
+    name servers, a canary up. Two are reported down; Kryeministria's failure still waits
+    for the canaries' word, so it is reported unknown."""
     statuses: dict[str, TargetStatus] = {}
-    for name in ("e-Albania", "Parliament", "Kryeministria"):
+    for name in AL_TARGETS:
         statuses[name] = status_after(
             name,
             result(ProbeKind.HTTP, T0, details=http_details()),
@@ -500,19 +617,32 @@ def scenario() -> Scenario:
         name: TargetInfra.from_facts(
             nameservers=["ns11.akshi.test.", "ns12.akshi.test"], addresses=["127.0.0.9"]
         )
-        for name in ("e-Albania", "Parliament", "Kryeministria")
+        for name in AL_TARGETS
     }
-    assessment = assess(
-        targets=[target(n) for n in ("e-Albania", "Parliament", "Kryeministria")],
-        canaries=[Canary("Quad9", "https://quad9.test/")],
-        statuses=statuses,
-        infra=infra,
-        open_incidents=(),
-        settings=SETTINGS,
-        now=T0 + 45,
+    reported = {
+        "e-Albania": TargetState.DOWN,
+        "Parliament": TargetState.DOWN,
+        "Kryeministria": TargetState.UNKNOWN,
+        "Quad9": TargetState.UP,
+    }
+    opened = [
+        incident(
+            f"target:{name}:{int(T0 + 37)}",
+            scope=Scope.TARGET,
+            target=name,
+            started_at=T0 + 37,
+            affected=(name,),
+            hints=(),
+        )
+        for name in ("Parliament", "e-Albania")  # as stored: by start, then id
+    ]
+    opened.append(incident(f"country:AL:{int(T0 + 45)}", started_at=T0 + 45))
+    opened.append(
+        incident(
+            f"region:region:{int(T0 + 45)}", scope=Scope.REGION, country=None, started_at=T0 + 45
+        )
     )
-    assert assessment.countries_in_outage == ("AL",)
-    return statuses, infra, list(assessment.opened), assessment.states
+    return Scenario(statuses, infra, reported, opened)
 
 
 def without_details(status: TargetStatus) -> TargetStatus:
@@ -520,30 +650,32 @@ def without_details(status: TargetStatus) -> TargetStatus:
     return replace(status, probes=MappingProxyType(probes))
 
 
-async def test_restore_gives_back_statuses_infra_and_open_incidents(db: Path) -> None:
-    statuses, infra, opened, reported = scenario()
-    assert all(s.state is TargetState.DOWN for n, s in statuses.items() if n != "Quad9")
-    targets = [target(n) for n in ("e-Albania", "Parliament", "Kryeministria")]
+async def test_restore_gives_back_confirmed_statuses_infra_and_open_incidents(db: Path) -> None:
+    world = scenario()
+    statuses = world.statuses
+    assert all(statuses[n].state is TargetState.DOWN for n in AL_TARGETS)
     closed = incident("target:gone:1", scope=Scope.TARGET, target="gone", ended_at=T0 + 9)
 
     writer = await HistoryWriter.open(db, settings=MANUAL, clock=lambda: T0 + 50)
-    writer.set_targets(targets, [Canary("Quad9", "https://quad9.test/")])
-    for item in (*opened, closed):
+    writer.set_targets([target(n) for n in AL_TARGETS], [QUAD9])
+    for item in (*world.opened, closed):
         writer.add_incident(item)
-    writer.set_status(statuses.values(), infra, reported)
+    writer.put_status(world.rows())
     await writer.close()
 
     writer = await HistoryWriter.open(db, settings=MANUAL, background=False)
     restored = await writer.restore()
     await writer.close()
+    # The confirmed state comes back, with its since, reason and probe tracks, even
+    # where the reported state (target_status.state) is another one.
     assert dict(restored.statuses) == {n: without_details(s) for n, s in statuses.items()}
-    assert dict(restored.infra) == infra
-    assert list(restored.open_incidents) == opened
-    assert {i.scope for i in opened} == {Scope.TARGET, Scope.COUNTRY, Scope.REGION}
+    assert restored.statuses["Kryeministria"].state is TargetState.DOWN
+    assert dict(restored.infra) == world.infra
+    assert list(restored.open_incidents) == world.opened
     assert restored.saved_at == T0 + 50
 
     # The restored state carries on: one more failure keeps the target down, same since.
-    before = restored.statuses["e-Albania"]
+    before = restored.statuses["Kryeministria"]
     after = observe(
         before, result(started_at=T0 + 90, reason=Reason.CONNECT_TIMEOUT), T0 + 95, SETTINGS
     )
@@ -553,49 +685,146 @@ async def test_restore_gives_back_statuses_infra_and_open_incidents(db: Path) ->
         None,
     )
 
+    down_since, up_since = statuses["e-Albania"].since, statuses["Quad9"].since
     conn = connect_readonly(db)
     assert rows(
         conn,
-        "SELECT target, kind, state, reported_state, reason, country, sector, blind, "
+        "SELECT target, kind, state, confirmed_state, since, reason, country, sector, blind, "
         "consecutive_failures FROM target_status ORDER BY target",
     ) == [
-        ("Kryeministria", "target", "down", "down", "connect_timeout", "AL", "portal", 0, 2),
-        ("Parliament", "target", "down", "down", "connect_timeout", "AL", "portal", 0, 2),
-        ("Quad9", "canary", "up", None, None, None, None, 0, 0),
-        ("e-Albania", "target", "down", "down", "connect_timeout", "AL", "portal", 0, 2),
-    ]
+        ("Kryeministria", "target", "unknown", "down", down_since, "connect_timeout", "AL",
+         "portal", 0, 2),
+        ("Parliament", "target", "down", "down", down_since, "connect_timeout", "AL", "portal",
+         0, 2),
+        ("Quad9", "canary", "up", "up", up_since, None, None, None, 0, 0),
+        ("e-Albania", "target", "down", "down", down_since, "connect_timeout", "AL", "portal",
+         0, 2),
+    ]  # fmt: skip
     assert read_restore(conn) == restored
     conn.close()
 
 
-async def test_status_snapshot_is_replaced_whole_by_the_latest(
+async def test_a_null_confirmed_state_restores_as_the_state(
+    writer: HistoryWriter, lock_holder: sqlite3.Connection
+) -> None:
+    down = status_after(
+        "A",
+        result(started_at=T0, reason=Reason.HTTP_STATUS),
+        result(started_at=T0 + 10, reason=Reason.HTTP_STATUS),
+        result(started_at=T0 + 20, reason=Reason.HTTP_STATUS),
+    )
+    assert down.state is TargetState.DOWN
+    writer.put_status([status_row(down, TargetState.UNKNOWN)])
+    assert await writer.flush()
+    lock_holder.execute("UPDATE target_status SET confirmed_state = NULL, state = 'down'")
+    assert (await writer.restore()).statuses["A"] == without_details(down)
+
+
+async def test_put_status_writes_only_the_rows_queued(db: Path) -> None:
+    clock = [T0]
+    writer = await HistoryWriter.open(db, settings=MANUAL, clock=lambda: clock[0], background=False)
+    names = [f"target-{i:04d}" for i in range(1_000)]
+    writer.set_targets([target(n) for n in names])
+    writer.put_status(status_row(status_after(n, result())) for n in names)
+    assert await writer.flush()
+
+    clock[0] = T0 + 60
+    failing = {n: status_after(n, result(reason=Reason.HTTP_STATUS)) for n in names[10:13]}
+    writer.put_status(status_row(s, TargetState.UNKNOWN) for s in failing.values())
+    writer.add_probe("target-0010", result(started_at=T0 + 59, reason=Reason.HTTP_STATUS))
+    assert await writer.flush()
+    await writer.close()
+
+    conn = connect_readonly(db)
+    assert count(conn, "target_status") == 1_000
+    assert rows(
+        conn,
+        "SELECT target, state, consecutive_failures FROM target_status WHERE updated_at = ? "
+        "ORDER BY target",
+        T0 + 60,
+    ) == [(n, "unknown", 1) for n in names[10:13]]
+    assert rows(conn, "SELECT count(*), max(updated_at) FROM target_status WHERE state = 'up'") == [
+        (997, T0)
+    ]
+    conn.close()
+    assert writer.stats.flushes == 2 and writer.stats.errors == 0
+
+
+async def test_the_latest_row_per_target_wins_within_a_batch(
     writer: HistoryWriter, reader: sqlite3.Connection
 ) -> None:
-    a = status_after("A", result())
-    b = status_after("B", result(reason=Reason.DNS_NXDOMAIN))
-    writer.set_status([a, b])
-    writer.set_status([b])  # only the latest given is written
-    await writer.flush()
-    assert list((await writer.restore()).statuses) == ["B"]
-    await writer.flush()  # nothing new: the snapshot stays
-    assert rows(reader, "SELECT target FROM target_status") == [("B",)]
-    writer.set_status([])
-    await writer.flush()
-    assert count(reader, "target_status") == 0
+    a1 = status_after("A", result(started_at=T0))
+    a2 = status_after(
+        "A", result(started_at=T0), result(started_at=T0 + 30, reason=Reason.DNS_NXDOMAIN)
+    )
+    b = status_after("B", result(started_at=T0))
+    writer.put_status([status_row(a1), status_row(b)])
+    writer.put_status([status_row(a2, TargetState.UNKNOWN)])
+    assert await writer.flush()
+    assert rows(
+        reader,
+        "SELECT target, state, confirmed_state, consecutive_failures FROM target_status "
+        "ORDER BY target",
+    ) == [("A", "unknown", "up", 1), ("B", "up", "up", 0)]
+    assert (await writer.restore()).statuses["A"] == without_details(a2)
+
+    assert await writer.flush()  # nothing queued: the rows stay as they are
+    writer.put_status([])
+    assert await writer.flush()
+    assert count(reader, "target_status") == 2
+    assert writer.stats.errors == 0
+
+
+async def test_set_targets_deletes_the_rows_of_names_no_longer_configured(
+    writer: HistoryWriter, reader: sqlite3.Connection
+) -> None:
+    writer.set_targets([target("A"), target("B"), target("C")], [QUAD9])
+    writer.put_status(status_row(status_after(n, result())) for n in ("A", "B", "C", "Quad9"))
+    assert await writer.flush()
+    # A reload drops B and the canary; a row of B queued before it must not come back.
+    writer.put_status([status_row(status_after("B", result(started_at=T0 + 5)))])
+    writer.set_targets([target("A"), target("C"), target("D")])
+    writer.put_status([status_row(status_after("D", result()))])
+    assert await writer.flush()
+    assert rows(reader, "SELECT target FROM target_status ORDER BY target") == [
+        ("A",),
+        ("C",),
+        ("D",),
+    ]
+    assert rows(reader, "SELECT name FROM targets WHERE active = 0 ORDER BY name") == [
+        ("B",),
+        ("Quad9",),
+    ]
+    assert list((await writer.restore()).statuses) == ["A", "C", "D"]
 
 
 async def test_unreadable_rows_are_skipped_on_restore(
     writer: HistoryWriter, db: Path, lock_holder: sqlite3.Connection
 ) -> None:
-    writer.set_status([status_after("A", result()), status_after("B", result())])
+    writer.put_status([status_row(status_after(n, result())) for n in ("A", "B", "C")])
     writer.add_incident(incident("good"))
     writer.add_incident(incident("future"))
     await writer.flush()
     # Values a later govwatch might write.
-    lock_holder.execute("UPDATE target_status SET state = 'degraded' WHERE target = 'A'")
+    lock_holder.execute("UPDATE target_status SET confirmed_state = 'degraded' WHERE target = 'A'")
+    lock_holder.execute("UPDATE target_status SET state = 'degraded' WHERE target = 'C'")
     lock_holder.execute("UPDATE incidents SET scope = 'asn' WHERE id = 'future'")
     restored = await writer.restore()
-    assert (list(restored.statuses), [i.id for i in restored.open_incidents]) == (["B"], ["good"])
+    # C's confirmed state is readable: the reported one is not what a restart needs.
+    assert (list(restored.statuses), [i.id for i in restored.open_incidents]) == (
+        ["B", "C"],
+        ["good"],
+    )
+
+
+async def test_an_unstorable_status_row_is_skipped_not_the_others(
+    writer: HistoryWriter, reader: sqlite3.Connection
+) -> None:
+    bad = StatusRow(status_after("A", result()), "sideways", None)  # type: ignore[arg-type]
+    writer.put_status([bad, status_row(status_after("B", result()))])
+    assert await writer.flush()
+    assert rows(reader, "SELECT target FROM target_status") == [("B",)]
+    assert (writer.stats.errors, writer.stats.dropped) == (1, 1)
 
 
 async def test_empty_database_restores_nothing(writer: HistoryWriter) -> None:
@@ -623,7 +852,7 @@ async def test_records_are_written_every_interval(db: Path) -> None:
     writer = await HistoryWriter.open(db, settings=replace(MANUAL, flush_interval_s=0.05))
     writer.add_probe("A", result())
     await wait_until(lambda: writer.stats.written == 1)
-    writer.set_status([status_after("A", result())])
+    writer.put_status([status_row(status_after("A", result()))])
     await wait_until(lambda: writer.stats.flushes == 2)
     conn = connect_readonly(db)
     assert (count(conn, "probe_results"), count(conn, "target_status")) == (1, 1)
@@ -637,7 +866,7 @@ async def test_close_writes_everything_within_its_budget(db: Path) -> None:
     # Far more than the ~2 s of records a flush interval leaves queued.
     for i in range(2_000):
         writer.add_probe(f"target-{i % 200}", result(started_at=T0 + i, details=http_details()))
-    writer.set_status([status_after("A", result())])
+    writer.put_status([status_row(status_after("A", result()))])
     started = time.monotonic()
     await writer.close()
     assert time.monotonic() - started <= budget * 1.1 + 0.5
@@ -654,7 +883,7 @@ async def test_a_failed_write_is_retried_and_nothing_is_lost(
     writer: HistoryWriter, lock_holder: sqlite3.Connection, reader: sqlite3.Connection
 ) -> None:
     writer.add_probe("A", result())
-    writer.set_status([status_after("A", result())])
+    writer.put_status([status_row(status_after("A", result()))])
     lock_holder.execute("BEGIN IMMEDIATE")
     assert not await writer.flush()
     stats = writer.stats
@@ -666,6 +895,33 @@ async def test_a_failed_write_is_retried_and_nothing_is_lost(
     assert rows(reader, "SELECT target FROM probe_results ORDER BY id") == [("A",), ("B",)]
     assert count(reader, "target_status") == 1
     assert (writer.stats.written, writer.stats.dropped) == (2, 0)
+
+
+async def test_status_rows_outlive_a_write_that_keeps_failing(
+    db: Path, lock_holder: sqlite3.Connection
+) -> None:
+    writer = await HistoryWriter.open(
+        db, settings=replace(MANUAL, max_attempts=2), background=False
+    )
+    a1 = status_after("A", result())
+    a2 = status_after("A", result(), result(started_at=T0 + 30, reason=Reason.HTTP_TIMEOUT))
+    writer.add_probe("lost", result())
+    writer.put_status([status_row(a1), status_row(status_after("B", result()))])
+    lock_holder.execute("BEGIN IMMEDIATE")
+    assert not await writer.flush()
+    writer.put_status([status_row(a2, TargetState.UNKNOWN)])  # newer, while writes fail
+    assert not await writer.flush()
+    assert (writer.stats.dropped, writer.stats.pending) == (1, 0)  # the probe is given up
+    lock_holder.execute("COMMIT")
+    # The status rows are not: nothing else would ever rewrite them.
+    assert await writer.flush()
+    await writer.close()
+    conn = connect_readonly(db)
+    assert count(conn, "probe_results") == 0
+    assert rows(
+        conn, "SELECT target, state, consecutive_failures FROM target_status ORDER BY target"
+    ) == [("A", "unknown", 1), ("B", "up", 0)]
+    conn.close()
 
 
 async def test_a_write_that_keeps_failing_is_dropped_and_the_writer_goes_on(
@@ -846,7 +1102,7 @@ async def fill_for_retention(writer: HistoryWriter) -> None:
     writer.add_incident(incident("closed-long-ago", ended_at=T0 + 60))
     writer.add_incident(incident("closed-lately", ended_at=T0 + 29.9 * DAY))
     writer.add_incident(incident("open-since-long-ago"))
-    writer.set_status([status_after("old", result(started_at=T0))])
+    writer.put_status([status_row(status_after("old", result(started_at=T0)))])
     assert await writer.flush()
 
 
