@@ -398,7 +398,7 @@ async def test_shipped_rules_fire_for_a_dark_country_and_a_blind_vantage(
             assert vantage_alert["labels"]["vantage"] == BLIND_VANTAGE
             assert vantage_alert["labels"]["instance"] == instances[BLIND_VANTAGE]
             assert vantage_alert["labels"]["team"] == "monitor"
-            assert f"(failing: {', '.join(canaries)})" in one_line(
+            assert f"(uplink; failing canaries: {', '.join(canaries)})" in one_line(
                 vantage_alert["annotations"]["description"]
             )
 
