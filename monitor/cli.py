@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from monitor import __version__
 from monitor.config import DEFAULT_TARGETS, Config, ConfigError, load_config, parse_duration
@@ -73,7 +74,6 @@ def _duration_arg(text: str) -> float:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import asyncio
 
     from monitor.daemon import RunOptions, run_daemon
     from monitor.logs import configure_logging
@@ -92,9 +92,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         retention_s=args.retention,
     )
     try:
-        return asyncio.run(run_daemon(options, config))
+        return _run_loop(run_daemon(options, config), args.event_loop)
     except KeyboardInterrupt:
         return 130
+
+
+def _run_loop(main: Coroutine[Any, Any, int], event_loop: str) -> int:
+    """asyncio.run on uvloop's loop when asked or, with `auto`, when it is installed."""
+    import asyncio
+
+    if event_loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if event_loop == "uvloop":
+                print("govwatch: --event-loop uvloop: uvloop is not installed", file=sys.stderr)
+                return EXIT_CONFIG
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -186,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--shard",
         type=_shard,
         metavar="K/N",
-        help="probe only the targets whose stable hash falls in shard K of N",
+        help="probe only the countries whose stable hash falls in shard K of N (whole countries)",
     )
     run.add_argument(
         "--retention",
@@ -197,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO")
+    run.add_argument(
+        "--event-loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="the event loop: uvloop when installed (auto, the default), or the standard one",
+    )
     run.set_defaults(handler=cmd_run)
 
     add_simulate_command(commands)

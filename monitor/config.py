@@ -120,6 +120,10 @@ class OutageSettings:
     region_min_countries: int = 2
     region_min_ratio: float = 0.3
     vantage_canary_ratio: float = 0.5
+    # The monitor's own trouble: event-loop lag above this makes the vantage impaired
+    # (overload), and any impairment holds until no evidence was seen for impairment_hold.
+    overload_lag_s: float = 1.0
+    impairment_hold_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,6 +506,8 @@ def _build_outage(c: _Checker, table: Mapping[str, Any]) -> OutageSettings:
         "region_min_countries": _positive_int,
         "region_min_ratio": _ratio,
         "vantage_canary_ratio": _ratio,
+        "overload_lag": _duration,
+        "impairment_hold": _duration,
     }
     c.known_keys(table, key, label, converters)
     values = {name: c.converted(table, key, label, name, fn) for name, fn in converters.items()}
@@ -518,6 +524,8 @@ def _build_outage(c: _Checker, table: Mapping[str, Any]) -> OutageSettings:
         region_min_countries=pick("region_min_countries", defaults.region_min_countries),
         region_min_ratio=pick("region_min_ratio", defaults.region_min_ratio),
         vantage_canary_ratio=pick("vantage_canary_ratio", defaults.vantage_canary_ratio),
+        overload_lag_s=pick("overload_lag", defaults.overload_lag_s),
+        impairment_hold_s=pick("impairment_hold", defaults.impairment_hold_s),
     )
 
 

@@ -1,9 +1,11 @@
-"""`govwatch run`: the scheduler, the pipeline, the HTTP endpoints and the history writer.
+"""`govwatch run`: a thin shell around the pure core (`monitor.core.step`).
 
-The pipeline for every result: `state.observe` -> `outage.assess` ->
-`state.with_vantage` for every target -> a new frozen Snapshot, and records
-for the history writer. Everything here runs on one event loop, so the
-daemon's own fields need no locks; readers get the Snapshot reference.
+The shell turns what happens into events (a probe result, a reload, a tick
+about once a second with the event loop's lag and the descriptors in use),
+feeds them to `step`, and applies the effects it returns: history records,
+status rows, early probes, canary checks, log lines. The core's world is
+immutable, so /metrics, the API and a scrape rendered in a thread read the
+current world without locks and without anything being rebuilt per result.
 """
 
 from __future__ import annotations
@@ -11,32 +13,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import resource
 import signal
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
 from monitor.api import build_app
 from monitor.config import Canary, Config, ConfigError, Target, load_config
+from monitor.core import (
+    CheckCanaries,
+    Event,
+    Log,
+    ProbeSoon,
+    RecordIncident,
+    RecordProbe,
+    RecordTransition,
+    Reload,
+    Result,
+    StatusChanged,
+    Tick,
+    World,
+    initial_world,
+    step,
+)
 from monitor.exporter import make_registry
-from monitor.outage import Assessment, Incident, TargetInfra, assess
-from monitor.scheduler import GUARD_FACTOR, GUARD_SLACK_S, Job, Scheduler, in_shard
-from monitor.snapshot import CanaryView, Snapshot, TargetView
-from monitor.state import Step, TargetState, TargetStatus, initial_status, observe, with_vantage
-from monitor.storage import HistoryWriter, Restored, StorageSettings
+from monitor.outage import Scope
+from monitor.scheduler import GUARD_FACTOR, GUARD_SLACK_S, Job, LoopWatch, Scheduler, in_shard
+from monitor.snapshot import Snapshot
+from monitor.storage import HistoryWriter, Restored, StatusRow, StorageSettings
 from probes.context import ProbeContext, ProbeSettings, open_probe_context
-from probes.dns import DnsDetails
-from probes.http import HttpDetails
 from probes.results import ProbeKind, ProbeResult
-from probes.tls import TlsDetails
 
 log = logging.getLogger("govwatch.daemon")
 
 SHUTDOWN_BUDGET_S = 5.0
+TICK_S = 1.0  # how often incidents are judged and the monitor's own health is read
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,25 +64,6 @@ class RunOptions:
     vantage: str | None = None
     shard: tuple[int, int] | None = None  # (K, N), 1-based
     retention_s: float = 30 * 86400.0
-
-
-def learn_infra(infra: TargetInfra, result: ProbeResult) -> TargetInfra:
-    """What a target runs on, updated from one result; facts a result lacks are kept,
-    so a failing target still counts with the name servers it had."""
-    details = result.details
-    if isinstance(details, DnsDetails):
-        seen = TargetInfra.from_facts(nameservers=details.nameservers, addresses=details.addresses)
-        return replace(
-            infra,
-            nameservers=seen.nameservers or infra.nameservers,
-            address_prefixes=seen.address_prefixes or infra.address_prefixes,
-        )
-    if isinstance(details, HttpDetails) and details.resolved_addresses:
-        seen = TargetInfra.from_facts(addresses=details.resolved_addresses)
-        return replace(infra, address_prefixes=seen.address_prefixes)
-    if isinstance(details, TlsDetails) and details.issuer:
-        return replace(infra, issuer=details.issuer)
-    return infra
 
 
 def jobs_for(config: Config, targets: Iterable[Target]) -> list[Job]:
@@ -81,14 +78,18 @@ def jobs_for(config: Config, targets: Iterable[Target]) -> list[Job]:
     return jobs
 
 
-def _by_name(targets: Iterable[Target], canaries: Iterable[Canary]) -> dict[str, Target | Canary]:
-    entries: dict[str, Target | Canary] = {t.name: t for t in targets}
-    entries.update((c.name, c) for c in canaries)
-    return entries
+def fd_ratio() -> float:
+    """Open file descriptors / the soft limit (0 where /proc is not there)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        used = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0.0
+    return used / soft if soft > 0 else 0.0
 
 
 class Daemon:
-    """Holds the current state and turns every probe result into a new Snapshot."""
+    """Feeds events to the core and applies its effects. Runs on one event loop."""
 
     def __init__(
         self,
@@ -106,49 +107,34 @@ class Daemon:
         self._shard = shard
         self._clock = clock
         self._started_at = clock()
-        self._statuses: dict[str, TargetStatus] = {}
-        self._infra: dict[str, TargetInfra] = {}
-        self._incidents: tuple[Incident, ...] = ()
-        self._probe_counts: Counter[tuple[ProbeKind, bool]] = Counter()
         self._reload_ok = True
         self._reload_at: float | None = self._started_at
-        self._canary_check_at = 0.0
-        self._snapshot: Snapshot | None = None
         self.scheduler: Scheduler | None = None
-        self.targets: tuple[Target, ...] = ()
-        if restored is not None:
-            self._statuses.update(restored.statuses)
-            self._infra.update(restored.infra)
-            self._incidents = restored.open_incidents
-        self._adopt(config)
+        self.schedule_lag_s = 0.0
+        self.targets = self._in_shard(config)
+        self.world: World = initial_world(
+            self.targets,
+            config.canaries,
+            config.outage,
+            config.monitor.interval_s,
+            statuses=restored.statuses if restored else None,
+            infra=restored.infra if restored else None,
+            open_incidents=restored.open_incidents if restored else (),
+        )
+        self._writer.set_targets(self.targets, config.canaries)
+
+    def _in_shard(self, config: Config) -> tuple[Target, ...]:
+        return tuple(t for t in config.targets if in_shard(t.country, self._shard))
 
     # -- configuration --
-
-    def _adopt(self, config: Config) -> None:
-        """Take a (new) config: statuses of unchanged targets are kept, others start over."""
-        old = _by_name(self.config.targets, self.config.canaries)
-        self.config = config
-        self.targets = tuple(t for t in config.targets if in_shard(t.country, self._shard))
-        wanted = _by_name(self.targets, config.canaries)
-        for name in list(self._statuses):
-            if name not in wanted:
-                del self._statuses[name]
-                self._infra.pop(name, None)
-        for name, entry in wanted.items():
-            if name not in self._statuses or (name in old and old[name] != entry):
-                if name in old and old[name] != entry and name in self._statuses:
-                    log.info("target %s changed; its state starts over", name)
-                self._statuses[name] = initial_status(name)
-                self._infra.pop(name, None)
-        self._writer.set_targets(self.targets, config.canaries)
 
     def jobs(self) -> list[Job]:
         return jobs_for(self.config, self.targets)
 
-    def load(self, path: Path) -> Config | None:
-        """Re-read the targets file. A broken file keeps the old config (reload metric 0)."""
+    async def load(self, path: Path) -> Config | None:
+        """Re-read the targets file in a thread. A broken file keeps the old config."""
         try:
-            return load_config(path)
+            return await asyncio.to_thread(load_config, path)
         except ConfigError as exc:
             for issue in exc.issues:
                 log.error("reload failed: %s", issue)
@@ -157,135 +143,121 @@ class Daemon:
 
     def reload_failed(self) -> None:
         self._reload_ok = False
-        self._publish(self._clock())
 
     def apply(self, config: Config) -> None:
         """Take a reloaded config (its probe context is already built)."""
-        self._adopt(config)
+        self.config = config
+        self.targets = self._in_shard(config)
+        self._writer.set_targets(self.targets, config.canaries)
+        self.feed(Reload(self.targets, config.canaries, config.outage, config.monitor.interval_s))
         self._reload_ok = True
         self._reload_at = self._clock()
         log.info("reloaded %s", config.summary())
-        self._reassess(self._clock())
 
     # -- the pipeline --
 
     async def handle_result(self, job: Job, result: ProbeResult) -> None:
-        if job.name not in self._statuses:
-            return  # removed by a reload while the probe ran
+        self.feed(Result(job.name, result))
+
+    def tick(self, loop_lag_s: float, fds: float) -> None:
+        self.feed(Tick(loop_lag_s=loop_lag_s, fd_ratio=fds))
+
+    def feed(self, event: Event) -> None:
         now = self._clock()
-        self._probe_counts[(result.kind, result.ok)] += 1
-        self._writer.add_probe(job.name, result)
-        self._infra[job.name] = learn_infra(self._infra.get(job.name, TargetInfra()), result)
-        self._apply(observe(self._statuses[job.name], result, now, self.config.outage), now)
-        if not result.ok and job.interval_s > self.config.monitor.interval_s and self.scheduler:
-            # A failing slow probe (TLS) must not hold a recovered target down for its
-            # whole long interval: until it passes, it runs at the normal interval.
-            self.scheduler.run_soon(job.name, job.kind, self.config.monitor.interval_s)
-        self._reassess(now)
+        self.world, effects = step(self.world, event, now)
+        self._apply(effects, now)
 
-    def _apply(self, step: Step, now: float) -> None:
-        self._statuses[step.status.name] = step.status
-        if step.transition is not None:
-            t = step.transition
-            self._writer.add_transition(t)
-            log.info(
-                "target %s: %s -> %s%s",
-                t.target,
-                t.old,
-                t.new,
-                f" ({t.reason})" if t.reason else "",
+    def _apply(self, effects: Sequence[object], now: float) -> None:
+        changed: dict[str, None] = {}
+        quiet = 0
+        for effect in effects:
+            if isinstance(effect, RecordProbe):
+                self._writer.add_probe(effect.name, effect.result)
+            elif isinstance(effect, StatusChanged):
+                changed[effect.name] = None
+            elif isinstance(effect, RecordTransition):
+                t = effect.transition
+                self._writer.add_transition(t)
+                if effect.quiet:
+                    quiet += 1
+                else:
+                    log.info(
+                        "target %s: %s -> %s%s",
+                        t.target,
+                        t.old,
+                        t.new,
+                        f" ({t.reason})" if t.reason else "",
+                    )
+            elif isinstance(effect, RecordIncident):
+                self._writer.add_incident(effect.incident)
+                _log_incident(effect)
+            elif isinstance(effect, ProbeSoon):
+                if self.scheduler is not None:
+                    self.scheduler.run_soon(effect.name, effect.kind, max(0.0, effect.at - now))
+            elif isinstance(effect, CheckCanaries):
+                if self.scheduler is not None:
+                    # A canary vouches only once all its probes are fresh (monitor/core.py).
+                    for canary in self.config.canaries:
+                        for kind in canary.probe_kinds:
+                            self.scheduler.run_soon(canary.name, kind)
+            elif isinstance(effect, Log):
+                log.log(logging.getLevelName(effect.level.upper()), "%s", effect.message)
+        if changed:
+            world = self.world
+            self._writer.put_status(
+                StatusRow(
+                    status=world.statuses[name],
+                    reported=world.reported.get(name, world.statuses[name].state),
+                    infra=world.infra.get(name),
+                )
+                for name in changed
+                if name in world.statuses
             )
-        if self.scheduler is not None:
-            for reprobe in step.reprobes:
-                self.scheduler.run_soon(reprobe.target, reprobe.kind, max(0.0, reprobe.at - now))
 
-    def _reassess(self, now: float) -> None:
-        settings = self.config.outage
-        infra = self._infra
-        assessment = assess(
-            targets=self.targets,
-            canaries=self.config.canaries,
-            statuses=self._statuses,
-            infra=infra,
-            open_incidents=self._incidents,
-            settings=settings,
-            now=now,
-        )
-        for target in self.targets:
-            self._apply(
-                with_vantage(self._statuses[target.name], assessment.vantage_up, now, settings), now
-            )
-        self._incidents = assessment.incidents
-        for incident in assessment.opened:
-            log.warning(
-                "incident opened: %s%s (%s)%s",
-                incident.scope,
-                f" {incident.target or incident.country}"
-                if incident.target or incident.country
-                else "",
-                incident.dominant_reason or "no reason",
-                f"; {incident.hint_text}" if incident.hint_text else "",
-            )
-        for incident in assessment.closed:
-            log.warning("incident closed: %s", incident.id)
-        for incident in (*assessment.opened, *assessment.updated, *assessment.closed):
-            self._writer.add_incident(incident)
-        if (
-            assessment.vantage_check_wanted
-            and self.scheduler is not None
-            and now - self._canary_check_at >= settings.reprobe_delay_s
-        ):
-            self._canary_check_at = now
-            # A canary vouches only once all its probes are fresh (monitor/outage.py).
-            for canary in self.config.canaries:
-                for kind in canary.probe_kinds:
-                    self.scheduler.run_soon(canary.name, kind)
-        self._writer.set_status(self._statuses.values(), infra, reported=assessment.states)
-        self._publish(now, assessment)
-
-    def _publish(self, now: float, assessment: Assessment | None = None) -> None:
-        if assessment is None:
-            if self._snapshot is None:
-                return
-            assessment = self._snapshot.assessment
-        states = assessment.states
-        self._snapshot = Snapshot(
-            taken_at=now,
+    def snapshot(self) -> Snapshot:
+        """The current view; plain attribute reads, so a scrape thread may call it too."""
+        scheduler = self.scheduler
+        return Snapshot(
+            world=self.world,
+            taken_at=self._clock(),
             started_at=self._started_at,
             vantage=self._vantage,
-            targets=tuple(
-                TargetView(t, self._statuses[t.name], states.get(t.name, TargetState.UNKNOWN))
-                for t in self.targets
-            ),
-            canaries=tuple(CanaryView(c, self._statuses[c.name]) for c in self.config.canaries),
-            assessment=assessment,
-            probe_counts=dict(self._probe_counts),
-            schedule_lag_s=0.0,
-            last_probe_at=None,
+            schedule_lag_s=self.schedule_lag_s,
+            last_probe_at=scheduler.last_probe_at if scheduler is not None else None,
             config_reload_ok=self._reload_ok,
             config_reload_at=self._reload_at,
         )
 
-    def snapshot(self) -> Snapshot | None:
-        """The current view, with the scheduler's live lag and last-probe time."""
-        snapshot, scheduler = self._snapshot, self.scheduler
-        if snapshot is None or scheduler is None:
-            return snapshot
-        loop_now = asyncio.get_running_loop().time()
-        return replace(
-            snapshot,
-            schedule_lag_s=scheduler.lag.worst(loop_now),
-            last_probe_at=scheduler.last_probe_at,
-        )
-
-    def refresh(self) -> None:
-        """Assess and publish the current state now (at start, before any result)."""
-        self._reassess(self._clock())
-
     def start(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
-        self.refresh()
+        self.feed(Tick())
         scheduler.replace_jobs(self.jobs())
+
+    async def watch(self, loop_watch: LoopWatch) -> None:
+        """Tick about once a second with the loop's lag and the descriptors in use."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(TICK_S)
+            if self.scheduler is not None:
+                self.schedule_lag_s = self.scheduler.lag.worst(loop.time())
+            self.tick(loop_watch.take_worst(), fd_ratio())
+
+
+def _log_incident(effect: RecordIncident) -> None:
+    incident = effect.incident
+    about = incident.target or incident.country or ""
+    if effect.change.value == "opened":
+        level = logging.ERROR if incident.scope is Scope.REGION else logging.WARNING
+        log.log(
+            level,
+            "incident opened: %s%s (%s)%s",
+            incident.scope,
+            f" {about}" if about else "",
+            incident.dominant_reason or "no reason",
+            f"; {incident.hint_text}" if incident.hint_text else "",
+        )
+    elif effect.change.value == "closed":
+        log.info("incident closed: %s", incident.id)
 
 
 class _ProbeContexts:
@@ -338,12 +310,14 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
     restored = await writer.restore()
     daemon = Daemon(config, writer, vantage=options.vantage, shard=options.shard, restored=restored)
     contexts = _ProbeContexts()
+    loop_watch = LoopWatch()
     scheduler = Scheduler(
         await contexts.get(config.probe_settings),
         daemon.handle_result,
         concurrency=config.monitor.concurrency,
         timeout_s=config.monitor.timeout_s,
         lag_window_s=config.monitor.interval_s,
+        loop_watch=loop_watch,
     )
     app = build_app(
         get_snapshot=daemon.snapshot,
@@ -368,7 +342,7 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
     reloads: set[asyncio.Task[None]] = set()
 
     async def reload() -> None:
-        new = daemon.load(options.targets_path)
+        new = await daemon.load(options.targets_path)
         if new is None:
             return
         try:
@@ -392,6 +366,10 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     daemon.start(scheduler)
+    watchers = [
+        asyncio.create_task(loop_watch.run(), name="loop watch"),
+        asyncio.create_task(daemon.watch(loop_watch), name="tick"),
+    ]
     log.info(
         "govwatch running: %s; listening on http://%s:%d; history in %s%s%s",
         config.summary(),
@@ -406,6 +384,9 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
     try:
         # History first: it is what must survive; the HTTP side and the sessions after.
         async with asyncio.timeout(SHUTDOWN_BUDGET_S - 0.5):
+            for task in watchers:
+                task.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
             await scheduler.stop()
             await writer.close()
             await runner.cleanup()

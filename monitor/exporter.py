@@ -29,6 +29,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.samples import Sample
 
 import monitor
+from monitor.core import Impairment
 from monitor.outage import Scope
 from monitor.snapshot import Snapshot, TargetView
 from monitor.state import TargetState
@@ -263,7 +264,7 @@ def _target_families(targets: Sequence[TargetView], f: _Families) -> Iterator[Me
 
 
 def _aggregate_families(snapshot: Snapshot, f: _Families) -> Iterator[Metric]:
-    assessment = snapshot.assessment
+    world = snapshot.world
 
     availability = f.gauge(
         "govwatch_country_availability_ratio",
@@ -280,14 +281,14 @@ def _aggregate_families(snapshot: Snapshot, f: _Families) -> Iterator[Metric]:
         "1 while a country (scope=country) or the region (scope=region) is in outage.",
         ("scope", "country"),
     )
-    for country in assessment.countries:
+    for country in world.countries:
         ratio = country.availability
         if ratio is not None:
             availability.add_metric(f.values(country.country), ratio)
         for state, count in zip(STATES, (country.up, country.down, country.unknown), strict=True):
             counts.add_metric(f.values(country.country, state.value), float(count))
         outage.add_metric(f.values(_COUNTRY, country.country), 1.0 if country.in_outage else 0.0)
-    outage.add_metric(f.values(_REGION, ""), 1.0 if assessment.region_outage else 0.0)
+    outage.add_metric(f.values(_REGION, ""), 1.0 if world.region_outage else 0.0)
     yield from (availability, counts, outage)
 
     vantage_up = f.gauge(
@@ -296,6 +297,16 @@ def _aggregate_families(snapshot: Snapshot, f: _Families) -> Iterator[Metric]:
     )
     vantage_up.add_metric(f.values(), 1.0 if snapshot.vantage_up else 0.0)
     yield vantage_up
+
+    impaired = f.gauge(
+        "govwatch_vantage_impaired",
+        "1 while the monitor cannot trust its own view, by reason: uplink (canaries fail), "
+        "overload (event loop lag, starved probes), resources (file descriptors).",
+        ("reason",),
+    )
+    for reason in Impairment:
+        impaired.add_metric(f.values(reason.value), 1.0 if reason in world.impaired else 0.0)
+    yield impaired
 
     canary_up = f.gauge(
         "govwatch_canary_up",

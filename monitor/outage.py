@@ -1,44 +1,15 @@
-"""Correlated outages and incidents, from target and canary statuses. Pure.
+"""Outage vocabulary and rules: incidents, shared-infrastructure hints, the thresholds. Pure.
 
-`assess()` turns one snapshot of statuses into an `Assessment`: is the monitor
-itself online (the vantage), what each country's availability is, which
-countries and whether the region are in outage, and which incidents are open,
-opened, updated or closed in this step. Nothing here does I/O or reads a clock.
-
-Rules (thresholds from `OutageSettings`):
-
-- Vantage: down when `vantage_canary_ratio` or more of the configured canaries
-  are confirmed DOWN (canaries without a result do not count as failing). No
-  canaries configured: always up. While it is down every target is reported
-  UNKNOWN, nothing is declared or re-evaluated, open incidents stay open as
-  they are, and one "vantage" incident is open.
-- Verified failures: a confirmed DOWN target is reported DOWN only once enough
-  canaries (as many as it takes for the vantage to be up even if all others
-  failed) have been seen healthy at or after its first failure; until then it
-  is reported UNKNOWN and `vantage_check_wanted` asks the daemon to probe the
-  canaries now. This closes the race in which the monitor loses its link,
-  confirms every target DOWN, and only then probes the canaries.
-- Country outage: at least `country_min_ratio` of its targets, and at least
-  `country_min_targets` of them (or all, if it has fewer), reported DOWN.
-- Region outage: `region_min_countries` or more countries in outage, or at
-  least `region_min_ratio` of all targets reported DOWN.
-- An open country or region incident closes only when the rule fails even if
-  every UNKNOWN target were down: not knowing is not recovery (e.g. right after
-  the vantage returns, while failures are re-confirmed).
-- A target incident opens when the target is reported DOWN and closes when it
-  is UP (or no longer configured).
-
-The daemon's loop: fold each result with `state.observe` (targets and canaries
-alike); then `a = assess(...)`; apply `state.with_vantage(status,
-a.vantage_up, now, settings)` to every target (never to canaries); persist
-`a.opened`, `a.updated`, `a.closed`; pass `a.incidents` as the next
-`open_incidents`; when `a.vantage_check_wanted`, probe the canaries now.
+The judging itself happens in `monitor.core.step`, event by event; this module
+holds what it judges with: the rule functions (`country_rule`, `region_rule`,
+`uplink_ok`), `Incident` and its id, `dominant_reason`, and
+`shared_infrastructure` (what the failing targets run on in common, learned
+from results by `learn_infra`).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -46,9 +17,11 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
-from monitor.config import Canary, OutageSettings, Target
-from monitor.state import TargetState, TargetStatus, initial_status
-from probes.results import Reason
+from monitor.config import OutageSettings
+from probes.dns import DnsDetails
+from probes.http import HttpDetails
+from probes.results import ProbeResult, Reason
+from probes.tls import TlsDetails
 
 IPV4_PREFIX_LENGTH: Final = 24
 IPV6_PREFIX_LENGTH: Final = 48
@@ -191,27 +164,6 @@ class CountrySummary:
         return self.up / known if known else None
 
 
-@dataclass(frozen=True, slots=True)
-class Assessment:
-    at: float
-    vantage_up: bool
-    failing_canaries: tuple[str, ...]  # sorted names of canaries confirmed DOWN
-    states: Mapping[str, TargetState]  # reported state of every configured target
-    countries: tuple[CountrySummary, ...]  # sorted by country code
-    region_outage: bool
-    incidents: tuple[Incident, ...]  # open after this step, by start
-    opened: tuple[Incident, ...]
-    updated: tuple[Incident, ...]  # still open; affected, reason or hints changed
-    closed: tuple[Incident, ...]  # with ended_at = `at`
-    # Some target is confirmed DOWN but no canary was seen healthy since it
-    # started failing: probe the canaries now rather than at their interval.
-    vantage_check_wanted: bool
-
-    @property
-    def countries_in_outage(self) -> tuple[str, ...]:
-        return tuple(c.country for c in self.countries if c.in_outage)
-
-
 def dominant_reason(reasons: Iterable[Reason | None]) -> Reason | None:
     """The most common reason; ties go to the one declared first in `Reason`."""
     counts = Counter(r for r in reasons if r is not None)
@@ -263,7 +215,8 @@ def _at_least(part: int, whole: int, ratio: float) -> bool:
     return whole > 0 and part >= ratio * whole - _EPSILON
 
 
-def _country_rule(down: int, total: int, settings: OutageSettings) -> bool:
+def country_rule(down: int, total: int, settings: OutageSettings) -> bool:
+    """At least country_min_ratio of its targets, and country_min_targets (or all), are down."""
     return (
         down > 0
         and _at_least(down, total, settings.country_min_ratio)
@@ -271,282 +224,34 @@ def _country_rule(down: int, total: int, settings: OutageSettings) -> bool:
     )
 
 
-def _region_rule(countries: int, down: int, total: int, settings: OutageSettings) -> bool:
+def region_rule(countries: int, down: int, total: int, settings: OutageSettings) -> bool:
+    """region_min_countries countries in outage, or region_min_ratio of all targets down."""
     return countries >= settings.region_min_countries or (
         down > 0 and _at_least(down, total, settings.region_min_ratio)
     )
 
 
-def _vantage_up(failing: int, canaries: int, settings: OutageSettings) -> bool:
+def uplink_ok(failing: int, canaries: int, settings: OutageSettings) -> bool:
+    """Fewer than vantage_canary_ratio of the canaries fail (always, with no canaries)."""
     return not _at_least(failing, canaries, settings.vantage_canary_ratio)
 
 
-def _verified_until(canaries: Sequence[TargetStatus], settings: OutageSettings) -> float | None:
-    """The latest time T such that enough canaries were seen healthy at or after T.
-
-    Enough: if every other canary failed, the vantage would still be up.
-    None: not enough healthy canaries at all.
-    """
-    if not canaries:
-        return math.inf
-    # A canary vouches for the vantage from the time ALL its probes were last seen
-    # passing: a fresh DNS answer must not vouch for an HTTP result from before a cut.
-    seen = sorted(
-        (min(t.observed_at for t in s.probes.values()) for s in canaries if s.healthy),
-        reverse=True,
-    )
-    for healthy, observed_at in enumerate(seen, start=1):
-        if _vantage_up(len(canaries) - healthy, len(canaries), settings):
-            return observed_at
-    return None
-
-
-def _reported(status: TargetStatus, vantage_up: bool, verified_until: float | None) -> TargetState:
-    if not vantage_up or status.blind:
-        return TargetState.UNKNOWN
-    if status.state is TargetState.DOWN and (
-        verified_until is None or status.since is None or status.since > verified_until
-    ):
-        return TargetState.UNKNOWN
-    return status.state
-
-
-@dataclass(frozen=True, slots=True)
-class _Finding:
-    """An outage that holds in this step."""
-
-    scope: Scope
-    country: str | None
-    target: str | None
-    affected: frozenset[str]
-    started_at: float
-
-
-class _Ledger:
-    """Reconciles open incidents with this step's findings; collects the changes."""
-
-    def __init__(
-        self,
-        open_incidents: Iterable[Incident],
-        statuses: Mapping[str, TargetStatus],
-        infra: Mapping[str, TargetInfra],
-        now: float,
-    ) -> None:
-        self.previous: dict[tuple[Scope, str], Incident] = {}
-        for incident in sorted(open_incidents, key=lambda i: (i.started_at, i.id)):
-            if incident.is_open:
-                self.previous.setdefault((incident.scope, incident.key), incident)
-        self.statuses = statuses
-        self.infra = infra
-        self.now = now
-        self.open: list[Incident] = []
-        self.opened: list[Incident] = []
-        self.updated: list[Incident] = []
-        self.closed: list[Incident] = []
-
-    def is_open(self, scope: Scope, key: str) -> bool:
-        return (scope, key) in self.previous
-
-    def carry(self, scope: Scope, key: str) -> None:
-        """Keep an open incident as it is (not re-evaluated)."""
-        self.open.append(self.previous[(scope, key)])
-
-    def close(self, scope: Scope, key: str) -> None:
-        self.closed.append(replace(self.previous[(scope, key)], ended_at=self.now))
-
-    def record(self, finding: _Finding) -> None:
-        """Open an incident for `finding`, or grow the one already open."""
-        key = incident_key(finding.scope, finding.country, finding.target)
-        current = self.previous.get((finding.scope, key))
-        reason = dominant_reason(self.statuses[n].reason for n in sorted(finding.affected))
-        if current is None:
-            affected = tuple(sorted(finding.affected))
-            incident = Incident(
-                id=incident_id(finding.scope, key, finding.started_at),
-                scope=finding.scope,
-                country=finding.country,
-                target=finding.target,
-                started_at=finding.started_at,
-                ended_at=None,
-                affected=affected,
-                dominant_reason=reason,
-                hints=shared_infrastructure(affected, self.infra),
-            )
-            self.opened.append(incident)
-            self.open.append(incident)
-            return
-        affected = tuple(sorted(set(current.affected) | finding.affected))
-        grown = replace(
-            current,
-            affected=affected,
-            dominant_reason=reason or current.dominant_reason,
-            hints=shared_infrastructure(affected, self.infra),
+def learn_infra(infra: TargetInfra, result: ProbeResult) -> TargetInfra:
+    """What a target runs on, updated from one result; facts a result lacks are kept,
+    so a failing target still counts with the name servers it had."""
+    details = result.details
+    if isinstance(details, DnsDetails):
+        seen = TargetInfra.from_facts(nameservers=details.nameservers, addresses=details.addresses)
+        return replace(
+            infra,
+            nameservers=seen.nameservers or infra.nameservers,
+            address_prefixes=seen.address_prefixes or infra.address_prefixes,
         )
-        if grown != current:
-            self.updated.append(grown)
-        self.open.append(grown)
-
-    def settle(self, scope: Scope, key: str, finding: _Finding | None, keep: bool) -> None:
-        """The whole life cycle of one incident key, in one place."""
-        if finding is not None:
-            self.record(finding)
-        elif self.is_open(scope, key):
-            if keep:
-                self.carry(scope, key)
-            else:
-                self.close(scope, key)
-
-
-def assess(
-    *,
-    targets: Sequence[Target],
-    canaries: Sequence[Canary],
-    statuses: Mapping[str, TargetStatus],
-    infra: Mapping[str, TargetInfra],
-    open_incidents: Iterable[Incident],
-    settings: OutageSettings,
-    now: float,
-) -> Assessment:
-    """Judge one snapshot. Statuses missing from `statuses` count as never observed."""
-
-    def status_of(name: str) -> TargetStatus:
-        found = statuses.get(name)
-        return found if found is not None else initial_status(name)
-
-    canary_statuses = [status_of(c.name) for c in canaries]
-    target_statuses = {t.name: status_of(t.name) for t in targets}
-    failing_canaries = tuple(sorted(s.name for s in canary_statuses if s.state is TargetState.DOWN))
-    vantage_up = _vantage_up(len(failing_canaries), len(canary_statuses), settings)
-    verified_until = _verified_until(canary_statuses, settings)
-    states = {
-        name: _reported(status, vantage_up, verified_until)
-        for name, status in target_statuses.items()
-    }
-    unverified = vantage_up and any(
-        s.state is TargetState.DOWN and not s.blind and states[n] is TargetState.UNKNOWN
-        for n, s in target_statuses.items()
-    )
-
-    by_country: dict[str, list[Target]] = {}
-    for target in targets:
-        by_country.setdefault(target.country, []).append(target)
-
-    ledger = _Ledger(
-        open_incidents,
-        {**target_statuses, **{s.name: s for s in canary_statuses}},
-        infra,
-        now,
-    )
-    in_outage: set[str] = set()
-    region_outage = False
-    if vantage_up:
-        proven, in_outage = _judge_targets_and_countries(
-            ledger, targets, by_country, states, settings
-        )
-        region_outage = _judge_region(ledger, states, proven, in_outage, settings, now)
-        ledger.settle(Scope.VANTAGE, Scope.VANTAGE.value, None, keep=False)
-    else:
-        # Blind: nothing is declared, nothing is re-evaluated, nothing is closed.
-        for scope, key in ledger.previous:
-            if scope is not Scope.VANTAGE:
-                ledger.carry(scope, key)
-        ledger.record(
-            _Finding(Scope.VANTAGE, None, None, frozenset(failing_canaries), started_at=now)
-        )
-
-    summaries = []
-    for country, members in sorted(by_country.items()):
-        counts = Counter(states[t.name] for t in members)
-        summaries.append(
-            CountrySummary(
-                country=country,
-                up=counts[TargetState.UP],
-                down=counts[TargetState.DOWN],
-                unknown=counts[TargetState.UNKNOWN],
-                in_outage=country in in_outage,
-            )
-        )
-
-    def ordered(incidents: list[Incident]) -> tuple[Incident, ...]:
-        return tuple(sorted(incidents, key=lambda i: (i.started_at, i.id)))
-
-    return Assessment(
-        at=now,
-        vantage_up=vantage_up,
-        failing_canaries=failing_canaries,
-        states=MappingProxyType(states),
-        countries=tuple(summaries),
-        region_outage=region_outage,
-        incidents=ordered(ledger.open),
-        opened=ordered(ledger.opened),
-        updated=ordered(ledger.updated),
-        closed=ordered(ledger.closed),
-        vantage_check_wanted=unverified,
-    )
-
-
-def _judge_targets_and_countries(
-    ledger: _Ledger,
-    targets: Sequence[Target],
-    by_country: Mapping[str, Sequence[Target]],
-    states: Mapping[str, TargetState],
-    settings: OutageSettings,
-) -> tuple[set[str], set[str]]:
-    """Target and country incidents.
-
-    Returns the countries whose outage is proven in this step, and those in
-    outage at all (proven, or kept open because unknown targets might be down).
-    """
-    for target in targets:
-        since = ledger.statuses[target.name].since
-        finding = None
-        if states[target.name] is TargetState.DOWN and since is not None:
-            finding = _Finding(
-                Scope.TARGET, target.country, target.name, frozenset({target.name}), since
-            )
-        keep = states[target.name] is TargetState.UNKNOWN
-        ledger.settle(Scope.TARGET, target.name, finding, keep)
-
-    proven: set[str] = set()
-    in_outage: set[str] = set()
-    for country, members in by_country.items():
-        failing = frozenset(t.name for t in members if states[t.name] is TargetState.DOWN)
-        unknown = sum(states[t.name] is TargetState.UNKNOWN for t in members)
-        country_finding = None
-        if _country_rule(len(failing), len(members), settings):
-            country_finding = _Finding(Scope.COUNTRY, country, None, failing, ledger.now)
-        keep = _country_rule(len(failing) + unknown, len(members), settings)
-        ledger.settle(Scope.COUNTRY, country, country_finding, keep)
-        if country_finding is not None:
-            proven.add(country)
-        if country_finding is not None or (keep and ledger.is_open(Scope.COUNTRY, country)):
-            in_outage.add(country)
-
-    # Incidents about targets or countries no longer configured end now.
-    configured = {(Scope.TARGET, t.name) for t in targets} | {
-        (Scope.COUNTRY, c) for c in by_country
-    }
-    for scope, key in ledger.previous:
-        if scope in (Scope.TARGET, Scope.COUNTRY) and (scope, key) not in configured:
-            ledger.close(scope, key)
-    return proven, in_outage
-
-
-def _judge_region(
-    ledger: _Ledger,
-    states: Mapping[str, TargetState],
-    proven: set[str],
-    in_outage: set[str],
-    settings: OutageSettings,
-    now: float,
-) -> bool:
-    """The region incident: opened on proven outages only, kept while not disproven."""
-    down = frozenset(n for n, s in states.items() if s is TargetState.DOWN)
-    unknown = sum(s is TargetState.UNKNOWN for s in states.values())
-    finding = None
-    if _region_rule(len(proven), len(down), len(states), settings):
-        finding = _Finding(Scope.REGION, None, None, down, now)
-    keep = _region_rule(len(in_outage), len(down) + unknown, len(states), settings)
-    key = Scope.REGION.value
-    ledger.settle(Scope.REGION, key, finding, keep)
-    return finding is not None or (keep and ledger.is_open(Scope.REGION, key))
+    if isinstance(details, HttpDetails) and details.resolved_addresses:
+        seen = TargetInfra.from_facts(addresses=details.resolved_addresses)
+        if seen.address_prefixes == infra.address_prefixes:
+            return infra
+        return replace(infra, address_prefixes=seen.address_prefixes)
+    if isinstance(details, TlsDetails) and details.issuer and details.issuer != infra.issuer:
+        return replace(infra, issuer=details.issuer)
+    return infra

@@ -9,6 +9,8 @@ One semaphore bounds the probes in flight across all jobs.
 from __future__ import annotations
 
 import asyncio
+import collections
+import dataclasses
 import logging
 import random
 import time
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 from probes import PROBES, ProbeFunction
 from probes.context import ProbeContext, ProbeTarget
-from probes.results import ProbeKind, ProbeResult
+from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +63,73 @@ def in_shard(country: str, shard: tuple[int, int] | None) -> bool:
 
 
 class LagTracker:
-    """Largest gap between a job's due time and its start, over a sliding window."""
+    """Largest gap between a job's due time and its start, over a sliding window.
+
+    Recording is O(1) amortised (expired samples leave from the left); `worst` walks
+    the window and is read once a tick, not per probe.
+    """
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
-        self._samples: list[tuple[float, float]] = []
+        self._samples: collections.deque[tuple[float, float]] = collections.deque()
 
     def record(self, at: float, lag_s: float) -> None:
         self._samples.append((at, lag_s))
         cutoff = at - self.window_s
-        if self._samples[0][0] < cutoff:
-            self._samples = [s for s in self._samples if s[0] >= cutoff]
+        while self._samples[0][0] < cutoff:
+            self._samples.popleft()
 
     def worst(self, now: float) -> float:
         cutoff = now - self.window_s
         return max((lag for at, lag in self._samples if at >= cutoff), default=0.0)
+
+
+class LoopWatch:
+    """Measures the event loop's own lag: how late a short sleep wakes up.
+
+    A loop that lags is a monitor starved of CPU: its probes run out of time
+    through no fault of the targets (monitor.core makes the vantage impaired).
+    """
+
+    def __init__(self, period_s: float = 0.1) -> None:
+        self.period_s = period_s
+        self._worst = 0.0  # since the last take_worst()
+        self._recent: list[tuple[float, float]] = []  # (loop time, lag), the last minute
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.period_s)
+            now = loop.time()
+            lag = max(0.0, now - before - self.period_s)
+            self._worst = max(self._worst, lag)
+            if lag > self.period_s:
+                self._recent.append((now, lag))
+                if self._recent[0][0] < now - 60.0:
+                    self._recent = [(at, x) for at, x in self._recent if at >= now - 60.0]
+
+    def take_worst(self) -> float:
+        """The worst lag since the last call."""
+        worst, self._worst = self._worst, 0.0
+        return worst
+
+    def worst_since(self, since: float) -> float:
+        """The worst lag seen at or after loop time `since` (within the last minute)."""
+        return max((lag for at, lag in self._recent if at >= since), default=max(0.0, self._worst))
+
+
+# A probe that ran out of time while the loop lagged by this share of its budget was starved.
+STARVED_LAG_SHARE = 0.25
+_TIMEOUT_REASONS = frozenset(
+    {Reason.DNS_TIMEOUT, Reason.CONNECT_TIMEOUT, Reason.TLS_HANDSHAKE, Reason.HTTP_TIMEOUT}
+)
+# What a probe that overran even the guard reports: the phase is unknown, the first is named.
+_OVERRUN_REASON = {
+    ProbeKind.HTTP: Reason.HTTP_TIMEOUT,
+    ProbeKind.DNS: Reason.DNS_TIMEOUT,
+    ProbeKind.TLS: Reason.TLS_HANDSHAKE,
+}
 
 
 class _JobRun:
@@ -104,11 +158,14 @@ class Scheduler:
         lag_window_s: float,
         probes: Mapping[ProbeKind, ProbeFunction] = PROBES,
         jitter_s: float = 1.0,
+        loop_watch: LoopWatch | None = None,
     ) -> None:
         self.context = context  # swapped on reload when probe settings change
         self._handle_result = handle_result
         self._semaphore = asyncio.Semaphore(concurrency)
+        self._timeout_s = timeout_s
         self._guard_s = timeout_s * GUARD_FACTOR + GUARD_SLACK_S
+        self._loop_watch = loop_watch
         self._probes = probes
         self._jitter_s = jitter_s
         self._runs: dict[tuple[str, ProbeKind], _JobRun] = {}
@@ -120,6 +177,7 @@ class Scheduler:
         return [run.job for run in self._runs.values()]
 
     def set_timeout(self, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
         self._guard_s = timeout_s * GUARD_FACTOR + GUARD_SLACK_S
 
     def replace_jobs(self, jobs: Iterable[Job]) -> None:
@@ -194,11 +252,36 @@ class Scheduler:
 
     async def _probe_once(self, job: Job) -> ProbeResult | None:
         probe = self._probes[job.kind]
+        loop = asyncio.get_running_loop()
+        began, started_at = loop.time(), time.time()
         try:
             async with asyncio.timeout(self._guard_s):
-                return await probe(job.target, self.context)
+                result = await probe(job.target, self.context)
         except TimeoutError:
-            log.error("probe %s/%s overran its budget; the probe has a bug", job.name, job.kind)
+            log.error(
+                "probe %s/%s overran its budget by %.1fs; counted as the monitor's own overload",
+                job.name,
+                job.kind,
+                self._guard_s - self._timeout_s,
+            )
+            return ProbeResult(
+                kind=job.kind,
+                ok=False,
+                reason=_OVERRUN_REASON[job.kind],
+                duration_s=loop.time() - began,
+                started_at=started_at,
+                error=f"no result within {self._guard_s:g}s (budget {self._timeout_s:g}s)",
+                local_fault=LocalFault.OVERLOAD,
+            )
         except Exception:
             log.exception("probe %s/%s raised; probes must return results", job.name, job.kind)
-        return None
+            return None
+        if (
+            result.reason in _TIMEOUT_REASONS
+            and result.local_fault is None
+            and self._loop_watch is not None
+            and self._loop_watch.worst_since(began) >= STARVED_LAG_SHARE * self._timeout_s
+        ):
+            # It ran out of time while the loop could not run it: starved, not the target's fault.
+            return dataclasses.replace(result, local_fault=LocalFault.OVERLOAD)
+        return result

@@ -1,7 +1,8 @@
 """The daemon's current view, frozen: what /metrics, the API and the dashboard report.
 
-The daemon builds a new Snapshot after every change and swaps one reference;
-readers never see a half-updated view and never take a lock.
+The core's world is immutable, so a Snapshot is one reference plus a few live
+figures: readers never see a half-updated view and never take a lock, and
+nothing is rebuilt per probe result (per-target views are built when read).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from monitor.config import Canary, Target
-from monitor.outage import Assessment, Incident
+from monitor.core import World
+from monitor.outage import Incident
 from monitor.state import TargetState, TargetStatus
 from probes.results import ProbeKind, ProbeResult, Reason
 
@@ -42,23 +44,36 @@ class CanaryView:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
+    """The core's current world plus what only the shell knows (lag, reload, start)."""
+
+    world: World
     taken_at: float
     started_at: float  # when this daemon started
     vantage: str | None  # --vantage NAME, or None
-    targets: tuple[TargetView, ...]
-    canaries: tuple[CanaryView, ...]
-    assessment: Assessment
-    # (probe kind, ok) -> results counted since start; a Prometheus counter.
-    probe_counts: Mapping[tuple[ProbeKind, bool], int]
     schedule_lag_s: float
     last_probe_at: float | None
     config_reload_ok: bool
     config_reload_at: float | None  # last successful (re)load
 
     @property
+    def targets(self) -> tuple[TargetView, ...]:
+        """Every target with its status and reported state, in config order (built on read)."""
+        statuses, reported = self.world.statuses, self.world.reported
+        return tuple(TargetView(t, statuses[t.name], reported[t.name]) for t in self.world.targets)
+
+    @property
+    def canaries(self) -> tuple[CanaryView, ...]:
+        return tuple(CanaryView(c, self.world.statuses[c.name]) for c in self.world.canaries)
+
+    @property
+    def probe_counts(self) -> Mapping[tuple[ProbeKind, bool], int]:
+        """(probe kind, ok) -> results counted since start; a Prometheus counter."""
+        return self.world.probe_counts
+
+    @property
     def vantage_up(self) -> bool:
-        return self.assessment.vantage_up
+        return self.world.vantage_up
 
     @property
     def open_incidents(self) -> tuple[Incident, ...]:
-        return tuple(i for i in self.assessment.incidents if i.is_open)
+        return self.world.open_incidents

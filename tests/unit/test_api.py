@@ -208,7 +208,7 @@ async def test_status_filter_keeps_region_incidents_that_touch_the_country() -> 
     world.all_ok(T0)
     world.fail(["al1", "al2", "al3", "xk1", "xk2"], T0 + 10)
     snapshot = world.snapshot(T0 + 20)
-    assert snapshot.assessment.region_outage
+    assert snapshot.world.region_outage
     async for client in serve(lambda: snapshot):
         status = await get_json(client, "/api/v1/status?country=XK")
     scopes = sorted(i["scope"] for i in status["incidents"])

@@ -1,4 +1,4 @@
-"""The daemon's pipeline in-process: real config, reducer, outage logic and SQLite history.
+"""The daemon's shell in-process: real config, the pure core and SQLite history.
 
 Results are handed to `Daemon.handle_result` directly (no network); the clock is ours.
 """
@@ -81,6 +81,7 @@ async def healthy_then_albania_dark(daemon: Daemon, clock: Clock) -> None:
         clock.now += 2
     for kind in (ProbeKind.HTTP, ProbeKind.DNS):  # the canaries vouch after the failures
         await feed(daemon, clock, canaries, kind)
+    daemon.tick(0.0, 0.0)  # incidents are judged on the tick
 
 
 def config(tmp_path: Path, text: str = TEXT) -> Config:
@@ -101,7 +102,7 @@ async def test_a_restart_keeps_the_open_outage_and_its_hints(tmp_path: Path) -> 
     writer = await HistoryWriter.open(tmp_path / "h.sqlite3", background=False)
     clock.now += 60
     restarted = Daemon(config(tmp_path), writer, clock=clock, restored=await writer.restore())
-    restarted.refresh()
+    restarted.tick(0.0, 0.0)
     snapshot = restarted.snapshot()
     assert snapshot is not None
     (after,) = [i for i in snapshot.open_incidents if i.scope == "country"]
@@ -114,12 +115,12 @@ async def test_reload_keeps_the_state_of_targets_whose_lines_moved(tmp_path: Pat
     writer = await HistoryWriter.open(tmp_path / "h.sqlite3", background=False)
     daemon = Daemon(config(tmp_path), writer, clock=clock)
     await healthy_then_albania_dark(daemon, clock)
-    kept = {t.target.name: (t.state, t.status.since) for t in daemon.snapshot().targets}  # type: ignore[union-attr]
+    kept = {t.target.name: (t.state, t.status.since) for t in daemon.snapshot().targets}
     # The first target goes: every other [[target]] moves up by five lines.
     first = TEXT.index("[[target]]")
     second = TEXT.index("[[target]]", first + 1)
     daemon.apply(config(tmp_path, TEXT[:first] + TEXT[second:]))
-    after = {t.target.name: (t.state, t.status.since) for t in daemon.snapshot().targets}  # type: ignore[union-attr]
+    after = {t.target.name: (t.state, t.status.since) for t in daemon.snapshot().targets}
     assert set(after) == set(AL_SITES[1:])
     assert all(after[name] == kept[name] for name in after)
     await writer.close()
@@ -139,6 +140,7 @@ async def test_an_unverified_failure_asks_for_every_probe_of_every_canary(
     for _ in range(2):
         await feed(daemon, clock, AL_SITES[:1], ProbeKind.HTTP, Reason.HTTP_STATUS)
         clock.now += 2
+    daemon.tick(0.0, 0.0)
     canary_requests = {r for r in scheduler.requests if r[0].startswith("canary")}
     assert canary_requests == {
         (c, k) for c in ("canary1", "canary2") for k in (ProbeKind.HTTP, ProbeKind.DNS)

@@ -1,9 +1,8 @@
 """The Prometheus exporter, over snapshots built by the real pure logic.
 
-`World` plays the daemon: it folds real ProbeResults (with the probes' real
-detail dataclasses) through monitor.state.observe, judges them with
-monitor.outage.assess, applies with_vantage, and freezes a Snapshot the way
-the daemon does. Every test reads a fresh private registry.
+`World` plays the daemon: it feeds real ProbeResults (with the probes' real
+detail dataclasses) to the pure core (monitor.core.step), ticks it, and takes
+a Snapshot of the core's world the way the daemon does. Every test reads a fresh private registry.
 """
 
 from __future__ import annotations
@@ -12,8 +11,8 @@ import functools
 import re
 import shutil
 import subprocess
-from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -23,16 +22,17 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 import monitor
 from monitor.config import Canary, OutageSettings, Target
+from monitor.core import Reload, Tick, step
 from monitor.exporter import SnapshotCollector, make_registry
-from monitor.outage import Incident, TargetInfra, assess
-from monitor.snapshot import CanaryView, Snapshot, TargetView
-from monitor.state import TargetStatus, initial_status, observe, with_vantage
+from monitor.outage import TargetInfra
+from monitor.snapshot import Snapshot
 from probes.certs import CertificateReport, judge_chain
 from probes.dns import DnsDetails, DnssecDetails, ResolverLookup
 from probes.dnssec import DnssecStatus
 from probes.http import HttpDetails
 from probes.results import ProbeKind, ProbeResult, Reason
 from probes.tls import TlsDetails
+from tests.unit.judge import CoreSim
 
 T0 = 1_700_000_000.0
 STARTED = T0 - 600.0
@@ -203,11 +203,7 @@ class World:
         self.canaries = tuple(
             Canary(name=f"canary{i}", url=f"https://canary{i}.test/") for i in range(canaries)
         )
-        self.statuses: dict[str, TargetStatus] = {
-            n: initial_status(n) for n in self.names + [c.name for c in self.canaries]
-        }
-        self.incidents: tuple[Incident, ...] = ()
-        self.counts: Counter[tuple[ProbeKind, bool]] = Counter()
+        self.core = CoreSim(self.targets, self.canaries, self.settings, infra=infra)
         self.last_probe_at: float | None = None
 
     @property
@@ -218,8 +214,11 @@ class World:
         return next(t for t in self.targets if t.name == name)
 
     def feed(self, name: str, result: ProbeResult, now: float) -> None:
-        self.statuses[name] = observe(self.statuses[name], result, now, self.settings).status
-        self.counts[(result.kind, result.ok)] += 1
+        self.core.result(name, result, now)
+        if name in self.infra:
+            # Facts the test fixed win over what the canned results would teach the core.
+            world = self.core.world
+            self.core.world = replace(world, infra=world.infra.set(name, self.infra[name]))
         self.last_probe_at = max(self.last_probe_at or now, now)
 
     def canaries_ok(self, now: float) -> None:
@@ -275,32 +274,17 @@ class World:
         schedule_lag_s: float = 0.25,
         targets: Iterable[Target] | None = None,
     ) -> Snapshot:
-        """Assess as the daemon does and freeze the result (`targets`: the configured ones)."""
+        """Tick as the daemon does and take the snapshot (`targets`: the configured ones)."""
         configured = tuple(self.targets if targets is None else targets)
-        assessment = assess(
-            targets=configured,
-            canaries=self.canaries,
-            statuses=self.statuses,
-            infra=self.infra,
-            open_incidents=self.incidents,
-            settings=self.settings,
-            now=now,
-        )
-        for target in configured:
-            self.statuses[target.name] = with_vantage(
-                self.statuses[target.name], assessment.vantage_up, now, self.settings
-            ).status
-        self.incidents = assessment.incidents
+        if configured != self.core.world.targets:
+            reload = Reload(configured, self.canaries, self.settings, 30.0)
+            self.core.world, _ = step(self.core.world, reload, now)
+        judged = self.core.tick(now)
         return Snapshot(
+            world=judged.world,
             taken_at=now,
             started_at=STARTED,
             vantage=vantage,
-            targets=tuple(
-                TargetView(t, self.statuses[t.name], assessment.states[t.name]) for t in configured
-            ),
-            canaries=tuple(CanaryView(c, self.statuses[c.name]) for c in self.canaries),
-            assessment=assessment,
-            probe_counts=dict(self.counts),
             schedule_lag_s=schedule_lag_s,
             last_probe_at=self.last_probe_at,
             config_reload_ok=config_reload_ok,
@@ -550,6 +534,28 @@ def test_vantage_down_hides_target_up_and_declares_no_outage() -> None:
     assert value("govwatch_country_targets", {"country": "AL", "state": "unknown"}) == 3
     assert series(registry, "govwatch_country_availability_ratio") == []
     assert value("govwatch_incidents_open", {"scope": "vantage"}) == 1
+    assert value("govwatch_vantage_impaired", {"reason": "uplink"}) == 1
+    assert value("govwatch_vantage_impaired", {"reason": "overload"}) == 0
+
+
+@pytest.mark.parametrize(
+    ("tick", "reason"),
+    [
+        (Tick(loop_lag_s=5.0), "overload"),
+        (Tick(fd_ratio=0.97), "resources"),
+    ],
+)
+def test_the_monitors_own_trouble_is_exported_as_impaired(tick: Tick, reason: str) -> None:
+    world = World({"AL": 3})
+    world.all_ok(T0)
+    assert registry_for(world.snapshot(T0 + 1)).get_sample_value("govwatch_vantage_up", {}) == 1
+    world.core.tick(T0 + 2, tick)
+    registry = registry_for(world.snapshot(T0 + 3))
+    value = registry.get_sample_value
+    assert value("govwatch_vantage_up", {}) == 0
+    assert value("govwatch_vantage_impaired", {"reason": reason}) == 1
+    assert value("govwatch_vantage_impaired", {"reason": "uplink"}) == 0
+    assert {s["state"] for s in series(registry, "govwatch_target_state")} == {"unknown"}
 
 
 def test_daemon_metrics() -> None:

@@ -1,8 +1,8 @@
 """Outage detection and incidents, driven through the real reducer.
 
-`Sim` plays the daemon's part: it feeds ProbeResults to monitor.state.observe,
-calls assess(), keeps the open incidents, and applies with_vantage() to every
-target afterwards, as the daemon does.
+`Sim` plays the daemon's part: it feeds ProbeResults to the pure core
+(`monitor.core.step`) and ticks it, as the daemon does; each tick's conclusions
+are checked against the outage rules.
 """
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ from dataclasses import replace
 import pytest
 
 from monitor.config import Canary, OutageSettings, Target
+from monitor.core import initial_world
 from monitor.outage import (
-    Assessment,
     HintKind,
     Incident,
     InfraHint,
     Scope,
     TargetInfra,
     address_prefix,
-    assess,
     dominant_reason,
     shared_infrastructure,
 )
-from monitor.state import TargetState, TargetStatus, initial_status, observe, with_vantage
+from monitor.state import TargetState
 from probes.results import ProbeKind, ProbeResult, Reason
+from tests.unit.judge import CoreSim, Judged
 
 T0 = 1_700_000_000.0
 TIMEOUT = Reason.CONNECT_TIMEOUT
@@ -47,6 +47,8 @@ def catalogue(countries: Mapping[str, int]) -> tuple[Target, ...]:
 
 
 class Sim:
+    """Results and ticks fed to the core, as the daemon feeds them."""
+
     def __init__(
         self,
         countries: Mapping[str, int],
@@ -59,17 +61,19 @@ class Sim:
         self.canaries = tuple(
             Canary(name=f"canary{i}", url=f"https://canary{i}.test/") for i in range(canaries)
         )
-        self.statuses: dict[str, TargetStatus] = {
-            n: initial_status(n) for n in self.names() + self.canary_names()
-        }
-        self.infra = dict(infra or {})
-        self.incidents: tuple[Incident, ...] = ()
+        self.core = CoreSim(self.targets, self.canaries, self.settings, infra=infra)
 
     def names(self) -> list[str]:
         return [t.name for t in self.targets]
 
     def canary_names(self) -> list[str]:
         return [c.name for c in self.canaries]
+
+    def restart(self, incidents: Iterable[Incident]) -> None:
+        """A daemon restarted with these incidents open in its history."""
+        self.core.world = initial_world(
+            self.targets, self.canaries, self.settings, 30.0, open_incidents=incidents
+        )
 
     def probe(
         self,
@@ -82,7 +86,7 @@ class Sim:
             result = ProbeResult(
                 kind=kind, ok=reason is None, reason=reason, duration_s=0.1, started_at=now - 0.1
             )
-            self.statuses[name] = observe(self.statuses[name], result, now, self.settings).status
+            self.core.result(name, result, now)
 
     def fail(self, names: Iterable[str], now: float, reason: Reason = TIMEOUT) -> None:
         """A failure and its confirming re-probe (now, now + 2)."""
@@ -90,23 +94,10 @@ class Sim:
         for i in range(self.settings.confirm_reprobes + 1):
             self.probe(names, now + 2 * i, reason)
 
-    def assess(self, now: float) -> Assessment:
-        assessment = assess(
-            targets=self.targets,
-            canaries=self.canaries,
-            statuses=self.statuses,
-            infra=self.infra,
-            open_incidents=self.incidents,
-            settings=self.settings,
-            now=now,
-        )
-        self.incidents = assessment.incidents
-        for name in self.names():
-            step = with_vantage(self.statuses[name], assessment.vantage_up, now, self.settings)
-            self.statuses[name] = step.status
-        return assessment
+    def assess(self, now: float) -> Judged:
+        return self.core.tick(now)
 
-    def healthy_start(self) -> Assessment:
+    def healthy_start(self) -> Judged:
         self.probe(self.names() + self.canary_names(), T0)
         return self.assess(T0)
 
@@ -451,7 +442,7 @@ def test_a_lost_link_never_declares_an_outage() -> None:
     """The race: targets are confirmed down before the canaries are even probed."""
     sim = Sim({"AL": 3, "XK": 2, "RS": 5}, canaries=3)
     sim.healthy_start()
-    seen: list[Assessment] = []
+    seen: list[Judged] = []
     sim.fail(sim.names(), T0 + 30, Reason.NETWORK_UNREACHABLE)
     seen.append(sim.assess(T0 + 32))
     assert seen[-1].vantage_check_wanted
@@ -489,11 +480,13 @@ def test_a_fresh_dns_answer_does_not_vouch_for_a_stale_http_result() -> None:
 
 def test_open_incidents_survive_a_restart_until_disproven() -> None:
     sim = Sim({"XK": 2, "AL": 4}, canaries=0)
-    sim.incidents = (
-        Incident("country:XK:1", Scope.COUNTRY, "XK", None, 1.0, None, ("xk1", "xk2"), TIMEOUT),
-        Incident("country:AL:1", Scope.COUNTRY, "AL", None, 1.0, None, ("al1",), TIMEOUT),
-        Incident("target:gone:1", Scope.TARGET, "XK", "gone", 1.0, None, ("gone",), TIMEOUT),
-        Incident("country:XK:0", Scope.COUNTRY, "XK", None, 0.0, 5.0, ("xk1",), TIMEOUT),
+    sim.restart(
+        (
+            Incident("country:XK:1", Scope.COUNTRY, "XK", None, 1.0, None, ("xk1", "xk2"), TIMEOUT),
+            Incident("country:AL:1", Scope.COUNTRY, "AL", None, 1.0, None, ("al1",), TIMEOUT),
+            Incident("target:gone:1", Scope.TARGET, "XK", "gone", 1.0, None, ("gone",), TIMEOUT),
+            Incident("country:XK:0", Scope.COUNTRY, "XK", None, 0.0, 5.0, ("xk1",), TIMEOUT),
+        )
     )
     fresh = sim.assess(T0)  # nothing observed yet
     assert keys(fresh.incidents) == ["country:AL", "country:XK"]

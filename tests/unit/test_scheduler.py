@@ -11,9 +11,9 @@ import time
 import pytest
 
 from monitor.logs import JsonFormatter
-from monitor.scheduler import Job, LagTracker, Scheduler, in_shard, stable_offset
+from monitor.scheduler import Job, LagTracker, LoopWatch, Scheduler, in_shard, stable_offset
 from probes.context import ProbeContext, ProbeSettings, ProbeTarget, make_resolver, make_ssl_context
-from probes.results import ProbeKind, ProbeResult
+from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
 
 
 def context() -> ProbeContext:
@@ -158,3 +158,103 @@ def test_json_log_lines() -> None:
     event = json.loads(JsonFormatter().format(record))
     assert event["level"] == "warning" and event["msg"] == "incident x"
     assert event["target"] == "e-albania.al" and event["ts"].endswith("Z")
+
+
+async def test_an_overrun_is_a_failed_result_blamed_on_the_monitor() -> None:
+    """A probe past its guard yields a failed result marked as the monitor's own overload,
+    so the target's state never rests on a stale success and the core sees the overload."""
+    seen: list[ProbeResult] = []
+
+    async def hangs(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
+        await asyncio.sleep(10)
+        raise AssertionError("unreachable")
+
+    async def collect(job: Job, result: ProbeResult) -> None:
+        seen.append(result)
+
+    scheduler = Scheduler(
+        context(),
+        collect,
+        concurrency=1,
+        timeout_s=0.01,
+        lag_window_s=1.0,
+        probes={ProbeKind.HTTP: hangs},
+        jitter_s=0.0,
+    )
+    scheduler.replace_jobs([job("x", 0.5)])
+    for _ in range(100):
+        if seen:
+            break
+        await asyncio.sleep(0.05)
+    await scheduler.stop()
+    result = seen[0]
+    assert not result.ok and result.reason is Reason.HTTP_TIMEOUT
+    assert result.local_fault is LocalFault.OVERLOAD
+
+
+async def test_a_probe_that_timed_out_while_the_loop_was_blocked_was_starved() -> None:
+    seen: list[ProbeResult] = []
+    watch = LoopWatch(period_s=0.01)
+    watcher = asyncio.create_task(watch.run())
+
+    async def blocked_then_timed_out(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
+        await asyncio.sleep(0.02)
+        time.sleep(0.3)  # noqa: ASYNC251 -- the whole loop stalls, as under CPU starvation
+        await asyncio.sleep(0.02)
+        return ProbeResult(ProbeKind.HTTP, False, Reason.CONNECT_TIMEOUT, 0.5, time.time())
+
+    async def collect(job: Job, result: ProbeResult) -> None:
+        seen.append(result)
+
+    scheduler = Scheduler(
+        context(),
+        collect,
+        concurrency=1,
+        timeout_s=0.5,
+        lag_window_s=1.0,
+        probes={ProbeKind.HTTP: blocked_then_timed_out},
+        jitter_s=0.0,
+        loop_watch=watch,
+    )
+    scheduler.replace_jobs([job("x", 0.5)])
+    for _ in range(100):
+        if seen:
+            break
+        await asyncio.sleep(0.05)
+    await scheduler.stop()
+    watcher.cancel()
+    result = seen[0]
+    assert result.reason is Reason.CONNECT_TIMEOUT and result.local_fault is LocalFault.OVERLOAD
+
+
+async def test_a_timeout_on_an_idle_loop_is_the_targets() -> None:
+    seen: list[ProbeResult] = []
+    watch = LoopWatch(period_s=0.01)
+    watcher = asyncio.create_task(watch.run())
+
+    async def timed_out(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
+        await asyncio.sleep(0.1)
+        return ProbeResult(ProbeKind.HTTP, False, Reason.CONNECT_TIMEOUT, 0.5, time.time())
+
+    async def collect(job: Job, result: ProbeResult) -> None:
+        seen.append(result)
+
+    scheduler = Scheduler(
+        context(),
+        collect,
+        concurrency=1,
+        timeout_s=0.5,
+        lag_window_s=1.0,
+        probes={ProbeKind.HTTP: timed_out},
+        jitter_s=0.0,
+        loop_watch=watch,
+    )
+    scheduler.replace_jobs([job("x", 0.5)])
+    for _ in range(100):
+        if seen:
+            break
+        await asyncio.sleep(0.05)
+    await scheduler.stop()
+    watcher.cancel()
+    result = seen[0]
+    assert result.local_fault is None

@@ -2,7 +2,7 @@
 
 The scenario expectations are checked against govwatch's own reducer and outage
 logic (monitor.state, monitor.outage): each step's faults become the probe
-results the simulator's fault model predicts, and what `assess` concludes must
+results the simulator's fault model predicts, and what the core concludes must
 be what the scenario file says govwatch will conclude.
 """
 
@@ -16,7 +16,7 @@ import pytest
 import trustme
 
 from monitor.config import Canary, OutageSettings, Target
-from monitor.outage import Assessment, TargetInfra, assess, dominant_reason, shared_infrastructure
+from monitor.outage import TargetInfra, dominant_reason, shared_infrastructure
 from monitor.simulator.pki import CertVariant
 from monitor.simulator.region import (
     CATALOGUE,
@@ -41,6 +41,7 @@ from monitor.simulator.scenarios import (
 )
 from monitor.state import TargetState, TargetStatus, initial_status, observe
 from probes.results import ProbeKind, ProbeResult, Reason
+from tests.unit.judge import Judged, judge
 
 DATA = Path(__file__).parent.parent / "data" / "scenarios"
 T0 = 1_700_000_000.0
@@ -317,7 +318,7 @@ def test_scenario_that_names_missing_sites_does_not_fit(tmp_path: Path) -> None:
 
 def _assessment(
     region: Region, book: FaultBook, vantage: str
-) -> tuple[Assessment, dict[str, TargetInfra], dict[str, TargetStatus]]:
+) -> tuple[Judged, dict[str, TargetInfra], dict[str, TargetStatus]]:
     """What govwatch's reducer and outage logic conclude from the predicted probe results."""
     settings = OutageSettings()
     statuses: dict[str, TargetStatus] = {}
@@ -343,7 +344,7 @@ def _assessment(
         for s in region.targets
     ]
     canaries = [Canary(name=s.host, url=f"https://{s.host}/") for s in region.canaries]
-    assessment = assess(
+    assessment = judge(
         targets=targets,
         canaries=canaries,
         statuses=statuses,

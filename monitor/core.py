@@ -1,0 +1,735 @@
+"""The pure core: `step(world, event, now) -> (world, effects)`.
+
+Everything govwatch concludes happens here, one event at a time, with no I/O
+and no clock (`now` is an argument). Three events: a probe `Result`, a config
+`Reload`, a clock `Tick` (about once a second, carrying the daemon's own
+health readings). The daemon shell feeds events and applies the returned
+`Effect`s: history records, re-probes, canary checks, log lines.
+
+The work per result is O(1) in the number of targets. Per-country and region
+counters change only when a target's reported state changes; incidents for
+what changed ("dirty" targets and countries, and the region) are re-judged on
+the next tick, so a burst of results costs one judgement per second. Only a
+change of the vantage (the monitor going blind or coming back) and a reload
+walk every target, and both are rare.
+
+`World` is immutable and built from persistent maps (`immutables.Map`), so a
+new world shares almost everything with the old one and readers (/metrics, the
+API, a thread rendering a scrape) hold a consistent world without locks.
+
+Rules (thresholds from `OutageSettings`):
+
+- One target: `monitor.state` (a failure is suspect, a repeated one confirmed).
+- One reported state per target: UNKNOWN while the vantage is down or impaired,
+  and while a confirmed failure waits for the canaries' word (enough canaries
+  seen healthy after the failure began); otherwise the confirmed state. This is
+  what is logged, stored as transitions, exported and counted in availability.
+- Vantage: impaired for `uplink` when `vantage_canary_ratio` of the canaries are
+  confirmed DOWN; for `overload` when the event loop lags more than
+  `overload_lag_s` or a probe was starved of CPU; for `resources` when file
+  descriptors run out. Overload and resources hold for `impairment_hold_s`
+  after the last sign. While impaired every target is UNKNOWN, no outage is
+  declared, open incidents stay as they are, and one vantage incident is open.
+- Country outage: at least `country_min_ratio` of its targets, and at least
+  `country_min_targets` (or all, if fewer), reported DOWN. Region outage:
+  `region_min_countries` countries in outage, or `region_min_ratio` of all
+  targets DOWN. An open country or region incident closes only when its rule
+  fails even if every UNKNOWN target were down: not knowing is not recovery.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Final
+
+from immutables import Map
+
+from monitor.config import Canary, OutageSettings, Target
+from monitor.outage import (
+    CountrySummary,
+    Incident,
+    Scope,
+    TargetInfra,
+    country_rule,
+    dominant_reason,
+    incident_id,
+    learn_infra,
+    region_rule,
+    shared_infrastructure,
+    uplink_ok,
+)
+from monitor.state import (
+    Reprobe,
+    TargetState,
+    TargetStatus,
+    Transition,
+    initial_status,
+    observe,
+    with_vantage,
+)
+from probes.results import LocalFault, ProbeKind, ProbeResult
+
+# Above this share of the descriptor limit in use, the monitor is short of resources.
+FD_PRESSURE_RATIO: Final = 0.9
+
+
+class Impairment(StrEnum):
+    """Why the vantage cannot be trusted (govwatch_vantage_impaired{reason})."""
+
+    UPLINK = "uplink"
+    OVERLOAD = "overload"
+    RESOURCES = "resources"
+
+
+_FAULT_IMPAIRMENT: Final = {
+    LocalFault.OVERLOAD: Impairment.OVERLOAD,
+    LocalFault.RESOURCES: Impairment.RESOURCES,
+}
+
+
+# --- events --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A probe of target (or canary) `name` finished."""
+
+    name: str
+    result: ProbeResult
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """A new configuration: `targets` are the ones this instance watches (its shard)."""
+
+    targets: tuple[Target, ...]
+    canaries: tuple[Canary, ...]
+    settings: OutageSettings
+    interval_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The clock, with the shell's readings of its own health."""
+
+    loop_lag_s: float = 0.0  # the event loop's worst lag since the last tick
+    fd_ratio: float = 0.0  # open file descriptors / soft limit
+
+
+Event = Result | Reload | Tick
+
+
+# --- effects -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordProbe:
+    name: str
+    result: ProbeResult
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTransition:
+    """A change of a reported state (targets) or confirmed state (canaries).
+
+    `quiet` when it is one of many caused by the vantage changing: the shell
+    logs the one vantage line instead.
+    """
+
+    transition: Transition
+    quiet: bool = False
+
+
+class Change(StrEnum):
+    OPENED = "opened"
+    UPDATED = "updated"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordIncident:
+    incident: Incident
+    change: Change
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """Target (or canary) `name` has a new status row (read it from the new world)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSoon:
+    """Run probe `kind` of `name` at `at` (unix seconds) instead of its next interval."""
+
+    name: str
+    kind: ProbeKind
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CheckCanaries:
+    """Probe every canary now: a confirmed failure waits for their word."""
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    level: str  # "info" | "warning" | "error"
+    message: str
+
+
+Effect = (
+    RecordProbe
+    | RecordTransition
+    | RecordIncident
+    | StatusChanged
+    | ProbeSoon
+    | CheckCanaries
+    | Log
+)
+
+
+# --- the world ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Reported states of one country's targets (or of the region's)."""
+
+    up: int = 0
+    down: int = 0
+    unknown: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.up + self.down + self.unknown
+
+    def moved(self, old: TargetState | None, new: TargetState | None) -> Counts:
+        up, down, unknown = self.up, self.down, self.unknown
+        for state, delta in ((old, -1), (new, 1)):
+            if state is TargetState.UP:
+                up += delta
+            elif state is TargetState.DOWN:
+                down += delta
+            elif state is TargetState.UNKNOWN:
+                unknown += delta
+        return Counts(up, down, unknown)
+
+
+_NO_COUNTS: Final = Counts()
+IncidentKey = tuple[Scope, str]
+_VANTAGE_KEY: Final[IncidentKey] = (Scope.VANTAGE, Scope.VANTAGE.value)
+_REGION_KEY: Final[IncidentKey] = (Scope.REGION, Scope.REGION.value)
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """Everything the core knows. Immutable; `step` returns a new one."""
+
+    targets: tuple[Target, ...]  # in config order (this instance's shard)
+    canaries: tuple[Canary, ...]
+    settings: OutageSettings
+    interval_s: float
+    by_name: Map[str, Target]
+    members: Map[str, tuple[str, ...]]  # country -> its target names
+    statuses: Map[str, TargetStatus]  # targets and canaries: the confirmed state
+    reported: Map[str, TargetState]  # targets: the one reported state
+    infra: Map[str, TargetInfra]
+    counts: Map[str, Counts]  # country -> reported states
+    region: Counts
+    down: Map[str, bool]  # targets reported DOWN (a set)
+    # Confirmed DOWN but reported UNKNOWN until the canaries vouch (a set).
+    awaiting: Map[str, bool]
+    verified_until: float | None  # see _verified_until
+    failing_canaries: tuple[str, ...]
+    impaired_seen: Map[Impairment, float]  # overload/resources: last sign seen
+    impaired: frozenset[Impairment]
+    incidents: Map[IncidentKey, Incident]  # open ones
+    declared: frozenset[str]  # countries whose outage incident is open
+    region_declared: bool
+    # To judge at the next tick while the vantage is up.
+    dirty_targets: Map[str, bool]
+    dirty_countries: Map[str, bool]
+    region_dirty: bool
+    canary_check_at: float
+    probe_counts: Map[tuple[ProbeKind, bool], int]
+    blind_since: float | None = None
+
+    @property
+    def vantage_up(self) -> bool:
+        return not self.impaired
+
+    @property
+    def states(self) -> Mapping[str, TargetState]:
+        return self.reported
+
+    @property
+    def countries_in_outage(self) -> tuple[str, ...]:
+        """Countries in outage as reported (sorted): none while the vantage is impaired."""
+        return tuple(sorted(self.declared)) if self.vantage_up else ()
+
+    @property
+    def region_outage(self) -> bool:
+        return self.region_declared and self.vantage_up
+
+    @property
+    def countries(self) -> tuple[CountrySummary, ...]:
+        """Per-country reported counts, by country code."""
+        in_outage = self.countries_in_outage
+        return tuple(
+            CountrySummary(
+                country=country,
+                up=c.up,
+                down=c.down,
+                unknown=c.unknown,
+                in_outage=country in in_outage,
+            )
+            for country, c in sorted(self.counts.items())
+        )
+
+    @property
+    def open_incidents(self) -> tuple[Incident, ...]:
+        """Open incidents by start."""
+        return tuple(sorted(self.incidents.values(), key=lambda i: (i.started_at, i.id)))
+
+    def status(self, name: str) -> TargetStatus:
+        return self.statuses[name]
+
+
+def initial_world(
+    targets: Sequence[Target],
+    canaries: Sequence[Canary],
+    settings: OutageSettings,
+    interval_s: float,
+    *,
+    statuses: Mapping[str, TargetStatus] | None = None,
+    infra: Mapping[str, TargetInfra] | None = None,
+    open_incidents: Iterable[Incident] = (),
+) -> World:
+    """A world before any event, or restored from the history (statuses, incidents)."""
+    incidents: dict[IncidentKey, Incident] = {}
+    for incident in sorted(open_incidents, key=lambda i: (i.started_at, i.id)):
+        if incident.is_open:
+            incidents.setdefault((incident.scope, incident.key), incident)
+    empty = World(
+        targets=(),
+        canaries=(),
+        settings=settings,
+        interval_s=interval_s,
+        by_name=Map(),
+        members=Map(),
+        statuses=Map(dict(statuses or {})),
+        reported=Map(),
+        infra=Map(dict(infra or {})),
+        counts=Map(),
+        region=_NO_COUNTS,
+        down=Map(),
+        awaiting=Map(),
+        verified_until=None,
+        failing_canaries=(),
+        impaired_seen=Map(),
+        impaired=frozenset(),
+        incidents=Map(incidents),
+        declared=frozenset(),
+        region_declared=False,
+        dirty_targets=Map(),
+        dirty_countries=Map(),
+        region_dirty=False,
+        canary_check_at=-math.inf,
+        probe_counts=Map(),
+    )
+    # Everything is dirty: the first tick judges restored incidents against restored statuses.
+    world, _ = _reload(empty, Reload(tuple(targets), tuple(canaries), settings, interval_s), 0.0)
+    return world
+
+
+def step(world: World, event: Event, now: float) -> tuple[World, tuple[Effect, ...]]:
+    """Fold one event into the world; returns the new world and what the shell must do."""
+    effects: list[Effect] = []
+    if isinstance(event, Result):
+        world = _on_result(world, event, now, effects)
+    elif isinstance(event, Tick):
+        world = _on_tick(world, event, now, effects)
+    else:
+        world, reload_effects = _reload(world, event, now)
+        effects.extend(reload_effects)
+    return world, tuple(effects)
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+def _on_result(world: World, event: Result, now: float, effects: list[Effect]) -> World:
+    name, result = event.name, event.result
+    status = world.statuses.get(name)
+    if status is None:
+        return world  # removed by a reload while the probe ran
+    key = (result.kind, result.ok)
+    world = replace(
+        world,
+        probe_counts=world.probe_counts.set(key, world.probe_counts.get(key, 0) + 1),
+        infra=world.infra.set(name, learn_infra(world.infra.get(name, TargetInfra()), result)),
+    )
+    effects.append(RecordProbe(name, result))
+    if result.local_fault is not None:
+        # The monitor's own trouble: the vantage is impaired before the result is folded,
+        # so the target is blind and this failure can never confirm anything.
+        seen = world.impaired_seen.set(_FAULT_IMPAIRMENT[result.local_fault], now)
+        world = _set_impairment(replace(world, impaired_seen=seen), now, effects)
+    folded = observe(world.statuses[name], result, now, world.settings)
+    world = replace(world, statuses=world.statuses.set(name, folded.status))
+    effects.append(StatusChanged(name))
+    effects.extend(_probe_soon(folded.reprobes))
+    if name in world.reported:
+        if not result.ok and result.kind is ProbeKind.TLS:
+            # A failing slow probe (TLS) must not hold a recovered target down for its
+            # whole long interval: until it passes, it runs at the normal interval.
+            effects.append(ProbeSoon(name, result.kind, now + world.interval_s))
+        return _report(world, name, now, effects)
+    # A canary: the uplink and the canaries' word on waiting failures may change.
+    if folded.transition is not None:
+        effects.append(RecordTransition(folded.transition))
+    return _canaries_changed(world, now, effects)
+
+
+def _probe_soon(reprobes: Iterable[Reprobe]) -> list[Effect]:
+    return [ProbeSoon(r.target, r.kind, r.at) for r in reprobes]
+
+
+def _reported_state(world: World, status: TargetStatus) -> TargetState:
+    if world.impaired or status.blind:
+        return TargetState.UNKNOWN
+    if status.state is TargetState.DOWN and (
+        world.verified_until is None or status.since is None or status.since > world.verified_until
+    ):
+        return TargetState.UNKNOWN  # confirmed, but the canaries have not vouched yet
+    return status.state
+
+
+def _report(
+    world: World, name: str, now: float, effects: list[Effect], *, quiet: bool = False
+) -> World:
+    """Re-derive target `name`'s reported state; on a change, move the counters."""
+    status = world.statuses[name]
+    new = _reported_state(world, status)
+    waiting = not world.impaired and status.state is TargetState.DOWN and new is not status.state
+    if waiting and name not in world.awaiting:
+        world = replace(world, awaiting=world.awaiting.set(name, True))
+    elif not waiting and name in world.awaiting:
+        world = replace(world, awaiting=world.awaiting.delete(name))
+    old = world.reported[name]
+    if new is old:
+        return world
+    country = world.by_name[name].country
+    reason = status.reason if new is TargetState.DOWN else None
+    effects.append(RecordTransition(Transition(name, old, new, now, reason), quiet=quiet))
+    down = world.down.set(name, True) if new is TargetState.DOWN else world.down
+    if old is TargetState.DOWN:
+        down = down.delete(name)
+    return replace(
+        world,
+        reported=world.reported.set(name, new),
+        counts=world.counts.set(country, world.counts.get(country, _NO_COUNTS).moved(old, new)),
+        region=world.region.moved(old, new),
+        down=down,
+        dirty_targets=world.dirty_targets.set(name, True),
+        dirty_countries=world.dirty_countries.set(country, True),
+        region_dirty=True,
+    )
+
+
+def _canaries_changed(world: World, now: float, effects: list[Effect]) -> World:
+    canaries = [world.statuses[c.name] for c in world.canaries]
+    failing = tuple(sorted(s.name for s in canaries if s.state is TargetState.DOWN))
+    verified_until = _verified_until(canaries, world.settings)
+    world = replace(world, failing_canaries=failing, verified_until=verified_until)
+    world = _set_impairment(world, now, effects)
+    for name in list(world.awaiting.keys()):
+        world = _report(world, name, now, effects)
+    return world
+
+
+def _verified_until(canaries: Sequence[TargetStatus], settings: OutageSettings) -> float | None:
+    """The latest time T such that enough canaries were seen healthy at or after T.
+
+    Enough: if every other canary failed, the vantage would still be up.
+    None: not enough healthy canaries at all.
+    """
+    if not canaries:
+        return math.inf
+    # A canary vouches for the vantage from the time ALL its probes were last seen
+    # passing: a fresh DNS answer must not vouch for an HTTP result from before a cut.
+    seen = sorted(
+        (min(t.observed_at for t in s.probes.values()) for s in canaries if s.healthy),
+        reverse=True,
+    )
+    for healthy, observed_at in enumerate(seen, start=1):
+        if uplink_ok(len(canaries) - healthy, len(canaries), settings):
+            return observed_at
+    return None
+
+
+# --- the vantage -----------------------------------------------------------------------
+
+
+def _set_impairment(world: World, now: float, effects: list[Effect]) -> World:
+    """Recompute why the vantage is impaired; going blind or coming back walks every target."""
+    impaired = {
+        reason
+        for reason, seen in world.impaired_seen.items()
+        if now - seen < world.settings.impairment_hold_s
+    }
+    if not uplink_ok(len(world.failing_canaries), len(world.canaries), world.settings):
+        impaired.add(Impairment.UPLINK)
+    new = frozenset(impaired)
+    if new == world.impaired:
+        return world
+    was_up = world.vantage_up
+    world = replace(world, impaired=new)
+    if was_up == world.vantage_up:
+        effects.append(Log("warning", f"monitor impaired ({_why(world)})"))
+        return world
+    changed = 0
+    for target in world.targets:
+        moved = with_vantage(world.statuses[target.name], world.vantage_up, now, world.settings)
+        if moved.status is not world.statuses[target.name]:
+            world = replace(world, statuses=world.statuses.set(target.name, moved.status))
+            effects.append(StatusChanged(target.name))
+        effects.extend(_probe_soon(moved.reprobes))
+        before = world.reported[target.name]
+        world = _report(world, target.name, now, effects, quiet=True)
+        changed += world.reported[target.name] is not before
+    if world.vantage_up:
+        blind_for = now - world.blind_since if world.blind_since is not None else 0.0
+        effects.append(
+            Log(
+                "warning",
+                f"monitor back online after {blind_for:.0f}s: "
+                f"{len(world.targets)} targets are being judged again",
+            )
+        )
+        return replace(world, blind_since=None, region_dirty=True)
+    effects.append(
+        Log(
+            "error",
+            f"monitor impaired ({_why(world)}): {changed} targets now unknown; "
+            "no outage will be declared until it recovers",
+        )
+    )
+    return replace(world, blind_since=now)
+
+
+def _why(world: World) -> str:
+    parts = []
+    for reason in Impairment:
+        if reason in world.impaired:
+            if reason is Impairment.UPLINK:
+                parts.append(f"uplink: canaries {', '.join(world.failing_canaries)} failing")
+            else:
+                parts.append(reason.value)
+    return "; ".join(parts)
+
+
+# --- the tick: incidents for what changed ------------------------------------------------
+
+
+def _on_tick(world: World, tick: Tick, now: float, effects: list[Effect]) -> World:
+    seen = world.impaired_seen
+    if tick.loop_lag_s > world.settings.overload_lag_s:
+        seen = seen.set(Impairment.OVERLOAD, now)
+    if tick.fd_ratio >= FD_PRESSURE_RATIO:
+        seen = seen.set(Impairment.RESOURCES, now)
+    world = _set_impairment(replace(world, impaired_seen=seen), now, effects)
+    if not world.vantage_up:
+        # Blind: nothing is declared, nothing is re-evaluated, nothing is closed.
+        return _record(world, _VANTAGE_KEY, frozenset(world.failing_canaries), now, now, effects)
+    if _VANTAGE_KEY in world.incidents:
+        world = _close(world, _VANTAGE_KEY, now, effects)
+    for name in world.dirty_targets:
+        world = _judge_target(world, name, now, effects)
+    for country in world.dirty_countries:
+        world = _judge_country(world, country, now, effects)
+    if world.region_dirty:
+        world = _judge_region(world, now, effects)
+    if world.awaiting and now - world.canary_check_at >= world.settings.reprobe_delay_s:
+        effects.append(CheckCanaries())
+        world = replace(world, canary_check_at=now)
+    return replace(world, dirty_targets=Map(), dirty_countries=Map(), region_dirty=False)
+
+
+def _record(
+    world: World,
+    key: IncidentKey,
+    affected: frozenset[str],
+    started_at: float,
+    now: float,
+    effects: list[Effect],
+    *,
+    country: str | None = None,
+    target: str | None = None,
+) -> World:
+    """Open an incident for what holds now, or grow the one already open."""
+    scope = key[0]
+    current = world.incidents.get(key)
+    reason = dominant_reason(world.statuses[n].reason for n in sorted(affected))
+    if current is None:
+        ordered = tuple(sorted(affected))
+        incident = Incident(
+            id=incident_id(scope, key[1], started_at),
+            scope=scope,
+            country=country,
+            target=target,
+            started_at=started_at,
+            ended_at=None,
+            affected=ordered,
+            dominant_reason=reason,
+            hints=shared_infrastructure(ordered, world.infra),
+        )
+        effects.append(RecordIncident(incident, Change.OPENED))
+        return replace(world, incidents=world.incidents.set(key, incident))
+    merged = tuple(sorted(set(current.affected) | affected))
+    grown = replace(
+        current,
+        affected=merged,
+        dominant_reason=reason or current.dominant_reason,
+        hints=shared_infrastructure(merged, world.infra)
+        if merged != current.affected
+        else current.hints,
+    )
+    if grown == current:
+        return world
+    effects.append(RecordIncident(grown, Change.UPDATED))
+    return replace(world, incidents=world.incidents.set(key, grown))
+
+
+def _close(world: World, key: IncidentKey, now: float, effects: list[Effect]) -> World:
+    effects.append(RecordIncident(replace(world.incidents[key], ended_at=now), Change.CLOSED))
+    return replace(world, incidents=world.incidents.delete(key))
+
+
+def _judge_target(world: World, name: str, now: float, effects: list[Effect]) -> World:
+    key = (Scope.TARGET, name)
+    state = world.reported.get(name)
+    if state is None:  # no longer configured
+        return _close(world, key, now, effects) if key in world.incidents else world
+    since = world.statuses[name].since
+    if state is TargetState.DOWN and since is not None:
+        country = world.by_name[name].country
+        return _record(
+            world, key, frozenset({name}), since, now, effects, country=country, target=name
+        )
+    if key in world.incidents and state is not TargetState.UNKNOWN:
+        return _close(world, key, now, effects)
+    return world
+
+
+def _judge_country(world: World, country: str, now: float, effects: list[Effect]) -> World:
+    key = (Scope.COUNTRY, country)
+    members = world.members.get(country)
+    if members is None:  # no longer configured
+        if key in world.incidents:
+            world = _close(world, key, now, effects)
+        return replace(world, declared=world.declared - {country})
+    counts = world.counts.get(country, _NO_COUNTS)
+    settings = world.settings
+    if country_rule(counts.down, counts.total, settings):
+        failing = frozenset(n for n in members if world.reported[n] is TargetState.DOWN)
+        world = _record(world, key, failing, now, now, effects, country=country)
+    elif key in world.incidents and not country_rule(
+        counts.down + counts.unknown, counts.total, settings
+    ):
+        world = _close(world, key, now, effects)
+    if key in world.incidents:
+        return replace(world, declared=world.declared | {country})
+    return replace(world, declared=world.declared - {country})
+
+
+def _judge_region(world: World, now: float, effects: list[Effect]) -> World:
+    """Opened on proven country outages only, kept while not disproven."""
+    region, settings = world.region, world.settings
+    proven = sum(
+        country_rule(world.counts[c].down, world.counts[c].total, settings)
+        for c in world.declared
+        if c in world.counts
+    )
+    if region_rule(proven, region.down, region.total, settings):
+        world = _record(world, _REGION_KEY, frozenset(world.down.keys()), now, now, effects)
+    elif _REGION_KEY in world.incidents and not region_rule(
+        len(world.declared), region.down + region.unknown, region.total, settings
+    ):
+        world = _close(world, _REGION_KEY, now, effects)
+    return replace(world, region_declared=_REGION_KEY in world.incidents)
+
+
+# --- reload -----------------------------------------------------------------------------
+
+
+def _entries(targets: Iterable[Target], canaries: Iterable[Canary]) -> dict[str, Target | Canary]:
+    entries: dict[str, Target | Canary] = {t.name: t for t in targets}
+    entries.update((c.name, c) for c in canaries)
+    return entries
+
+
+def _reload(world: World, event: Reload, now: float) -> tuple[World, list[Effect]]:
+    """Take a new config: unchanged targets keep their state, changed ones start over."""
+    effects: list[Effect] = []
+    old = _entries(world.targets, world.canaries)
+    wanted = _entries(event.targets, event.canaries)
+    statuses: dict[str, TargetStatus] = {}
+    infra = {}
+    for name, entry in wanted.items():
+        kept = world.statuses.get(name)
+        unchanged = name not in old or old[name] == entry
+        if unchanged and name in world.infra:
+            infra[name] = world.infra[name]
+        if kept is not None and unchanged:
+            statuses[name] = kept
+        else:
+            if name in old:
+                effects.append(Log("info", f"target {name} changed; its state starts over"))
+            statuses[name] = initial_status(name)
+    members: dict[str, list[str]] = {}
+    for target in event.targets:
+        members.setdefault(target.country, []).append(target.name)
+    # Incidents about what is no longer configured (or not since a restart) end at the next tick.
+    removed_targets = [k for (scope, k) in world.incidents if scope is Scope.TARGET]
+    removed_countries = [k for (scope, k) in world.incidents if scope is Scope.COUNTRY]
+    fresh = replace(
+        world,
+        targets=event.targets,
+        canaries=event.canaries,
+        settings=event.settings,
+        interval_s=event.interval_s,
+        by_name=Map({t.name: t for t in event.targets}),
+        members=Map({c: tuple(names) for c, names in members.items()}),
+        statuses=Map(statuses),
+        reported=Map({t.name: TargetState.UNKNOWN for t in event.targets}),
+        infra=Map(infra),
+        counts=Map({c: Counts(unknown=len(names)) for c, names in members.items()}),
+        region=Counts(unknown=len(event.targets)),
+        down=Map(),
+        awaiting=Map(),
+        declared=world.declared & set(members),
+        dirty_targets=Map({n: True for n in [*(t.name for t in event.targets), *removed_targets]}),
+        dirty_countries=Map({c: True for c in [*members, *removed_countries]}),
+        region_dirty=True,
+    )
+    # Kept statuses carry their blindness; the canaries decide the vantage anew. Reported
+    # states restart from UNKNOWN here, so transitions are taken against the old world.
+    produced: list[Effect] = []
+    fresh = _canaries_changed(fresh, now, produced)
+    for target in fresh.targets:
+        fresh = _report(fresh, target.name, now, produced, quiet=True)
+    effects.extend(e for e in produced if not isinstance(e, RecordTransition))
+    for target in fresh.targets:
+        before = world.reported.get(target.name, TargetState.UNKNOWN)
+        after = fresh.reported[target.name]
+        if after is not before:
+            reason = fresh.statuses[target.name].reason if after is TargetState.DOWN else None
+            transition = Transition(target.name, before, after, now, reason)
+            effects.append(RecordTransition(transition, quiet=True))
+    return fresh, effects

@@ -1,0 +1,195 @@
+"""The pure core's own rules: one reported state, impairment, reloads. Table-driven.
+
+The outage rules themselves are tested through the core in test_outage.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.config import Canary, OutageSettings, Target
+from monitor.core import (
+    Effect,
+    Impairment,
+    Log,
+    RecordIncident,
+    RecordTransition,
+    Reload,
+    Tick,
+    step,
+)
+from monitor.outage import Scope
+from monitor.state import TargetState
+from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
+from tests.unit.judge import CoreSim
+
+T0 = 1_700_000_000.0
+SETTINGS = OutageSettings(impairment_hold_s=30.0, overload_lag_s=1.0)
+
+
+def region(countries: dict[str, int]) -> tuple[Target, ...]:
+    return tuple(
+        Target(
+            name=f"{cc.lower()}{i}",
+            url=f"https://{cc.lower()}{i}.test/",
+            country=cc,
+            sector="portal",
+        )
+        for cc, count in countries.items()
+        for i in range(1, count + 1)
+    )
+
+
+CANARIES = tuple(Canary(name=f"canary{i}", url=f"https://canary{i}.test/") for i in range(3))
+
+
+def result(
+    ok: bool, now: float, *, fault: LocalFault | None = None, kind: ProbeKind = ProbeKind.HTTP
+) -> ProbeResult:
+    reason = None if ok else Reason.CONNECT_TIMEOUT
+    return ProbeResult(
+        kind=kind, ok=ok, reason=reason, duration_s=0.1, started_at=now - 0.1, local_fault=fault
+    )
+
+
+def healthy(countries: dict[str, int]) -> CoreSim:
+    sim = CoreSim(region(countries), CANARIES, SETTINGS)
+    for name in [t.name for t in sim.world.targets] + [c.name for c in CANARIES]:
+        for kind in (ProbeKind.HTTP, ProbeKind.DNS):
+            sim.result(name, result(True, T0, kind=kind), T0)
+    judged = sim.tick(T0)
+    assert set(judged.states.values()) == {TargetState.UP}
+    return sim
+
+
+def names(sim: CoreSim) -> list[str]:
+    return [t.name for t in sim.world.targets]
+
+
+# (how the monitor's own trouble shows, the impairment it must cause)
+IMPAIRMENT_ROWS = [
+    pytest.param("lag", Impairment.OVERLOAD, id="event-loop-lag-is-overload"),
+    pytest.param("starved", Impairment.OVERLOAD, id="starved-probes-are-overload"),
+    pytest.param("emfile", Impairment.RESOURCES, id="descriptor-exhaustion-is-resources"),
+    pytest.param("fds", Impairment.RESOURCES, id="descriptors-nearly-all-used-is-resources"),
+]
+
+
+@pytest.mark.parametrize(("sign", "impairment"), IMPAIRMENT_ROWS)
+def test_the_monitors_own_trouble_never_becomes_an_outage(
+    sign: str, impairment: Impairment
+) -> None:
+    sim = healthy({"AL": 4, "XK": 3, "RS": 3})
+    now = T0 + 10
+    fault = {"starved": LocalFault.OVERLOAD, "emfile": LocalFault.RESOURCES}.get(sign)
+    tick = Tick(loop_lag_s=3.0 if sign == "lag" else 0.0, fd_ratio=0.95 if sign == "fds" else 0.0)
+    if fault is None:
+        sim.tick(now, tick)
+    # Every target fails, again and again, for the monitor's reasons.
+    for second in range(0, 20, 2):
+        for name in names(sim):
+            sim.result(name, result(False, now + second, fault=fault), now + second)
+        judged = sim.tick(now + second, tick if fault is None else None)
+        assert not judged.vantage_up and impairment in judged.world.impaired
+        assert set(judged.states.values()) == {TargetState.UNKNOWN}
+        assert judged.countries_in_outage == () and not judged.region_outage
+        assert all(t.new is not TargetState.DOWN for t in judged.transitions)
+        assert [i.scope for i in judged.opened] in ([], [Scope.VANTAGE])
+    # The trouble passes: after the hold, the targets are judged afresh.
+    later = now + 20 + SETTINGS.impairment_hold_s
+    for name in names(sim):
+        sim.result(name, result(True, later), later)
+    back = sim.tick(later)
+    assert back.vantage_up and back.world.impaired == frozenset()
+    assert [i.scope for i in back.closed] == [Scope.VANTAGE]
+    assert set(back.states.values()) == {TargetState.UP}
+
+
+def test_impairment_is_logged_once_and_transitions_are_quiet() -> None:
+    sim = healthy({"AL": 30})
+    judged = sim.tick(T0 + 5, Tick(loop_lag_s=5.0))
+    logs = [e for e in judged.effects if isinstance(e, Log)]
+    assert len(logs) == 1 and "overload" in logs[0].message and "30 targets" in logs[0].message
+    moved = [e for e in judged.effects if isinstance(e, RecordTransition)]
+    assert len(moved) == 30 and all(e.quiet for e in moved)
+
+
+def test_a_frozen_fleet_gives_one_vantage_incident_and_no_down_row() -> None:
+    """Every site and canary silent for two intervals, then back: the history holds one
+    vantage incident and not one 'down' transition (the uplink-loss race, event by event)."""
+    sim = healthy({"AL": 5, "XK": 3, "RS": 6, "HR": 4})
+    everyone = names(sim) + [c.name for c in CANARIES]
+    effects: list[Effect] = []
+    # Targets happen to be probed before the canaries in each round.
+    for second in range(0, 60, 2):
+        now = T0 + 30 + second
+        for name in everyone:
+            effects += sim.result(name, result(False, now), now)
+        effects += sim.tick(now).effects
+    for second in range(0, 10, 2):
+        now = T0 + 100 + second
+        for name in [c.name for c in CANARIES] + names(sim):
+            for kind in (ProbeKind.HTTP, ProbeKind.DNS):
+                effects += sim.result(name, result(True, now, kind=kind), now)
+        effects += sim.tick(now).effects
+    incidents = {e.incident.id: e.incident for e in effects if isinstance(e, RecordIncident)}
+    assert [i.scope for i in incidents.values()] == [Scope.VANTAGE]
+    (vantage,) = incidents.values()
+    assert vantage.ended_at is not None
+    target_rows = [
+        e.transition
+        for e in effects
+        if isinstance(e, RecordTransition) and e.transition.target not in {c.name for c in CANARIES}
+    ]
+    assert all(t.new is not TargetState.DOWN and t.old is not TargetState.DOWN for t in target_rows)
+    assert set(sim.world.reported.values()) == {TargetState.UP}
+
+
+def test_transitions_are_of_the_reported_state() -> None:
+    """A confirmed failure is 'unknown' until the canaries vouch, then 'down': the rows say so."""
+    sim = healthy({"AL": 4, "RS": 6})
+    for second in (10, 12):
+        sim.result("al1", result(False, T0 + second), T0 + second)
+    waiting = sim.tick(T0 + 12)
+    assert waiting.states["al1"] is TargetState.UNKNOWN and waiting.vantage_check_wanted
+    assert [(t.old, t.new) for t in waiting.transitions] == [(TargetState.UP, TargetState.UNKNOWN)]
+    for canary in CANARIES:
+        for kind in (ProbeKind.HTTP, ProbeKind.DNS):
+            sim.result(canary.name, result(True, T0 + 13, kind=kind), T0 + 13)
+    vouched = sim.tick(T0 + 13)
+    assert [(t.target, t.old, t.new) for t in vouched.transitions] == [
+        ("al1", TargetState.UNKNOWN, TargetState.DOWN)
+    ]
+    assert [i.key for i in vouched.opened] == ["al1"]
+    assert vouched.world.region.down == 1 and vouched.world.counts["AL"].down == 1
+
+
+def test_counters_follow_transitions() -> None:
+    sim = healthy({"AL": 3, "XK": 2})
+    world = sim.world
+    assert (world.region.up, world.region.down, world.region.unknown) == (5, 0, 0)
+    assert world.counts["XK"].total == 2
+
+
+def test_reload_keeps_unchanged_targets_and_ends_what_was_removed() -> None:
+    sim = healthy({"AL": 4, "RS": 6})
+    for second in (10, 12):
+        sim.result("al1", result(False, T0 + second), T0 + second)
+    for canary in CANARIES:
+        for kind in (ProbeKind.HTTP, ProbeKind.DNS):
+            sim.result(canary.name, result(True, T0 + 13, kind=kind), T0 + 13)
+    assert [i.key for i in sim.tick(T0 + 13).opened] == ["al1"]
+    kept = tuple(t for t in sim.world.targets if t.name != "al1")
+    world, _ = step(sim.world, Reload(kept, CANARIES, SETTINGS, 30.0), T0 + 20)
+    assert world.reported["al2"] is TargetState.UP and "al1" not in world.reported
+    assert world.counts["AL"].total == 3 and world.region.total == 9
+    sim.world = world
+    judged = sim.tick(T0 + 21)
+    assert [i.key for i in judged.closed] == ["al1"]
+
+
+def test_a_result_for_a_removed_target_is_ignored() -> None:
+    sim = healthy({"AL": 3})
+    before = sim.world
+    assert sim.result("gone", result(False, T0 + 1), T0 + 1) == ()
+    assert sim.world is before
