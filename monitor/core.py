@@ -368,20 +368,20 @@ def _on_result(world: World, event: Result, now: float, effects: list[Effect]) -
     status = world.statuses.get(name)
     if status is None:
         return world  # removed by a reload while the probe ran
-    key = (result.kind, result.ok)
-    world = replace(
-        world,
-        probe_counts=world.probe_counts.set(key, world.probe_counts.get(key, 0) + 1),
-        infra=world.infra.set(name, learn_infra(world.infra.get(name, TargetInfra()), result)),
-    )
-    effects.append(RecordProbe(name, result))
     if result.local_fault is not None:
         # The monitor's own trouble: the vantage is impaired before the result is folded,
         # so the target is blind and this failure can never confirm anything.
         seen = world.impaired_seen.set(_FAULT_IMPAIRMENT[result.local_fault], now)
         world = _set_impairment(replace(world, impaired_seen=seen), now, effects)
     folded = observe(world.statuses[name], result, now, world.settings)
-    world = replace(world, statuses=world.statuses.set(name, folded.status))
+    key = (result.kind, result.ok)
+    world = replace(  # one copy of the world per result: this is the hot path
+        world,
+        probe_counts=world.probe_counts.set(key, world.probe_counts.get(key, 0) + 1),
+        infra=world.infra.set(name, learn_infra(world.infra.get(name, TargetInfra()), result)),
+        statuses=world.statuses.set(name, folded.status),
+    )
+    effects.append(RecordProbe(name, result))
     effects.append(StatusChanged(name))
     effects.extend(_probe_soon(folded.reprobes))
     if name in world.reported:
