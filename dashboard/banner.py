@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from monitor.countries import country_name
 
-# One phrase per failure reason (DESIGN.md's closed enum), in the plural because a
+# One phrase per failure reason (the closed enum in probes/results.py), in the plural because a
 # banner speaks about many services at once.
 REASON_PHRASES: Mapping[str, str] = {
     "dns_nxdomain": "domain names not found (NXDOMAIN)",

@@ -6,7 +6,7 @@ them: a target is up if any vantage reaches it (a failure seen from only some
 vantages is a path problem, not an outage), and the monitor is offline only when
 every vantage is.
 
-Metric names and labels: DESIGN.md, plus govwatch_target_state{target,country,sector,
+Metric names and labels: the README's Metrics section, plus govwatch_target_state{target,country,sector,
 state,reason} (1 for the current state) and govwatch_dnssec_signed.
 What Prometheus does not keep (per-probe failure log, incident hints) is empty here.
 """

@@ -7,7 +7,7 @@ next scrape. Nothing is registered at import time and the default registry is
 never touched: `make_registry()` returns a private `CollectorRegistry`.
 
 Per-probe names follow blackbox_exporter's; state and aggregates carry the
-`govwatch_` prefix. The names and labels are a contract (DESIGN.md, the
+`govwatch_` prefix. The names and labels are a contract (the README's Metrics section, the
 alerting rules in deploy/prometheus/); the README's metrics table lists them.
 Every series carries `vantage` when the daemon runs with `--vantage NAME`.
 """

@@ -2,7 +2,7 @@
 authoritative name servers, and the zone's DNSSEC chain of trust.
 
 The verdict comes from resolving `target.host` through the configured resolvers
-(DESIGN.md). What the authoritative servers say (NS set and SOA serial
+(the README's DNS probe section). What the authoritative servers say (NS set and SOA serial
 agreement) and the DNSSEC chain are details; only a bogus chain fails the probe.
 All queries are independent where they can be and run concurrently under one
 budget, `settings.timeout_s`.

@@ -29,7 +29,7 @@ class Phase(StrEnum):
     TRANSFER = "transfer"  # reading the body
 
 
-# A budget that runs out names the phase that was under way (DESIGN.md).
+# A budget that runs out names the phase that was under way (README, failure reasons).
 TIMEOUT_REASON_BY_PHASE: dict[Phase, Reason] = {
     Phase.RESOLVE: Reason.DNS_TIMEOUT,
     Phase.CONNECT: Reason.CONNECT_TIMEOUT,

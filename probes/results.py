@@ -1,4 +1,4 @@
-"""Typed probe results and the closed failure-reason enum (DESIGN.md contract)."""
+"""Typed probe results and the closed failure-reason enum (a contract: README, failure reasons)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Declarative outage scenarios: a compressed timeline of faults, each with its expected conclusion.
 
-A scenario file (TOML) replays one real event from shared/data/incidents.md:
+A scenario file (TOML) replays one real event from docs/sources/incidents.md:
 
     name = "albania-2022"
     title = "Albania, July 2022: the state network goes dark"

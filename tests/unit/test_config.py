@@ -57,9 +57,7 @@ def test_shipped_catalogue_is_valid_and_covers_the_region() -> None:
     }  # fmt: skip
     seen_hosts = {
         line.split("\t")[1]
-        for line in (ROOT.parent / "shared" / "data" / "region-portals.tsv")
-        .read_text()
-        .splitlines()[1:]
+        for line in (ROOT / "docs" / "sources" / "region-portals.tsv").read_text().splitlines()[1:]
         if line.endswith("\tseen")
     }
     shipped = {t.host: t for t in config.targets}
