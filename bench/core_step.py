@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from monitor.config import Canary, OutageSettings, Target
 from monitor.core import Result, Tick, initial_world, step
+from monitor.settings import Canary, OutageSettings, Target
 from probes.results import ProbeKind, ProbeResult
 
 COUNTRIES = ("AL", "BA", "BG", "GR", "HR", "ME", "MK", "MD", "RO", "RS", "SI", "TR", "XK")

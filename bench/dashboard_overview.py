@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dashboard import queries, tiles, ui  # noqa: E402
-from monitor.config import Canary, Target  # noqa: E402
 from monitor.outage import Incident, Scope  # noqa: E402
+from monitor.settings import Canary, Target  # noqa: E402
 from monitor.state import TargetState, TargetStatus, Transition  # noqa: E402
 from monitor.storage import HistoryWriter, StatusRow, StorageSettings, connect_writer  # noqa: E402
 from probes.results import Reason  # noqa: E402

@@ -10,13 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from monitor.config import Config, Target
-from probes import PROBES
+from monitor.settings import Config, Target
 from probes.context import ProbeContext, open_probe_context
-from probes.dns import DnsDetails
-from probes.http import HttpDetails
+from probes.registry import PROBES
 from probes.results import ProbeKind, ProbeResult
-from probes.tls import TlsDetails
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,27 +73,24 @@ def _ms(seconds: float) -> str:
 def _http_cell(result: ProbeResult | None) -> str:
     if result is None:
         return "-"
-    details = result.details
-    status = details.status_code if isinstance(details, HttpDetails) else None
-    return f"{status or '---'} {_ms(result.duration_s)}"
+    return f"{result.facts.http_status or '---'} {_ms(result.duration_s)}"
 
 
 def _dns_cells(result: ProbeResult | None) -> tuple[str, str]:
     if result is None:
         return "-", "-"
     dns_cell = f"ok {_ms(result.duration_s)}" if result.ok else str(result.reason)
-    details = result.details
-    dnssec = details.dnssec if isinstance(details, DnsDetails) else None
-    return dns_cell, (str(dnssec.status) if dnssec is not None else "-")
+    dnssec = result.facts.dnssec_status
+    return dns_cell, (str(dnssec) if dnssec is not None else "-")
 
 
 def _tls_cell(result: ProbeResult | None, now: float) -> str:
     if result is None:
         return "-"
-    details = result.details
-    if isinstance(details, TlsDetails):
-        leaf_days = (details.leaf_expiry - now) / 86400
-        return f"{leaf_days:.0f}d {details.version}"
+    facts = result.facts
+    if facts.tls_leaf_expiry is not None:
+        leaf_days = (facts.tls_leaf_expiry - now) / 86400
+        return f"{leaf_days:.0f}d {facts.tls_version}"
     return str(result.reason) if result.reason else "-"
 
 

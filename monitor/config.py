@@ -13,7 +13,7 @@ import re
 import ssl
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,43 +21,24 @@ from urllib.parse import urlsplit
 import dns.exception
 
 from monitor.countries import ISO_ALPHA2
-from probes.context import Nameserver, ProbeSettings, ProbeTarget, make_ssl_context
+from monitor.settings import (
+    EVIDENCE,
+    SECTORS,
+    Canary,
+    Config,
+    MonitorSettings,
+    OutageSettings,
+    Target,
+)
+
+# Importers still reading the settings types from here (storage, the dashboard's tests);
+# monitor.settings is their home.
+__all__ = ["Canary", "Config", "ConfigError", "OutageSettings", "Target", "load_config"]
+from probes.context import make_ssl_context
 from probes.dnssec import load_trust_anchors
-from probes.results import ProbeKind
+from probes.settings import Nameserver
 
 DEFAULT_TARGETS = Path("targets.toml")
-
-# One small vocabulary for `sector`, so dashboards and alerts can group by it.
-SECTORS = frozenset(
-    {
-        "portal",  # national e-services portal
-        "government",  # government, council of ministers, prime minister
-        "parliament",
-        "president",
-        "tax",
-        "customs",
-        "registry",  # business and civil registries, ID documents
-        "procurement",
-        "health",
-        "interior",  # interior ministry, police, border police
-        "justice",
-        "foreign",
-        "defence",
-        "finance",
-        "education",
-        "economy",  # economy, labour, social policy
-        "statistics",
-        "cadastre",
-        "cert",  # CERTs, CSIRTs, cyber-security agencies
-        "election",
-        "payments",
-        "identity",  # e-ID, government login
-        "data",  # open data, data exchange
-        "agency",  # other state agencies and regulators
-        "municipal",
-    }
-)
-EVIDENCE = ("seen", "plausible")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -94,116 +75,6 @@ def parse_nameserver(text: str) -> Nameserver:
     if not 0 < port < 65536:
         raise ValueError(f'"{text}": port must be 1-65535')
     return Nameserver(host, port)
-
-
-@dataclass(frozen=True, slots=True)
-class MonitorSettings:
-    interval_s: float = 30.0
-    timeout_s: float = 5.0
-    tls_interval_s: float = 600.0
-    resolvers: tuple[Nameserver, ...] = ()  # empty: the system's (/etc/resolv.conf)
-    ca_file: Path | None = None
-    concurrency: int = 64
-    max_body_bytes: int = 1 << 20
-    max_redirects: int = 10
-    dnssec_trust_anchors: Path | None = None
-    # Port the zones' authoritative name servers answer on; None = 53 (the simulator's differ).
-    authoritative_port: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OutageSettings:
-    confirm_reprobes: int = 1  # quick re-probes that must fail too before "down" is confirmed
-    reprobe_delay_s: float = 2.0
-    country_min_ratio: float = 0.5
-    country_min_targets: int = 3
-    region_min_countries: int = 2
-    region_min_ratio: float = 0.3
-    vantage_canary_ratio: float = 0.5
-    # The monitor's own trouble: event-loop lag above this makes the vantage impaired
-    # (overload), and any impairment holds until no evidence was seen for impairment_hold.
-    overload_lag_s: float = 1.0
-    impairment_hold_s: float = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class Canary:
-    name: str
-    url: str
-    expect_text: str | None = None
-    line: int = field(default=0, compare=False)  # where it is, not what it is
-
-    @property
-    def probe_target(self) -> ProbeTarget:
-        return ProbeTarget(url=self.url, expect_text=self.expect_text)
-
-    @property
-    def probe_kinds(self) -> tuple[ProbeKind, ...]:
-        """Is the monitor online? Reaching the site and resolving its name answer that."""
-        return (ProbeKind.HTTP, ProbeKind.DNS)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    name: str
-    url: str
-    country: str
-    sector: str
-    expect_text: str | None = None
-    expect_status: frozenset[int] | None = None
-    evidence: str = "seen"
-    line: int = field(default=0, compare=False)  # where it is, not what it is
-
-    @property
-    def probe_target(self) -> ProbeTarget:
-        return ProbeTarget(
-            url=self.url, expect_text=self.expect_text, expect_status=self.expect_status
-        )
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def probe_kinds(self) -> tuple[ProbeKind, ...]:
-        """HTTP and DNS always; TLS for https URLs."""
-        https = self.url.startswith("https://")
-        return tuple(kind for kind in ProbeKind if kind is not ProbeKind.TLS or https)
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    path: Path
-    monitor: MonitorSettings = field(default_factory=MonitorSettings)
-    outage: OutageSettings = field(default_factory=OutageSettings)
-    canaries: tuple[Canary, ...] = ()
-    targets: tuple[Target, ...] = ()
-
-    @property
-    def probe_settings(self) -> ProbeSettings:
-        m = self.monitor
-        return ProbeSettings(
-            timeout_s=m.timeout_s,
-            resolvers=m.resolvers,
-            ca_file=m.ca_file,
-            max_body_bytes=m.max_body_bytes,
-            max_redirects=m.max_redirects,
-            dnssec_trust_anchors=m.dnssec_trust_anchors,
-            authoritative_port=m.authoritative_port,
-        )
-
-    @property
-    def countries(self) -> tuple[str, ...]:
-        return tuple(sorted({t.country for t in self.targets}))
-
-    def summary(self) -> str:
-        sectors = {t.sector for t in self.targets}
-        plausible = sum(t.evidence == "plausible" for t in self.targets)
-        return (
-            f"{self.path}: OK: {len(self.targets)} targets ({plausible} plausible) "
-            f"in {len(self.countries)} countries, {len(sectors)} sectors, "
-            f"{len(self.canaries)} canaries"
-        )
 
 
 @dataclass(frozen=True, slots=True)

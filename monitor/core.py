@@ -47,7 +47,6 @@ from typing import Final
 
 from immutables import Map
 
-from monitor.config import Canary, OutageSettings, Target
 from monitor.outage import (
     CountrySummary,
     Incident,
@@ -61,6 +60,7 @@ from monitor.outage import (
     shared_infrastructure,
     uplink_ok,
 )
+from monitor.settings import Canary, OutageSettings, Target
 from monitor.state import (
     Reprobe,
     TargetState,

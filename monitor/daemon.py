@@ -24,7 +24,7 @@ from pathlib import Path
 from aiohttp import web
 
 from monitor.api import build_app
-from monitor.config import Canary, Config, ConfigError, Target, load_config
+from monitor.config import ConfigError, load_config
 from monitor.core import (
     CheckCanaries,
     Event,
@@ -44,10 +44,12 @@ from monitor.core import (
 from monitor.exporter import make_registry
 from monitor.outage import Scope
 from monitor.scheduler import GUARD_FACTOR, GUARD_SLACK_S, Job, LoopWatch, Scheduler, in_shard
+from monitor.settings import Canary, Config, Target
 from monitor.snapshot import Snapshot
 from monitor.storage import HistoryWriter, Restored, StatusRow, StorageSettings
-from probes.context import ProbeContext, ProbeSettings, open_probe_context
+from probes.context import ProbeContext, open_probe_context
 from probes.results import ProbeKind, ProbeResult
+from probes.settings import ProbeSettings
 
 log = logging.getLogger("govwatch.daemon")
 

@@ -33,10 +33,7 @@ from monitor.core import Impairment
 from monitor.outage import Scope
 from monitor.snapshot import Snapshot, TargetView
 from monitor.state import TargetState
-from probes.dns import DnsDetails
-from probes.http import HttpDetails
 from probes.results import ProbeKind, ProbeResult
-from probes.tls import TlsDetails
 
 SnapshotSource = Callable[[], Snapshot | None]
 
@@ -208,28 +205,25 @@ def _probe_families(targets: Sequence[TargetView], f: _Families) -> Iterator[Met
             add_duration.add(labels, result.duration_s)
             if result.reason is not None:
                 add_failure.add({**labels, "reason": result.reason.value}, 1.0)
-            details = result.details
+            facts = result.facts
             if kind is ProbeKind.HTTP:
-                http = details if isinstance(details, HttpDetails) else None
-                code = http.status_code if http is not None else None
-                add_status.add(labels, float(code or 0))
+                add_status.add(labels, float(facts.http_status or 0))
                 for phase, seconds in result.phases.items():
                     add_phase.add({**labels, "phase": phase}, seconds)
-                if http is not None and http.tls_version:
-                    add_version.add({**labels, "version": http.tls_version}, 1.0)
-            elif kind is ProbeKind.TLS and isinstance(details, TlsDetails):
-                add_earliest.add(labels, details.earliest_expiry)
-                add_leaf.add(labels, details.leaf_expiry)
-                add_version.add({**labels, "version": details.version}, 1.0)
+                if facts.tls_version:
+                    add_version.add({**labels, "version": facts.tls_version}, 1.0)
+            elif kind is ProbeKind.TLS and facts.tls_leaf_expiry is not None:
+                add_earliest.add(labels, facts.tls_expiry or facts.tls_leaf_expiry)
+                add_leaf.add(labels, facts.tls_leaf_expiry)
+                add_version.add({**labels, "version": facts.tls_version or ""}, 1.0)
             elif kind is ProbeKind.DNS:
                 resolve_s = result.phases.get("resolve")
                 if resolve_s is not None:
                     add_lookup.add(labels, resolve_s)
-                dnssec = details.dnssec if isinstance(details, DnsDetails) else None
-                if dnssec is not None:
-                    add_signed.add(labels, 1.0 if dnssec.signed else 0.0)
-                    if dnssec.signed and dnssec.earliest_rrsig_expiry is not None:
-                        add_rrsig.add(labels, dnssec.earliest_rrsig_expiry)
+                if facts.dnssec_signed is not None:
+                    add_signed.add(labels, 1.0 if facts.dnssec_signed else 0.0)
+                    if facts.dnssec_signed and facts.dnssec_expiry is not None:
+                        add_rrsig.add(labels, facts.dnssec_expiry)
     yield from (success, duration, failure, status_code, phases, tls_version)
     yield from (earliest_expiry, leaf_expiry, dns_lookup, dnssec_signed, rrsig_expiry)
 

@@ -12,16 +12,13 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
-from monitor.config import OutageSettings
-from probes.dns import DnsDetails
-from probes.http import HttpDetails
+from monitor.settings import OutageSettings
 from probes.results import ProbeResult, Reason
-from probes.tls import TlsDetails
 
 IPV4_PREFIX_LENGTH: Final = 24
 IPV6_PREFIX_LENGTH: Final = 48
@@ -239,19 +236,15 @@ def uplink_ok(failing: int, canaries: int, settings: OutageSettings) -> bool:
 def learn_infra(infra: TargetInfra, result: ProbeResult) -> TargetInfra:
     """What a target runs on, updated from one result; facts a result lacks are kept,
     so a failing target still counts with the name servers it had."""
-    details = result.details
-    if isinstance(details, DnsDetails):
-        seen = TargetInfra.from_facts(nameservers=details.nameservers, addresses=details.addresses)
-        return replace(
-            infra,
-            nameservers=seen.nameservers or infra.nameservers,
-            address_prefixes=seen.address_prefixes or infra.address_prefixes,
-        )
-    if isinstance(details, HttpDetails) and details.resolved_addresses:
-        seen = TargetInfra.from_facts(addresses=details.resolved_addresses)
-        if seen.address_prefixes == infra.address_prefixes:
-            return infra
-        return replace(infra, address_prefixes=seen.address_prefixes)
-    if isinstance(details, TlsDetails) and details.issuer and details.issuer != infra.issuer:
-        return replace(infra, issuer=details.issuer)
-    return infra
+    facts = result.facts
+    if not (facts.nameservers or facts.addresses or facts.issuer):
+        return infra
+    seen = TargetInfra.from_facts(
+        nameservers=facts.nameservers, addresses=facts.addresses, issuer=facts.issuer
+    )
+    learned = TargetInfra(
+        nameservers=seen.nameservers or infra.nameservers,
+        address_prefixes=seen.address_prefixes or infra.address_prefixes,
+        issuer=seen.issuer or infra.issuer,
+    )
+    return infra if learned == infra else learned

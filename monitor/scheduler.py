@@ -18,9 +18,10 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from probes import PROBES, ProbeFunction
-from probes.context import ProbeContext, ProbeTarget
+from probes.context import ProbeContext
+from probes.registry import PROBES, ProbeFunction
 from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
+from probes.settings import ProbeTarget
 
 log = logging.getLogger(__name__)
 

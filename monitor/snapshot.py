@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from monitor.config import Canary, Target
 from monitor.core import World
 from monitor.outage import Incident
+from monitor.settings import Canary, Target
 from monitor.state import TargetState, TargetStatus
 from probes.results import ProbeKind, ProbeResult, Reason
 

@@ -29,7 +29,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
-from monitor.config import OutageSettings
+from monitor.settings import OutageSettings
 from probes.results import ProbeKind, ProbeResult, Reason
 
 

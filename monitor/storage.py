@@ -123,11 +123,16 @@ from typing import Any, Self, TypeAlias, TypeVar
 from monitor.config import Canary, Target
 from monitor.outage import HintKind, Incident, InfraHint, Scope, TargetInfra
 from monitor.state import PROBE_PRECEDENCE, ProbeTrack, TargetState, TargetStatus, Transition
-from probes.dns import DnsDetails
-from probes.dnssec import DnssecStatus
-from probes.http import HttpDetails
-from probes.results import ProbeKind, ProbeResult, Reason, to_jsonable
-from probes.tls import TlsDetails
+from probes.results import (
+    DnsDetails,
+    DnssecStatus,
+    HttpDetails,
+    ProbeKind,
+    ProbeResult,
+    Reason,
+    TlsDetails,
+    to_jsonable,
+)
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import dns.exception
 import dns.name
@@ -19,64 +18,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509 import ocsp
 
+from probes.results import CertificateReport, CertificateSummary
+
 SECONDS_PER_DAY = 86_400.0
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateSummary:
-    """One certificate, as an operator wants to see it. Times are unix epoch seconds."""
-
-    subject: str  # RFC 4514
-    issuer: str  # RFC 4514
-    dns_names: tuple[str, ...]  # subjectAltName dNSName entries
-    ip_addresses: tuple[str, ...]  # subjectAltName iPAddress entries
-    key_type: str  # RSA, EC, Ed25519, Ed448, DSA or unknown
-    key_bits: int | None
-    not_before: float
-    not_after: float
-    serial: str  # lowercase hex
-    sha256_fingerprint: str  # lowercase hex of the DER encoding's SHA-256
-    signature_algorithm: str  # e.g. sha256WithRSAEncryption
-    is_ca: bool
-
-    @property
-    def sans(self) -> tuple[str, ...]:
-        return self.dns_names + self.ip_addresses
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateReport:
-    """A presented chain (leaf first) judged at `checked_at`.
-
-    The leaf's expiry and the chain's earliest expiry are kept apart on purpose:
-    blackbox_exporter exports only the earliest, and its users keep mistaking an
-    intermediate's (or a stale cross-sign's) expiry for their own certificate's
-    (prometheus/blackbox_exporter#340, #589).
-    """
-
-    chain: tuple[CertificateSummary, ...]
-    checked_at: float
-    leaf_not_after: float
-    leaf_days_left: float
-    earliest_not_after: float
-    earliest_days_left: float
-    earliest_subject: str  # which certificate of the chain expires first
-
-    @property
-    def leaf(self) -> CertificateSummary:
-        return self.chain[0]
-
-    @property
-    def subject(self) -> str:
-        return self.leaf.subject
-
-    @property
-    def issuer(self) -> str:
-        return self.leaf.issuer
-
-    @property
-    def sans(self) -> tuple[str, ...]:
-        return self.leaf.sans
 
 
 def judge_chain(chain: Sequence[x509.Certificate], now: float) -> CertificateReport:

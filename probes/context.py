@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp
 import dns.asyncresolver
@@ -23,52 +22,10 @@ from probes.dnssec import TrustAnchor, load_trust_anchors
 
 # probes.http imports this module for types only, so this is not circular.
 from probes.http import make_http_session
+from probes.settings import ProbeSettings
 
 # probes.tls imports this module for types only, so this is not circular.
 from probes.tls import make_openssl_context
-
-
-@dataclass(frozen=True, slots=True)
-class Nameserver:
-    host: str  # an IPv4 or IPv6 address
-    port: int = 53
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeSettings:
-    timeout_s: float = 5.0
-    # Empty means the system resolvers (/etc/resolv.conf).
-    resolvers: tuple[Nameserver, ...] = ()
-    ca_file: Path | None = None  # extra trust anchors on top of the system store
-    max_body_bytes: int = 1 << 20
-    max_redirects: int = 10
-    # DNSSEC trust anchors (a DS or DNSKEY zone-file snippet); None = the root's, shipped.
-    dnssec_trust_anchors: Path | None = None
-    # Port of the zones' authoritative name servers; None = 53. Tests and the simulator
-    # run them on a random loopback port.
-    authoritative_port: int | None = None
-    user_agent: str = "govwatch/0.1"
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeTarget:
-    """What to probe. Probes know nothing of countries or sectors."""
-
-    url: str
-    expect_text: str | None = None
-    expect_status: frozenset[int] | None = None  # None: any 2xx or 3xx after redirects
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def make_ssl_context(ca_file: Path | None) -> ssl.SSLContext:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 import time
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar, cast
@@ -34,11 +33,10 @@ import dns.rrset
 from dns.rdtypes.ANY.NS import NS
 from dns.rdtypes.ANY.SOA import SOA
 
-from probes.context import Nameserver, ProbeContext, ProbeTarget
+from probes.context import ProbeContext
 from probes.dnssec import (
     ChainEvidence,
     Delegation,
-    DnssecStatus,
     Lookup,
     TrustAnchor,
     anchor_for,
@@ -47,7 +45,17 @@ from probes.dnssec import (
     names_below,
 )
 from probes.errors import Phase, classify
-from probes.results import ProbeKind, ProbeResult, Reason
+from probes.results import (
+    AuthoritativeAnswer,
+    DnsDetails,
+    DnssecDetails,
+    DnssecStatus,
+    ProbeKind,
+    ProbeResult,
+    Reason,
+    ResolverLookup,
+)
+from probes.settings import Nameserver, ProbeTarget, is_ip_literal
 
 _EDNS_PAYLOAD = 1232  # DNS flag day 2020: no IP fragmentation
 _DAY = 86_400.0
@@ -55,62 +63,6 @@ _DAY = 86_400.0
 _REASON_PRIORITY = (Reason.DNS_NXDOMAIN, Reason.DNS_SERVFAIL, Reason.DNS_ERROR, Reason.DNS_TIMEOUT)
 
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True, slots=True)
-class ResolverLookup:
-    """A and AAAA for the host through one configured resolver."""
-
-    resolver: str  # "127.0.0.1:5353"
-    rcode: str | None  # None when no response arrived
-    addresses: tuple[str, ...]  # IPv4 then IPv6
-    lookup_time_s: float
-    over_tcp: bool  # the UDP answer was truncated and TCP was used
-    reason: Reason | None  # None: addresses were found
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AuthoritativeAnswer:
-    """What one address of one of the zone's name servers says about the zone."""
-
-    nameserver: str  # the NS host name
-    address: str
-    serial: int | None  # None: no authoritative answer
-    nameservers: tuple[str, ...]  # the NS set it serves
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DnssecDetails:
-    status: DnssecStatus
-    signed: bool  # the zone publishes DNSKEYs
-    validated: bool  # a chain of valid signatures leads from a trust anchor to the records
-    trust_anchor: str | None  # the anchor's owner name
-    earliest_rrsig_expiry: float | None  # unix seconds, the zone's first signature to expire
-    rrsig_days_left: float | None  # negative once expired
-    error: str | None = None
-
-
-_NO_SERIALS: Mapping[str, int | None] = MappingProxyType({})
-_NO_ADDRESSES: Mapping[str, tuple[str, ...]] = MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True)
-class DnsDetails:
-    host: str
-    addresses: tuple[str, ...]  # from the first resolver that found any
-    resolvers: tuple[ResolverLookup, ...]
-    zone: str | None = None  # the zone cut holding the host
-    nameservers: tuple[str, ...] = ()  # the zone's NS set, as the resolver sees it
-    ns_addresses: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _NO_ADDRESSES)
-    authoritative: tuple[AuthoritativeAnswer, ...] = ()
-    serials: Mapping[str, int | None] = field(default_factory=lambda: _NO_SERIALS)  # by address
-    # Every authoritative server that answered reports the same SOA serial and NS set
-    # (False too when none answered).
-    agree: bool = False
-    dnssec: DnssecDetails | None = None
-    error: str | None = None  # why the zone details are missing or partial
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +94,7 @@ async def probe_dns(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
             error=error,
         )
 
-    if _is_ip_literal(host):
+    if is_ip_literal(host):
         return result(None, DnsDetails(host=host, addresses=(host,), resolvers=()), 0.0, None)
     resolvers = resolver_servers(ctx)
     try:
@@ -195,7 +147,7 @@ def resolver_servers(ctx: ProbeContext) -> tuple[Nameserver, ...]:
         return ctx.settings.resolvers
     servers: list[Nameserver] = []
     for server in ctx.resolver.nameservers:
-        if isinstance(server, str) and _is_ip_literal(server):
+        if isinstance(server, str) and is_ip_literal(server):
             port = ctx.resolver.nameserver_ports.get(server, ctx.resolver.port)
             servers.append(Nameserver(server, port))
         elif isinstance(server, dns.nameserver.Do53Nameserver):
@@ -617,11 +569,3 @@ def _final_answer(response: dns.message.Message) -> dns.rrset.RRset | None:
         return response.resolve_chaining().answer
     except dns.exception.DNSException:  # a CNAME chain too long, or not a response
         return None
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.resources
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import cast
 
@@ -30,14 +29,9 @@ from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.DS import DS
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
+from probes.results import DnssecStatus
+
 SHIPPED_ANCHORS = "root-anchors.zone"
-
-
-class DnssecStatus(StrEnum):
-    SECURE = "secure"
-    INSECURE = "insecure"
-    BOGUS = "bogus"
-    INDETERMINATE = "indeterminate"
 
 
 @dataclass(frozen=True, slots=True)

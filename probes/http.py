@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import ipaddress
 import re
 import socket
 import ssl
@@ -37,10 +36,12 @@ from yarl import URL
 
 from probes.errors import Phase, classify, local_fault
 from probes.resolve import resolve_addresses
-from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
+from probes.results import HttpDetails, LocalFault, ProbeKind, ProbeResult, Reason
+from probes.settings import is_ip_literal
 
 if TYPE_CHECKING:
-    from probes.context import ProbeContext, ProbeSettings, ProbeTarget
+    from probes.context import ProbeContext
+    from probes.settings import ProbeSettings, ProbeTarget
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PHASES = (Phase.RESOLVE, Phase.CONNECT, Phase.TLS, Phase.PROCESSING, Phase.TRANSFER)
@@ -57,27 +58,6 @@ _NETWORK_ERRORS = (
     OSError,  # includes ssl.SSLError and TimeoutError
     dns.exception.DNSException,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class HttpDetails:
-    """What one HTTP probe saw. Fields about the response are None when none came."""
-
-    url: str  # the URL probed
-    final_url: str  # the last URL requested (after redirects)
-    redirects: int  # redirects followed
-    redirect_chain: tuple[str, ...]  # every URL requested, in order
-    status_code: int | None
-    http_version: str | None  # "1.1"
-    body_bytes: int  # decompressed body bytes read
-    content_type: str | None
-    content_encoding: str | None  # as sent by the server (gzip, deflate...)
-    resolved_addresses: tuple[str, ...]  # the final host's addresses, from the configured resolvers
-    peer_address: str | None  # the address actually connected to for the final response
-    peer_port: int | None
-    tls_version: str | None  # "TLSv1.3"; None over plain HTTP
-    tls_cipher: str | None
-    server: str | None  # the Server header
 
 
 class NameResolutionError(OSError):
@@ -354,7 +334,7 @@ async def _fetch(
         seen.add(visit)
         observed.next_request(str(url))
         timeline.new_connection()
-        if _is_ip_literal(url.host):
+        if is_ip_literal(url.host):
             timeline.addresses = (str(url.host),)  # as probes.resolve answers for literals
         async with session.get(
             url, allow_redirects=False, cookies=cookies or None, trace_request_ctx=timeline
@@ -439,14 +419,6 @@ def _charset(response: aiohttp.ClientResponse, body: bytearray) -> str:
         except LookupError:
             pass
     return "utf-8"
-
-
-def _is_ip_literal(host: str | None) -> bool:
-    try:
-        ipaddress.ip_address(host or "")
-    except ValueError:
-        return False
-    return True
 
 
 def _cookie_key(cookies: BaseCookie[str]) -> str:

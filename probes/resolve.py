@@ -6,11 +6,12 @@ HTTP, TLS and DNS probes must see the same DNS, so all of them resolve here.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 
 import dns.asyncresolver
 import dns.rdatatype
 import dns.resolver
+
+from probes.settings import is_ip_literal
 
 
 async def resolve_addresses(resolver: dns.asyncresolver.Resolver, host: str) -> tuple[str, ...]:
@@ -19,11 +20,7 @@ async def resolve_addresses(resolver: dns.asyncresolver.Resolver, host: str) -> 
     Raises dnspython's errors (NXDOMAIN, NoNameservers, Timeout, NoAnswer when
     neither family has an address); `probes.errors.classify` maps them.
     """
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
+    if is_ip_literal(host):
         return (host,)
     # Both families are asked together; a server that mishandles AAAA (SERVFAIL,
     # silence) must not sink a host whose A records answer, so errors wait until

@@ -1,4 +1,10 @@
-"""Typed probe results and the closed failure-reason enum (a contract: README, failure reasons)."""
+"""What probes return, as plain frozen values: the vocabulary every part of govwatch shares.
+
+The closed failure-reason enum (a contract: README, failure reasons), probe kinds, each
+protocol's details, and `Facts`: the one adapter from a result's per-protocol details to
+what storage, metrics, the outage hints and the CLI need. No I/O and no network library
+is imported here, so the pure core and the dashboard can import it.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from probes.dns import DnsDetails
-    from probes.http import HttpDetails
-    from probes.tls import TlsDetails
+from typing import Any
 
 
 class Reason(StrEnum):
@@ -55,6 +56,220 @@ class LocalFault(StrEnum):
     OVERLOAD = "overload"
 
 
+class DnssecStatus(StrEnum):
+    SECURE = "secure"
+    INSECURE = "insecure"
+    BOGUS = "bogus"
+    INDETERMINATE = "indeterminate"
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What one result says about its target, whatever the protocol: where it lives
+    (addresses, name servers, certificate issuer) and the few figures every consumer
+    wants. `ProbeResult.facts`; a field a protocol does not know is None or empty."""
+
+    addresses: tuple[str, ...] = ()  # the target's IP addresses
+    nameservers: tuple[str, ...] = ()  # its zone's NS set
+    issuer: str | None = None  # its leaf certificate's issuer
+    http_status: int | None = None  # the final HTTP status; None when no response came
+    tls_version: str | None = None  # e.g. "TLSv1.3"
+    tls_expiry: float | None = None  # the earliest notAfter in the presented chain
+    tls_leaf_expiry: float | None = None  # the leaf's notAfter
+    dnssec_status: DnssecStatus | None = None
+    # Whether the zone is signed, only when the check got far enough to know.
+    dnssec_signed: bool | None = None
+    dnssec_expiry: float | None = None  # the zone's first RRSIG to expire
+
+
+NO_FACTS = Facts()
+
+
+@dataclass(frozen=True, slots=True)
+class HttpDetails:
+    """What one HTTP probe saw. Fields about the response are None when none came."""
+
+    url: str  # the URL probed
+    final_url: str  # the last URL requested (after redirects)
+    redirects: int  # redirects followed
+    redirect_chain: tuple[str, ...]  # every URL requested, in order
+    status_code: int | None
+    http_version: str | None  # "1.1"
+    body_bytes: int  # decompressed body bytes read
+    content_type: str | None
+    content_encoding: str | None  # as sent by the server (gzip, deflate...)
+    resolved_addresses: tuple[str, ...]  # the final host's addresses, from the configured resolvers
+    peer_address: str | None  # the address actually connected to for the final response
+    peer_port: int | None
+    tls_version: str | None  # "TLSv1.3"; None over plain HTTP
+    tls_cipher: str | None
+    server: str | None  # the Server header
+
+    def facts(self) -> Facts:
+        return Facts(
+            addresses=self.resolved_addresses,
+            http_status=self.status_code,
+            tls_version=self.tls_version,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverLookup:
+    """A and AAAA for the host through one configured resolver."""
+
+    resolver: str  # "127.0.0.1:5353"
+    rcode: str | None  # None when no response arrived
+    addresses: tuple[str, ...]  # IPv4 then IPv6
+    lookup_time_s: float
+    over_tcp: bool  # the UDP answer was truncated and TCP was used
+    reason: Reason | None  # None: addresses were found
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthoritativeAnswer:
+    """What one address of one of the zone's name servers says about the zone."""
+
+    nameserver: str  # the NS host name
+    address: str
+    serial: int | None  # None: no authoritative answer
+    nameservers: tuple[str, ...]  # the NS set it serves
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DnssecDetails:
+    status: DnssecStatus
+    signed: bool  # the zone publishes DNSKEYs
+    validated: bool  # a chain of valid signatures leads from a trust anchor to the records
+    trust_anchor: str | None  # the anchor's owner name
+    earliest_rrsig_expiry: float | None  # unix seconds, the zone's first signature to expire
+    rrsig_days_left: float | None  # negative once expired
+    error: str | None = None
+
+
+_NO_SERIALS: Mapping[str, int | None] = MappingProxyType({})
+_NO_ADDRESSES: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class DnsDetails:
+    host: str
+    addresses: tuple[str, ...]  # from the first resolver that found any
+    resolvers: tuple[ResolverLookup, ...]
+    zone: str | None = None  # the zone cut holding the host
+    nameservers: tuple[str, ...] = ()  # the zone's NS set, as the resolver sees it
+    ns_addresses: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _NO_ADDRESSES)
+    authoritative: tuple[AuthoritativeAnswer, ...] = ()
+    serials: Mapping[str, int | None] = field(default_factory=lambda: _NO_SERIALS)  # by address
+    # Every authoritative server that answered reports the same SOA serial and NS set
+    # (False too when none answered).
+    agree: bool = False
+    dnssec: DnssecDetails | None = None
+    error: str | None = None  # why the zone details are missing or partial
+
+    def facts(self) -> Facts:
+        dnssec = self.dnssec
+        if dnssec is None:
+            return Facts(addresses=self.addresses, nameservers=self.nameservers)
+        known = dnssec.status is not DnssecStatus.INDETERMINATE
+        return Facts(
+            addresses=self.addresses,
+            nameservers=self.nameservers,
+            dnssec_status=dnssec.status,
+            dnssec_signed=dnssec.signed if known or dnssec.signed else None,
+            dnssec_expiry=dnssec.earliest_rrsig_expiry,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateSummary:
+    """One certificate, as an operator wants to see it. Times are unix epoch seconds."""
+
+    subject: str  # RFC 4514
+    issuer: str  # RFC 4514
+    dns_names: tuple[str, ...]  # subjectAltName dNSName entries
+    ip_addresses: tuple[str, ...]  # subjectAltName iPAddress entries
+    key_type: str  # RSA, EC, Ed25519, Ed448, DSA or unknown
+    key_bits: int | None
+    not_before: float
+    not_after: float
+    serial: str  # lowercase hex
+    sha256_fingerprint: str  # lowercase hex of the DER encoding's SHA-256
+    signature_algorithm: str  # e.g. sha256WithRSAEncryption
+    is_ca: bool
+
+    @property
+    def sans(self) -> tuple[str, ...]:
+        return self.dns_names + self.ip_addresses
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateReport:
+    """A presented chain (leaf first) judged at `checked_at`.
+
+    The leaf's expiry and the chain's earliest expiry are kept apart on purpose:
+    blackbox_exporter exports only the earliest, and its users keep mistaking an
+    intermediate's (or a stale cross-sign's) expiry for their own certificate's
+    (prometheus/blackbox_exporter#340, #589).
+    """
+
+    chain: tuple[CertificateSummary, ...]
+    checked_at: float
+    leaf_not_after: float
+    leaf_days_left: float
+    earliest_not_after: float
+    earliest_days_left: float
+    earliest_subject: str  # which certificate of the chain expires first
+
+    @property
+    def leaf(self) -> CertificateSummary:
+        return self.chain[0]
+
+    @property
+    def subject(self) -> str:
+        return self.leaf.subject
+
+    @property
+    def issuer(self) -> str:
+        return self.leaf.issuer
+
+    @property
+    def sans(self) -> tuple[str, ...]:
+        return self.leaf.sans
+
+
+@dataclass(frozen=True, slots=True)
+class TlsDetails:
+    """What one handshake showed. Times are unix epoch seconds."""
+
+    address: str  # the IP address connected to
+    server_name: str | None  # SNI sent (None for IP-literal targets)
+    version: str  # e.g. "TLSv1.3"; probe_tls_version_info{version}
+    cipher: str
+    cipher_bits: int | None
+    verified: bool  # chain verified against the system store plus settings.ca_file
+    verify_error: str | None  # the first verification error OpenSSL met, if any
+    hostname_match: bool
+    ocsp_stapled: bool
+    ocsp_status: str | None  # see probes.certs.ocsp_staple_status
+    subject: str  # of the leaf
+    issuer: str  # of the leaf
+    leaf_expiry: float  # the leaf's notAfter
+    earliest_expiry: (
+        float  # earliest notAfter in the presented chain; probe_ssl_earliest_cert_expiry
+    )
+    certificates: CertificateReport
+
+    def facts(self) -> Facts:
+        return Facts(
+            issuer=self.issuer,
+            tls_version=self.version,
+            tls_expiry=self.earliest_expiry,
+            tls_leaf_expiry=self.leaf_expiry,
+        )
+
+
 EMPTY_PHASES: Mapping[str, float] = MappingProxyType({})
 
 
@@ -77,6 +292,11 @@ class ProbeResult:
     def __post_init__(self) -> None:
         if self.ok != (self.reason is None):
             raise ValueError(f"ok={self.ok} contradicts reason={self.reason!r}")
+
+    @property
+    def facts(self) -> Facts:
+        """What this result says about the target (see `Facts`)."""
+        return self.details.facts() if self.details is not None else NO_FACTS
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: the one serialised form used by the CLI, storage and the API."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 import time
 from dataclasses import dataclass, field
@@ -29,21 +28,16 @@ import dns.exception
 from cryptography import x509
 from OpenSSL import SSL
 
-from probes.certs import (
-    CertificateReport,
-    hostname_matches,
-    judge_chain,
-    ocsp_staple_status,
-    to_ascii_hostname,
-)
+from probes.certs import hostname_matches, judge_chain, ocsp_staple_status, to_ascii_hostname
 from probes.errors import Phase, classify, local_fault, reason_for_verify_code
 from probes.resolve import resolve_addresses
-from probes.results import ProbeKind, ProbeResult, Reason
+from probes.results import ProbeKind, ProbeResult, Reason, TlsDetails
+from probes.settings import ProbeTarget, is_ip_literal
 
 if TYPE_CHECKING:
     # Types only: probes.context builds the pyOpenSSL context with make_openssl_context
     # from this module, so importing it at run time would be circular.
-    from probes.context import ProbeContext, ProbeTarget
+    from probes.context import ProbeContext
 
 _RECV_BYTES = 65_536
 
@@ -62,29 +56,6 @@ _VERIFY_ERROR_TEXT: dict[int, str] = {
     27: "certificate not trusted",
     28: "certificate rejected",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class TlsDetails:
-    """What one handshake showed. Times are unix epoch seconds."""
-
-    address: str  # the IP address connected to
-    server_name: str | None  # SNI sent (None for IP-literal targets)
-    version: str  # e.g. "TLSv1.3"; probe_tls_version_info{version}
-    cipher: str
-    cipher_bits: int | None
-    verified: bool  # chain verified against the system store plus settings.ca_file
-    verify_error: str | None  # the first verification error OpenSSL met, if any
-    hostname_match: bool
-    ocsp_stapled: bool
-    ocsp_status: str | None  # see probes.certs.ocsp_staple_status
-    subject: str  # of the leaf
-    issuer: str  # of the leaf
-    leaf_expiry: float  # the leaf's notAfter
-    earliest_expiry: (
-        float  # earliest notAfter in the presented chain; probe_ssl_earliest_cert_expiry
-    )
-    certificates: CertificateReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +119,7 @@ async def probe_tls(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
     phases: dict[str, float] = {}
     phase = Phase.RESOLVE
     host = target.host
-    server_name = None if _is_ip_literal(host) else to_ascii_hostname(host)
+    server_name = None if is_ip_literal(host) else to_ascii_hostname(host)
     openssl_context = ctx.openssl_context or make_openssl_context(ctx.settings.ca_file)
 
     def finish_phase(name: Phase) -> None:
@@ -324,14 +295,6 @@ def _send_close_notify(sock: socket.socket, connection: SSL.Connection) -> None:
     with contextlib.suppress(SSL.Error, OSError):
         connection.shutdown()
         sock.send(_take_pending(connection))
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _mismatch_text(leaf: x509.Certificate, host: str) -> str:

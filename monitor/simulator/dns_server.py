@@ -53,7 +53,7 @@ from dns.rdtypes.ANY.DS import DS
 from dns.rdtypes.ANY.NS import NS
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
-from probes.context import Nameserver
+from probes.settings import Nameserver
 
 Transport = Literal["udp", "tcp"]
 

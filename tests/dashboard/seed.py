@@ -30,12 +30,18 @@ from monitor.config import Canary, Target
 from monitor.outage import HintKind, Incident, InfraHint, Scope
 from monitor.state import TargetState, TargetStatus, Transition
 from monitor.storage import HistoryWriter, StatusRow
-from probes.certs import CertificateReport, CertificateSummary
-from probes.dns import DnsDetails, DnssecDetails
-from probes.dnssec import DnssecStatus
-from probes.http import HttpDetails
-from probes.results import ProbeKind, ProbeResult, Reason
-from probes.tls import TlsDetails
+from probes.results import (
+    CertificateReport,
+    CertificateSummary,
+    DnsDetails,
+    DnssecDetails,
+    DnssecStatus,
+    HttpDetails,
+    ProbeKind,
+    ProbeResult,
+    Reason,
+    TlsDetails,
+)
 
 SCENARIOS = ("normal", "albania", "vantage_down")
 # Targets per country: Albania as in the real catalogue, the others small.

@@ -20,7 +20,8 @@ import pytest
 import pytest_asyncio
 
 from monitor.cli import main
-from monitor.config import Canary, Config, Target, load_config
+from monitor.config import load_config
+from monitor.settings import Canary, Config, Target
 from monitor.simulator.control import ControlServer
 from monitor.simulator.region import (
     FAULT_MODES,
@@ -43,12 +44,12 @@ from monitor.simulator.scenarios import (
     load_scenario,
     play_scenario,
 )
-from probes.context import ProbeContext, ProbeTarget, open_probe_context
-from probes.dns import DnsDetails, probe_dns
-from probes.dnssec import DnssecStatus
-from probes.http import HttpDetails, probe_http
-from probes.results import ProbeResult, Reason
-from probes.tls import TlsDetails, probe_tls
+from probes.context import ProbeContext, open_probe_context
+from probes.dns import probe_dns
+from probes.http import probe_http
+from probes.results import DnsDetails, DnssecStatus, HttpDetails, ProbeResult, Reason, TlsDetails
+from probes.settings import ProbeTarget
+from probes.tls import probe_tls
 from tests.integration.conftest import TEST_COUNTRIES, TEST_PER_COUNTRY, TEST_TIMING, RegionFactory
 
 pytestmark = pytest.mark.timeout(60)

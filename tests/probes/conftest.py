@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import trustme
 
-from probes.context import Nameserver, ProbeContext, ProbeSettings, open_probe_context
+from probes.context import ProbeContext, open_probe_context
+from probes.settings import Nameserver, ProbeSettings
 
 LOOPBACK = "127.0.0.1"
 # A name under .test for the server certificates, so IP and name identities differ.

@@ -29,16 +29,11 @@ from monitor.simulator.dns_server import (
     make_zone,
     sign_zone,
 )
-from probes.context import (
-    ProbeContext,
-    ProbeSettings,
-    ProbeTarget,
-    make_resolver,
-    make_ssl_context,
-)
-from probes.dns import DnsDetails, probe_dns
-from probes.dnssec import DnssecStatus, load_trust_anchors
-from probes.results import ProbeKind, ProbeResult, Reason
+from probes.context import ProbeContext, make_resolver, make_ssl_context
+from probes.dns import probe_dns
+from probes.dnssec import load_trust_anchors
+from probes.results import DnsDetails, DnssecStatus, ProbeKind, ProbeResult, Reason
+from probes.settings import ProbeSettings, ProbeTarget
 
 NS1, NS2 = "127.0.0.1", "127.0.0.2"
 WWW_V4, WWW_V6 = "127.0.0.10", "::1"

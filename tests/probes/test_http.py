@@ -16,10 +16,11 @@ from aiohttp import web
 
 from monitor.simulator.dns_server import DnsServer, Fault, make_zone
 from monitor.simulator.web import FaultWebServer, WebMode
-from probes import PROBES
-from probes.context import Nameserver, ProbeContext, ProbeTarget
-from probes.http import HttpDetails, probe_http
-from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
+from probes.context import ProbeContext
+from probes.http import probe_http
+from probes.registry import PROBES
+from probes.results import HttpDetails, LocalFault, ProbeKind, ProbeResult, Reason
+from probes.settings import Nameserver, ProbeTarget
 from tests.probes.conftest import LOOPBACK, PORTAL_NAME, ServerCertificates
 
 BUDGET_S = 0.5  # for probes that must run out of time

@@ -9,8 +9,9 @@ import dns.resolver
 import pytest
 
 from monitor.simulator.dns_server import DnsServer, Transport, make_zone
-from probes.context import ProbeSettings, make_resolver
+from probes.context import make_resolver
 from probes.resolve import resolve_addresses
+from probes.settings import ProbeSettings
 
 
 class AaaaServfailServer(DnsServer):

@@ -20,17 +20,10 @@ from cryptography.x509 import ocsp
 from OpenSSL import SSL
 
 from monitor.simulator.dns_server import DnsServer, make_zone
-from probes.context import (
-    Nameserver,
-    ProbeContext,
-    ProbeSettings,
-    ProbeTarget,
-    make_resolver,
-    make_ssl_context,
-    open_probe_context,
-)
-from probes.results import ProbeKind, Reason
-from probes.tls import TlsDetails, probe_tls
+from probes.context import ProbeContext, make_resolver, make_ssl_context, open_probe_context
+from probes.results import ProbeKind, Reason, TlsDetails
+from probes.settings import Nameserver, ProbeSettings, ProbeTarget
+from probes.tls import probe_tls
 from tests.probes.test_certs import build_ocsp_response
 
 BUDGET_S = 1.0

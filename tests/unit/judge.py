@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from monitor.config import Canary, OutageSettings, Target
 from monitor.core import (
     Change,
     CheckCanaries,
@@ -24,6 +23,7 @@ from monitor.core import (
     step,
 )
 from monitor.outage import CountrySummary, Incident, TargetInfra
+from monitor.settings import Canary, OutageSettings, Target
 from monitor.state import TargetState, TargetStatus, Transition
 from probes.results import ProbeResult
 

@@ -10,14 +10,8 @@ import pytest
 import trustme
 
 from monitor.cli import main
-from monitor.config import (
-    ConfigError,
-    load_config,
-    parse_config,
-    parse_duration,
-    parse_nameserver,
-)
-from probes.context import Nameserver
+from monitor.config import ConfigError, load_config, parse_config, parse_duration, parse_nameserver
+from probes.settings import Nameserver
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "config"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.config import Canary, OutageSettings, Target
 from monitor.core import (
     Effect,
     Impairment,
@@ -19,6 +18,7 @@ from monitor.core import (
     step,
 )
 from monitor.outage import Scope
+from monitor.settings import Canary, OutageSettings, Target
 from monitor.state import TargetState
 from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
 from tests.unit.judge import CoreSim

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import Config, parse_config
+from monitor.config import parse_config
 from monitor.daemon import Daemon
 from monitor.scheduler import Job, Scheduler
+from monitor.settings import Config
 from monitor.storage import HistoryWriter
-from probes.context import ProbeContext, ProbeSettings, make_resolver, make_ssl_context
-from probes.dns import DnsDetails
-from probes.results import ProbeKind, ProbeResult, Reason
+from probes.context import ProbeContext, make_resolver, make_ssl_context
+from probes.results import DnsDetails, ProbeKind, ProbeResult, Reason
+from probes.settings import ProbeSettings
 
 T0 = 1_800_000_000.0
 AL_SITES = ("e-albania", "akshi", "tatime", "qkb")

@@ -21,17 +21,24 @@ from cryptography import x509
 from prometheus_client import CollectorRegistry, generate_latest
 
 import monitor
-from monitor.config import Canary, OutageSettings, Target
 from monitor.core import Reload, Tick, step
 from monitor.exporter import SnapshotCollector, make_registry
 from monitor.outage import TargetInfra
+from monitor.settings import Canary, OutageSettings, Target
 from monitor.snapshot import Snapshot
-from probes.certs import CertificateReport, judge_chain
-from probes.dns import DnsDetails, DnssecDetails, ResolverLookup
-from probes.dnssec import DnssecStatus
-from probes.http import HttpDetails
-from probes.results import ProbeKind, ProbeResult, Reason
-from probes.tls import TlsDetails
+from probes.certs import judge_chain
+from probes.results import (
+    CertificateReport,
+    DnsDetails,
+    DnssecDetails,
+    DnssecStatus,
+    HttpDetails,
+    ProbeKind,
+    ProbeResult,
+    Reason,
+    ResolverLookup,
+    TlsDetails,
+)
 from tests.unit.judge import CoreSim
 
 T0 = 1_700_000_000.0

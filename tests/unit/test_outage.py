@@ -12,7 +12,6 @@ from dataclasses import replace
 
 import pytest
 
-from monitor.config import Canary, OutageSettings, Target
 from monitor.core import initial_world
 from monitor.outage import (
     HintKind,
@@ -24,6 +23,7 @@ from monitor.outage import (
     dominant_reason,
     shared_infrastructure,
 )
+from monitor.settings import Canary, OutageSettings, Target
 from monitor.state import TargetState
 from probes.results import ProbeKind, ProbeResult, Reason
 from tests.unit.judge import CoreSim, Judged

@@ -12,8 +12,9 @@ import pytest
 
 from monitor.logs import JsonFormatter
 from monitor.scheduler import Job, LagTracker, LoopWatch, Scheduler, in_shard, stable_offset
-from probes.context import ProbeContext, ProbeSettings, ProbeTarget, make_resolver, make_ssl_context
+from probes.context import ProbeContext, make_resolver, make_ssl_context
 from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
+from probes.settings import ProbeSettings, ProbeTarget
 
 
 def context() -> ProbeContext:

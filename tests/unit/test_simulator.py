@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from monitor.config import Canary, OutageSettings, Target
 from monitor.outage import TargetInfra, dominant_reason, shared_infrastructure
+from monitor.settings import Canary, OutageSettings, Target
 from monitor.simulator.pki import CertVariant
 from monitor.simulator.region import (
     CATALOGUE,

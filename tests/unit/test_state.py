@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from monitor.config import OutageSettings
+from monitor.settings import OutageSettings
 from monitor.state import (
     PROBE_PRECEDENCE,
     TRANSITIONS,

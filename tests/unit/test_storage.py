@@ -38,12 +38,17 @@ from monitor.storage import (
     read_restore,
     schema_version,
 )
-from probes.certs import CertificateReport
-from probes.dns import DnsDetails, DnssecDetails
-from probes.dnssec import DnssecStatus
-from probes.http import HttpDetails
-from probes.results import ProbeKind, ProbeResult, Reason
-from probes.tls import TlsDetails
+from probes.results import (
+    CertificateReport,
+    DnsDetails,
+    DnssecDetails,
+    DnssecStatus,
+    HttpDetails,
+    ProbeKind,
+    ProbeResult,
+    Reason,
+    TlsDetails,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_750_000_000.0
