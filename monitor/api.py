@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from monitor.countries import country_name
-from monitor.exporter import SnapshotSource
+from monitor.exporter import Renderer, SnapshotSource
 from monitor.outage import Incident, InfraHint
 from monitor.snapshot import Snapshot, TargetView
 from monitor.state import TargetState
@@ -197,7 +197,7 @@ class _Api:
         clock: Callable[[], float],
     ) -> None:
         self.get_snapshot = get_snapshot
-        self.registry = registry
+        self.renderer = Renderer(registry)
         self.incidents_since = incidents_since
         self.interval_s = interval_s
         self.clock = clock
@@ -205,7 +205,7 @@ class _Api:
     async def metrics(self, request: web.Request) -> web.Response:
         # Rendered in a thread: at 10,000 targets a scrape takes a second of CPU, and the
         # probes must keep their schedule meanwhile. The world it reads is immutable.
-        body = await asyncio.to_thread(generate_latest, self.registry)
+        body = await asyncio.to_thread(self.renderer.render)
         return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     async def status(self, request: web.Request) -> web.Response:

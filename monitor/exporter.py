@@ -27,6 +27,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 import monitor
 from monitor.core import Impairment
@@ -78,6 +79,7 @@ class SnapshotCollector:
         self._get_snapshot = get_snapshot
         # registry=None: collected through this collector, so the vantage label is added.
         self._process = ProcessCollector(registry=None) if process_metrics else None
+        self._label_sets: dict[LabelKey, dict[str, str]] = {}
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._get_snapshot()
@@ -86,9 +88,13 @@ class SnapshotCollector:
         build.add_metric(families.values(monitor.__version__), {})
         yield build
         if snapshot is not None:
-            yield from _probe_families(snapshot.targets, families)
-            yield from _target_families(snapshot.targets, families)
+            sets = _LabelSets(self._label_sets)
+            targets = snapshot.targets
+            yield from _probe_families(targets, families, sets)
+            yield from _target_families(targets, families, sets)
             yield from _aggregate_families(snapshot, families)
+            # A plain swap: a scrape running in another thread keeps the dicts it read.
+            self._label_sets = sets.current
         if self._process is not None:
             yield from _with_labels(self._process.collect(), families)
 
@@ -131,7 +137,37 @@ class _Series:
         self._append(Sample(self._name, labels, value))
 
 
-def _probe_families(targets: Sequence[TargetView], f: _Families) -> Iterator[Metric]:
+LabelKey = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+class _LabelSets:
+    """Label dicts kept from one scrape to the next.
+
+    A target's label dicts are the same objects at every scrape, so the renderer
+    formats each of them once in its life rather than at every scrape (300,000 label
+    sets at 10,000 targets). Those of removed targets are not carried over.
+    """
+
+    __slots__ = ("current", "previous")
+
+    def __init__(self, previous: dict[LabelKey, dict[str, str]]) -> None:
+        self.previous = previous
+        self.current: dict[LabelKey, dict[str, str]] = {}
+
+    def get(self, names: tuple[str, ...], values: tuple[str, ...]) -> dict[str, str]:
+        key = (names, values)
+        found = self.current.get(key)
+        if found is None:
+            found = self.previous.get(key)
+            if found is None:
+                found = dict(zip(names, values, strict=True))
+            self.current[key] = found
+        return found
+
+
+def _probe_families(
+    targets: Sequence[TargetView], f: _Families, sets: _LabelSets
+) -> Iterator[Metric]:
     success = f.gauge("probe_success", "1 if the probe's latest run succeeded.", PROBE_LABELS)
     duration = f.gauge(
         "probe_duration_seconds", "How long the probe's latest run took.", PROBE_LABELS
@@ -188,34 +224,30 @@ def _probe_families(targets: Sequence[TargetView], f: _Families) -> Iterator[Met
         _Series(family)
         for family in (earliest_expiry, leaf_expiry, dns_lookup, dnssec_signed, rrsig_expiry)
     )
-    vantage = f.extra
-
+    names = (*PROBE_LABELS, *f.label_names)
+    with_reason, with_phase = (*names, "reason"), (*names, "phase")
+    with_version, extra = (*names, "version"), f.label_values
     for view in targets:
         target = view.target
         for kind, track in view.status.probes.items():
             result: ProbeResult = track.last
-            labels = {
-                "target": target.name,
-                "country": target.country,
-                "sector": target.sector,
-                "probe": kind.value,
-                **vantage,
-            }
+            values = (target.name, target.country, target.sector, kind.value, *extra)
+            labels = sets.get(names, values)
             add_success.add(labels, 1.0 if result.ok else 0.0)
             add_duration.add(labels, result.duration_s)
             if result.reason is not None:
-                add_failure.add({**labels, "reason": result.reason.value}, 1.0)
+                add_failure.add(sets.get(with_reason, (*values, result.reason.value)), 1.0)
             facts = result.facts
             if kind is ProbeKind.HTTP:
                 add_status.add(labels, float(facts.http_status or 0))
                 for phase, seconds in result.phases.items():
-                    add_phase.add({**labels, "phase": phase}, seconds)
+                    add_phase.add(sets.get(with_phase, (*values, phase)), seconds)
                 if facts.tls_version:
-                    add_version.add({**labels, "version": facts.tls_version}, 1.0)
+                    add_version.add(sets.get(with_version, (*values, facts.tls_version)), 1.0)
             elif kind is ProbeKind.TLS and facts.tls_leaf_expiry is not None:
                 add_earliest.add(labels, facts.tls_expiry or facts.tls_leaf_expiry)
                 add_leaf.add(labels, facts.tls_leaf_expiry)
-                add_version.add({**labels, "version": facts.tls_version or ""}, 1.0)
+                add_version.add(sets.get(with_version, (*values, facts.tls_version or "")), 1.0)
             elif kind is ProbeKind.DNS:
                 resolve_s = result.phases.get("resolve")
                 if resolve_s is not None:
@@ -228,7 +260,9 @@ def _probe_families(targets: Sequence[TargetView], f: _Families) -> Iterator[Met
     yield from (earliest_expiry, leaf_expiry, dns_lookup, dnssec_signed, rrsig_expiry)
 
 
-def _target_families(targets: Sequence[TargetView], f: _Families) -> Iterator[Metric]:
+def _target_families(
+    targets: Sequence[TargetView], f: _Families, sets: _LabelSets
+) -> Iterator[Metric]:
     up = f.gauge(
         "govwatch_target_up",
         "1 if the target is up, 0 if confirmed down; absent while its state is unknown.",
@@ -240,19 +274,16 @@ def _target_families(targets: Sequence[TargetView], f: _Families) -> Iterator[Me
         (*TARGET_LABELS, "state", "reason"),
     )
     add_up, add_state = _Series(up), _Series(state)
-    vantage = f.extra
+    names = (*TARGET_LABELS, *f.label_names)
+    with_state, extra = (*names, "state", "reason"), f.label_values
     for view in targets:
         target = view.target
-        labels = {
-            "target": target.name,
-            "country": target.country,
-            "sector": target.sector,
-            **vantage,
-        }
+        values = (target.name, target.country, target.sector, *extra)
         if view.state is not TargetState.UNKNOWN:
-            add_up.add(labels, 1.0 if view.state is TargetState.UP else 0.0)
+            up_value = 1.0 if view.state is TargetState.UP else 0.0
+            add_up.add(sets.get(names, values), up_value)
         reason = view.reason.value if view.reason is not None else ""
-        add_state.add({**labels, "state": view.state.value, "reason": reason}, 1.0)
+        add_state.add(sets.get(with_state, (*values, view.state.value, reason)), 1.0)
     yield up
     yield state
 
@@ -360,3 +391,67 @@ def _aggregate_families(snapshot: Snapshot, f: _Families) -> Iterator[Metric]:
     started = f.gauge("govwatch_start_time_seconds", "Unix time the daemon started.")
     started.add_metric(f.values(), snapshot.started_at)
     yield started
+
+
+def _go_float(value: float) -> str:
+    """A sample value as Prometheus's Go code prints it (1.0, +Inf, 1.8e+09)."""
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
+
+
+def _escape_value(value: str) -> str:
+    if "\\" not in value and "\n" not in value and '"' not in value:
+        return value  # nearly always: three scans in C instead of three copies
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+class Renderer:
+    """Renders a registry in the text exposition format, byte for byte what
+    prometheus_client's generate_latest writes for these collectors, at a fraction of
+    its cost.
+
+    generate_latest sorts and escapes every label of every sample; at 10,000 targets that
+    is 300,000 lines and seconds of CPU per scrape. The collector hands out the same label
+    dicts scrape after scrape (`_LabelSets`), so each is formatted once and kept here.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        # id(labels) -> (labels, text); the dict is held so its id cannot be reused.
+        self._formatted: dict[int, tuple[dict[str, str], str]] = {}
+
+    def render(self) -> bytes:
+        output: list[str] = []
+        append = output.append
+        previous = self._formatted
+        formatted: dict[int, tuple[dict[str, str], str]] = {}
+        for metric in self.registry.collect():
+            name, kind = metric.name, metric.type
+            if kind == "counter":
+                name += "_total"
+            elif kind == "info":
+                name, kind = name + "_info", "gauge"
+            elif kind == "unknown":
+                kind = "untyped"
+            doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+            append(f"# HELP {name} {doc}\n# TYPE {name} {kind}\n")
+            for sample in metric.samples:
+                if sample.timestamp is not None or sample.name.endswith(_OPENMETRICS_ONLY):
+                    raise ValueError(f"Renderer does not write {sample.name}; use generate_latest")
+                labels = sample.labels
+                if not labels:
+                    append(f"{sample.name} {_go_float(sample.value)}\n")
+                    continue
+                key = id(labels)
+                cached = formatted.get(key) or previous.get(key)
+                if cached is None or cached[0] is not labels:
+                    pairs = sorted(labels.items())
+                    text = ",".join([f'{k}="{_escape_value(v)}"' for k, v in pairs])
+                    cached = (labels, text)
+                formatted[key] = cached
+                append(f"{sample.name}{{{cached[1]}}} {_go_float(sample.value)}\n")
+        self._formatted = formatted  # only what this scrape used: removed targets go
+        return "".join(output).encode()
+
+
+_OPENMETRICS_ONLY: Final = ("_created", "_gsum", "_gcount")

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 import monitor
 from monitor.core import Reload, Tick, step
-from monitor.exporter import SnapshotCollector, make_registry
+from monitor.exporter import Renderer, SnapshotCollector, make_registry
 from monitor.outage import TargetInfra
 from monitor.settings import Canary, OutageSettings, Target
 from monitor.snapshot import Snapshot
@@ -680,3 +680,23 @@ def test_promtool_check_metrics_passes(vantage: str | None) -> None:
     text = exposition.decode()
     for name in ("govwatch_probe_failure_info", "probe_tls_version_info", "govwatch_probes_total"):
         assert re.search(rf"^{name}\{{", text, re.MULTILINE), name
+
+
+@pytest.mark.parametrize("vantage", [None, 'so"fia\\'])
+def test_renderer_writes_what_generate_latest_writes(vantage: str | None) -> None:
+    """/metrics uses Renderer (generate_latest costs seconds at 10,000 targets): the bytes
+    must be the library's, scrape after scrape, with awkward label values and a removal."""
+    world = World({"AL": 3, "XK": 2})
+    world.all_ok(T0)
+    world.fail(["al1"], T0 + 10)
+    odd = Target(name='a "quoted"\\name\nwith a newline', url="https://odd.test/", country="AL",
+                 sector="portal")  # fmt: skip
+    current = [world.snapshot(T0 + 20, vantage=vantage, targets=(*world.targets, odd))]
+    registry = make_registry(lambda: current[0], process_metrics=False)
+    renderer = Renderer(registry)
+    for _ in range(2):  # the second scrape reads the kept label texts
+        assert renderer.render() == generate_latest(registry)
+    world.all_ok(T0 + 30)
+    current[0] = world.snapshot(T0 + 40, vantage=vantage, targets=world.targets[1:])
+    assert renderer.render() == generate_latest(registry)
+    assert b"al1" not in renderer.render() and b"quoted" not in renderer.render()
