@@ -244,7 +244,8 @@ class World:
     down: Map[str, bool]  # targets reported DOWN (a set)
     # Confirmed DOWN but reported UNKNOWN until the canaries vouch (a set).
     awaiting: Map[str, bool]
-    verified_until: float | None  # see _verified_until
+    # Per healthy canary: (its last failure, its oldest fresh observation); see _vouched.
+    vouchers: tuple[tuple[float | None, float], ...]
     failing_canaries: tuple[str, ...]
     impaired_seen: Map[Impairment, float]  # overload/resources: last sign seen
     impaired: frozenset[Impairment]
@@ -329,7 +330,7 @@ def initial_world(
         region=_NO_COUNTS,
         down=Map(),
         awaiting=Map(),
-        verified_until=None,
+        vouchers=(),
         failing_canaries=(),
         impaired_seen=Map(),
         impaired=frozenset(),
@@ -403,11 +404,29 @@ def _probe_soon(reprobes: Iterable[Reprobe]) -> list[Effect]:
 def _reported_state(world: World, status: TargetStatus) -> TargetState:
     if world.impaired or status.blind:
         return TargetState.UNKNOWN
-    if status.state is TargetState.DOWN and (
-        world.verified_until is None or status.since is None or status.since > world.verified_until
-    ):
+    if status.state is TargetState.DOWN and not _vouched(world, status):
         return TargetState.UNKNOWN  # confirmed, but the canaries have not vouched yet
     return status.state
+
+
+def _vouched(world: World, status: TargetStatus) -> bool:
+    """Enough canaries were healthy while the target failed: seen after its failures began,
+    and not failing since before its latest failure (enough: if every other canary
+    failed, the vantage would still be up). A canary that failed meanwhile, or was not
+    probed since, proves nothing about the link at that time."""
+    canaries = len(world.canaries)
+    if not canaries:
+        return True
+    failing = [t for t in status.probes.values() if t.failing]
+    if status.since is None or not failing:
+        return False
+    began, latest = status.since, max(t.observed_at for t in failing)
+    vouching = sum(
+        1
+        for failed_at, observed_at in world.vouchers
+        if observed_at >= began and (failed_at is None or failed_at < latest)
+    )
+    return uplink_ok(canaries - vouching, canaries, world.settings)
 
 
 def _report(
@@ -445,32 +464,21 @@ def _report(
 def _canaries_changed(world: World, now: float, effects: list[Effect]) -> World:
     canaries = [world.statuses[c.name] for c in world.canaries]
     failing = tuple(sorted(s.name for s in canaries if s.state is TargetState.DOWN))
-    verified_until = _verified_until(canaries, world.settings)
-    world = replace(world, failing_canaries=failing, verified_until=verified_until)
+    # A canary vouches with the time ALL its probes were last seen passing: a fresh DNS
+    # answer must not vouch for an HTTP result from before a cut.
+    vouchers = tuple(
+        (
+            max((t.failed_at for t in s.probes.values() if t.failed_at is not None), default=None),
+            min(t.observed_at for t in s.probes.values()),
+        )
+        for s in canaries
+        if s.healthy
+    )
+    world = replace(world, failing_canaries=failing, vouchers=vouchers)
     world = _set_impairment(world, now, effects)
     for name in list(world.awaiting.keys()):
         world = _report(world, name, now, effects)
     return world
-
-
-def _verified_until(canaries: Sequence[TargetStatus], settings: OutageSettings) -> float | None:
-    """The latest time T such that enough canaries were seen healthy at or after T.
-
-    Enough: if every other canary failed, the vantage would still be up.
-    None: not enough healthy canaries at all.
-    """
-    if not canaries:
-        return math.inf
-    # A canary vouches for the vantage from the time ALL its probes were last seen
-    # passing: a fresh DNS answer must not vouch for an HTTP result from before a cut.
-    seen = sorted(
-        (min(t.observed_at for t in s.probes.values()) for s in canaries if s.healthy),
-        reverse=True,
-    )
-    for healthy, observed_at in enumerate(seen, start=1):
-        if uplink_ok(len(canaries) - healthy, len(canaries), settings):
-            return observed_at
-    return None
 
 
 # --- the vantage -----------------------------------------------------------------------

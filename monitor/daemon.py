@@ -69,14 +69,16 @@ class RunOptions:
 
 
 def jobs_for(config: Config, targets: Iterable[Target]) -> list[Job]:
-    """HTTP and DNS every interval, TLS every tls_interval (https only); canaries: HTTP and DNS."""
+    """HTTP and DNS every interval, TLS every tls_interval (https only); canaries: HTTP and DNS,
+    outside the concurrency bound."""
     interval, tls_interval = config.monitor.interval_s, config.monitor.tls_interval_s
     jobs: list[Job] = []
     entries: list[Target | Canary] = [*targets, *config.canaries]
     for entry in entries:
+        canary = isinstance(entry, Canary)
         for kind in entry.probe_kinds:
             every = tls_interval if kind is ProbeKind.TLS else interval
-            jobs.append(Job(entry.name, kind, entry.probe_target, every))
+            jobs.append(Job(entry.name, kind, entry.probe_target, every, canary=canary))
     return jobs
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import logging
 import random
@@ -36,6 +37,10 @@ class Job:
     kind: ProbeKind
     target: ProbeTarget
     interval_s: float
+    # A canary's probes never wait for one of the `concurrency` slots: when every target
+    # hangs (a frozen uplink, a dark region), the monitor's self-check must still run on
+    # time, or it would judge the region while it cannot tell whether it is blind.
+    canary: bool = False
 
     @property
     def key(self) -> tuple[str, ProbeKind]:
@@ -235,7 +240,7 @@ class Scheduler:
         due = loop.time() + offset + random.uniform(0, self._jitter_s)
         while True:
             due = await self._sleep_until(run, due)
-            async with self._semaphore:
+            async with contextlib.nullcontext() if job.canary else self._semaphore:
                 started = loop.time()
                 self.lag.record(started, max(0.0, started - due))
                 result = await self._probe_once(job)

@@ -93,6 +93,9 @@ class ProbeTrack:
     observed_at: float  # `now` when `last` was observed
     consecutive_failures: int = 0
     failing_since: float | None = None  # when the streak's first failure was observed
+    # When this probe last failed at all, kept across successes: a canary that failed
+    # after a target began failing cannot vouch for that failure (monitor.core).
+    failed_at: float | None = None
 
     @property
     def kind(self) -> ProbeKind:
@@ -187,7 +190,8 @@ def observe(
         # A slow probe finished after a newer one of the same kind: it is old news.
         return Step(status)
     if result.ok:
-        track = ProbeTrack(last=result, observed_at=now)
+        failed_at = previous.failed_at if previous is not None else None
+        track = ProbeTrack(last=result, observed_at=now, failed_at=failed_at)
     else:
         streak = previous.consecutive_failures if previous is not None else 0
         started = previous.failing_since if previous is not None and streak else None
@@ -196,6 +200,7 @@ def observe(
             observed_at=now,
             consecutive_failures=streak + 1,
             failing_since=started if started is not None else now,
+            failed_at=now,
         )
     step = _settle(status, _with_tracks(status.probes, [track]), status.blind, now, settings)
     unconfirmed = track.failing and track.consecutive_failures <= settings.confirm_reprobes

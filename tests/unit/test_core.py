@@ -193,3 +193,38 @@ def test_a_result_for_a_removed_target_is_ignored() -> None:
     before = sim.world
     assert sim.result("gone", result(False, T0 + 1), T0 + 1) == ()
     assert sim.world is before
+
+
+def canaries_answer(sim: CoreSim, now: float, ok: bool = True) -> None:
+    for canary in CANARIES:
+        for kind in (ProbeKind.HTTP, ProbeKind.DNS):
+            sim.result(canary.name, result(ok, now, kind=kind), now)
+
+
+@pytest.mark.parametrize(
+    ("target_after_the_cut", "reported", "incident"),
+    [
+        pytest.param(True, TargetState.UP, False, id="back-with-the-link-no-incident"),
+        pytest.param(False, TargetState.DOWN, True, id="still-failing-after-the-link-is-down"),
+    ],
+)
+def test_canaries_that_failed_meanwhile_do_not_vouch_for_a_failure(
+    target_after_the_cut: bool, reported: TargetState, incident: bool
+) -> None:
+    """A short cut: a target's failure is confirmed, the canaries checked at once fail
+    too (not long enough to confirm), then the link is back. The canaries' later health
+    says nothing about the cut: only a failure seen after their last failure is real."""
+    sim = healthy({"AL": 4, "RS": 6})
+    for second in (10, 12):
+        sim.result("al1", result(False, T0 + second), T0 + second)
+    assert sim.tick(T0 + 12).vantage_check_wanted
+    canaries_answer(sim, T0 + 13, ok=False)  # the check: the link is cut
+    canaries_answer(sim, T0 + 20)  # and back, before the canaries were confirmed down
+    judged = sim.tick(T0 + 20)
+    assert judged.vantage_up and judged.states["al1"] is TargetState.UNKNOWN
+    assert judged.opened == ()
+    sim.result("al1", result(target_after_the_cut, T0 + 40), T0 + 40)
+    canaries_answer(sim, T0 + 41)
+    after = sim.tick(T0 + 41)
+    assert after.states["al1"] is reported
+    assert [i.key for i in after.opened] == (["al1"] if incident else [])

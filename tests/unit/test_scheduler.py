@@ -259,3 +259,34 @@ async def test_a_timeout_on_an_idle_loop_is_the_targets() -> None:
     watcher.cancel()
     result = seen[0]
     assert result.local_fault is None
+
+
+async def test_canaries_run_while_every_slot_is_held_by_hanging_targets() -> None:
+    """Every target hangs until its budget (a frozen uplink): the canaries must still be
+    probed on time, or the monitor could not see that it is blind."""
+    ran: list[str] = []
+
+    async def probe(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
+        ran.append(target.url)
+        if "canary" not in target.url:
+            await asyncio.sleep(10)
+        return ProbeResult(ProbeKind.HTTP, True, None, 0.0, time.time())
+
+    scheduler = Scheduler(
+        context(),
+        handled,
+        concurrency=2,
+        timeout_s=20.0,
+        lag_window_s=1.0,
+        probes={ProbeKind.HTTP: probe},
+        jitter_s=0.0,
+    )
+    hanging = [job(f"site{i}", 0.05) for i in range(4)]
+    canary = Job(
+        "canary", ProbeKind.HTTP, ProbeTarget(url="https://canary.test/"), 0.2, canary=True
+    )
+    scheduler.replace_jobs([*hanging, canary])
+    await asyncio.sleep(1.0)
+    await scheduler.stop()
+    assert ran.count("https://canary.test/") >= 3
+    assert sum("site" in url for url in ran) == 2  # the slots: the other targets queue
