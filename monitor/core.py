@@ -68,6 +68,7 @@ from monitor.state import (
     Transition,
     initial_status,
     observe,
+    same_for_restore,
     with_vantage,
 )
 from probes.results import LocalFault, ProbeKind, ProbeResult
@@ -157,7 +158,8 @@ class RecordIncident:
 
 @dataclass(frozen=True, slots=True)
 class StatusChanged:
-    """Target (or canary) `name` has a new status row (read it from the new world)."""
+    """Target (or canary) `name` has a new status row (read it from the new world): its
+    reported state changed, or something a restart restores (`state.same_for_restore`)."""
 
     name: str
 
@@ -374,7 +376,8 @@ def _on_result(world: World, event: Result, now: float, effects: list[Effect]) -
         # so the target is blind and this failure can never confirm anything.
         seen = world.impaired_seen.set(_FAULT_IMPAIRMENT[result.local_fault], now)
         world = _set_impairment(replace(world, impaired_seen=seen), now, effects)
-    folded = observe(world.statuses[name], result, now, world.settings)
+    status = world.statuses[name]
+    folded = observe(status, result, now, world.settings)
     key = (result.kind, result.ok)
     world = replace(  # one copy of the world per result: this is the hot path
         world,
@@ -383,7 +386,8 @@ def _on_result(world: World, event: Result, now: float, effects: list[Effect]) -
         statuses=world.statuses.set(name, folded.status),
     )
     effects.append(RecordProbe(name, result))
-    effects.append(StatusChanged(name))
+    if not same_for_restore(status, folded.status):
+        effects.append(StatusChanged(name))
     effects.extend(_probe_soon(folded.reprobes))
     if name in world.reported:
         if not result.ok and result.kind is ProbeKind.TLS:
@@ -446,6 +450,7 @@ def _report(
     country = world.by_name[name].country
     reason = status.reason if new is TargetState.DOWN else None
     effects.append(RecordTransition(Transition(name, old, new, now, reason), quiet=quiet))
+    effects.append(StatusChanged(name))  # the stored row holds the reported state
     down = world.down.set(name, True) if new is TargetState.DOWN else world.down
     if old is TargetState.DOWN:
         down = down.delete(name)

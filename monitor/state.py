@@ -176,6 +176,38 @@ class Step:
     reprobes: tuple[Reprobe, ...] = ()
 
 
+def same_for_restore(old: TargetStatus, new: TargetStatus) -> bool:
+    """Nothing a restart restores has changed: the state and every probe's streak.
+
+    The latest result and its time change with every probe; rewriting a target's
+    stored row for them alone would cost one write per result for nothing.
+    """
+    if (old.state, old.since, old.reason, old.blind) != (
+        new.state,
+        new.since,
+        new.reason,
+        new.blind,
+    ):
+        return False
+    if old.probes.keys() != new.probes.keys():
+        return False
+    for kind, track in new.probes.items():
+        before = old.probes[kind]
+        if (
+            before.last.ok,
+            before.consecutive_failures,
+            before.failing_since,
+            before.failed_at,
+        ) != (
+            track.last.ok,
+            track.consecutive_failures,
+            track.failing_since,
+            track.failed_at,
+        ):
+            return False
+    return True
+
+
 def initial_status(name: str) -> TargetStatus:
     """The status of a target before any result: UNKNOWN."""
     return TargetStatus(name=name)

@@ -90,7 +90,7 @@ target_status -- the latest status of every target and canary, one row each, ups
     observed_at REAL              the latest result's observation time
     consecutive_failures INTEGER NOT NULL
     data TEXT NOT NULL            JSON for restore: {"blind", "probes": [{"last", "observed_at",
-                                  "consecutive_failures", "failing_since"}], "infra"?}
+                                  "consecutive_failures", "failing_since", "failed_at"}], "infra"?}
     updated_at REAL NOT NULL      when this row was last written
 
 meta -- facts about the writer
@@ -538,6 +538,7 @@ def _status_data(status: TargetStatus, infra: TargetInfra | None) -> dict[str, A
                 "observed_at": track.observed_at,
                 "consecutive_failures": track.consecutive_failures,
                 "failing_since": track.failing_since,
+                "failed_at": track.failed_at,
             }
         )
     data: dict[str, Any] = {"blind": status.blind, "probes": probes}
@@ -569,6 +570,7 @@ def _status_from_row(
                 observed_at=probe["observed_at"],
                 consecutive_failures=probe["consecutive_failures"],
                 failing_since=probe["failing_since"],
+                failed_at=probe.get("failed_at"),  # absent in rows from before it existed
             )
         )
     order = {kind: rank for rank, kind in enumerate(PROBE_PRECEDENCE)}

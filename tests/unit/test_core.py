@@ -14,6 +14,7 @@ from monitor.core import (
     RecordIncident,
     RecordTransition,
     Reload,
+    StatusChanged,
     Tick,
     step,
 )
@@ -228,3 +229,13 @@ def test_canaries_that_failed_meanwhile_do_not_vouch_for_a_failure(
     after = sim.tick(T0 + 41)
     assert after.states["al1"] is reported
     assert [i.key for i in after.opened] == (["al1"] if incident else [])
+
+
+def test_a_steady_success_does_not_rewrite_the_stored_row() -> None:
+    """The stored status row is what a restart restores: it is rewritten when the state or
+    a streak changes, not for every result (one write per result would not scale)."""
+    sim = healthy({"AL": 3})
+    quiet = sim.result("al1", result(True, T0 + 30), T0 + 30)
+    assert not any(isinstance(e, StatusChanged) for e in quiet)
+    failed = sim.result("al1", result(False, T0 + 60), T0 + 60)
+    assert [e for e in failed if isinstance(e, StatusChanged)] == [StatusChanged("al1")]
