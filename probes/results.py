@@ -315,6 +315,8 @@ class ProbeResult:
 
 def to_jsonable(value: Any) -> Any:
     """Frozen dataclasses, enums, tuples, frozensets, bytes and mappings -> JSON types."""
+    if value is None or isinstance(value, str | int | float):
+        return value.value if isinstance(value, Enum) else value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Enum):
