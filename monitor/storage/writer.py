@@ -1,106 +1,5 @@
-"""SQLite history: probe results, state transitions, incidents, the last status snapshot.
-
-One writer (the daemon's `HistoryWriter`, every sqlite3 call in one dedicated
-thread) and any number of readers (the dashboard, the CLI) that open the file
-read-only with `connect_readonly`. WAL mode: readers never block the writer
-and the writer never blocks readers.
-
-Schema version 2 (`PRAGMA user_version`; every change goes through `MIGRATIONS`, which
-bring an older file up to date when the writer opens it). All times are unix epoch
-seconds (REAL, UTC); booleans are INTEGER 0/1; JSON columns hold UTF-8 JSON text
-(SQLite's json_extract() and json_each() work on them). Enum-valued columns hold the
-enum's string value.
-
-targets -- the configured targets and canaries, refreshed from the config at start/reload
-    name TEXT PRIMARY KEY
-    kind TEXT NOT NULL            'target' | 'canary'
-    country TEXT                  ISO 3166-1 alpha-2 (XK for Kosovo); NULL for canaries
-    sector TEXT                   monitor.config.SECTORS; NULL for canaries
-    url TEXT NOT NULL
-    evidence TEXT                 'seen' | 'plausible'; NULL for canaries
-    active INTEGER NOT NULL       1 while in the config; 0 once removed (history kept)
-    updated_at REAL NOT NULL
-
-probe_results -- one row per probe run
-    id INTEGER PRIMARY KEY
-    target TEXT NOT NULL          a targets.name (targets and canaries alike)
-    vantage TEXT NOT NULL         `govwatch run --vantage`; '' when unnamed
-    probe TEXT NOT NULL           'http' | 'dns' | 'tls'
-    started_at REAL NOT NULL
-    ok INTEGER NOT NULL
-    reason TEXT                   probes.results.Reason value; NULL exactly when ok = 1
-    duration_s REAL NOT NULL      the response time
-    http_status INTEGER           http: final status code; NULL when none came
-    tls_expiry REAL               tls: earliest notAfter in the presented chain
-    tls_leaf_expiry REAL          tls: the leaf certificate's notAfter
-    tls_version TEXT              http (https only) and tls: e.g. 'TLSv1.3'
-    dnssec_status TEXT            dns: 'secure' | 'insecure' | 'bogus' | 'indeterminate';
-                                  NULL when the probe did not get that far
-    dnssec_signed INTEGER         dns: 1 the zone publishes DNSKEYs, 0 it does not (a fact,
-                                  not a failure); NULL when unknown
-    dnssec_expiry REAL            dns: the zone's first RRSIG to expire
-    phases TEXT NOT NULL          JSON {phase: seconds}, e.g. {"resolve":0.01,"connect":0.02}
-    details TEXT                  JSON of the probe's details (ProbeResult.to_dict()["details"]);
-                                  NULL when the probe had none
-    error TEXT                    the underlying error, for humans
-    indexes: (target, probe, started_at), (started_at)
-
-transitions -- changes of a target's reported state (for canaries: their confirmed state)
-    id INTEGER PRIMARY KEY
-    target TEXT NOT NULL
-    old_state TEXT NOT NULL       'up' | 'down' | 'unknown' (monitor.state.TargetState)
-    new_state TEXT NOT NULL
-    at REAL NOT NULL
-    reason TEXT                   the DOWN reason (Reason value); NULL otherwise
-    indexes: (target, at), (at)
-
-incidents -- one row per incident, upserted by id while it grows and when it ends
-    id TEXT PRIMARY KEY           e.g. 'country:AL:1657886400' (monitor.outage.incident_id)
-    scope TEXT NOT NULL           'target' | 'country' | 'region' | 'vantage'
-    country TEXT                  scopes country and target; NULL otherwise
-    target TEXT                   scope target; NULL otherwise
-    started_at REAL NOT NULL
-    ended_at REAL                 NULL while open
-    affected TEXT NOT NULL        JSON list of target (or, for 'vantage', canary) names, sorted
-    affected_count INTEGER NOT NULL
-    dominant_reason TEXT          Reason value; NULL when none
-    hint TEXT                     JSON list, strongest first, of what the failing targets share:
-                                  [{"kind": "nameservers"|"address_prefix"|"issuer",
-                                    "values": [...], "count": 3, "of": 4}]; NULL when nothing
-    hint_text TEXT                the same as one line for humans; NULL when nothing
-    updated_at REAL NOT NULL
-    indexes: (started_at), (ended_at), open ones: (started_at) WHERE ended_at IS NULL
-
-target_status -- the latest status of every target and canary, one row each, upserted only
-                 when it changes; rows of names no longer configured are deleted at start/reload
-    target TEXT PRIMARY KEY
-    kind TEXT NOT NULL            'target' | 'canary'
-    state TEXT NOT NULL           'up' | 'down' | 'unknown': the one reported state, what the API,
-                                  govwatch_target_up and the transitions show ('unknown' while the
-                                  monitor is blind or a confirmed failure waits for the canaries'
-                                  verification); for canaries their confirmed state. Read this one.
-    confirmed_state TEXT          'up' | 'down' | 'unknown': the confirmed state (monitor.state),
-                                  what a restart restores; NULL means the same as state
-    since REAL                    when confirmed_state was entered; NULL before any observation.
-                                  It is `state`'s since only when state = confirmed_state
-    reason TEXT                   the DOWN reason, set exactly when confirmed_state is 'down'
-                                  (so whenever state is 'down')
-    country TEXT, sector TEXT     as in targets; NULL for canaries
-    blind INTEGER NOT NULL        1 while the vantage is down
-    observed_at REAL              the latest result's observation time
-    consecutive_failures INTEGER NOT NULL
-    data TEXT NOT NULL            JSON for restore: {"blind", "probes": [{"last", "observed_at",
-                                  "consecutive_failures", "failing_since", "failed_at"}], "infra"?}
-    updated_at REAL NOT NULL      when this row was last written
-
-meta -- facts about the writer
-    key TEXT PRIMARY KEY, value TEXT NOT NULL
-    keys: 'vantage'; 'last_flush_at' (epoch seconds as text)
-
-Retention: probe_results and transitions older than the retention (30 days by
-default) and incidents that ended before it are deleted in the background, in
-small chunks. targets, target_status and open incidents are never pruned.
-"""
+"""The history's one writer: `HistoryWriter` queues records in memory and writes them in
+batches, one transaction per batch, on one dedicated thread; it also prunes old rows."""
 
 from __future__ import annotations
 
@@ -113,203 +12,36 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Self, TypeAlias, TypeVar
+from typing import Self, TypeVar
 
-from monitor.config import Canary, Target
-from monitor.outage import HintKind, Incident, InfraHint, Scope, TargetInfra
-from monitor.state import PROBE_PRECEDENCE, ProbeTrack, TargetState, TargetStatus, Transition
-from probes.results import (
-    DnsDetails,
-    DnssecStatus,
-    HttpDetails,
-    ProbeKind,
-    ProbeResult,
-    Reason,
-    TlsDetails,
-    to_jsonable,
+from monitor.outage import Incident
+from monitor.settings import Canary, Target
+from monitor.state import TargetState, Transition
+from monitor.storage.readers import (
+    Restored,
+    read_incidents_since,
+    read_open_incidents,
+    read_restore,
 )
+from monitor.storage.rows import (
+    ProbeRecord,
+    Record,
+    StatusRow,
+    TargetsRecord,
+    dumps,
+    incident_row,
+    probe_row,
+    status_data,
+)
+from monitor.storage.schema import StorageError, configure, migrate
+from probes.results import ProbeResult
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("monitor.storage")
 _T = TypeVar("_T")
-
-# --- schema -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    sql: str  # DDL and data moves; run in one transaction with the version bump
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        """
-        CREATE TABLE targets (
-            name TEXT PRIMARY KEY,
-            kind TEXT NOT NULL DEFAULT 'target',
-            country TEXT,
-            sector TEXT,
-            url TEXT NOT NULL,
-            evidence TEXT,
-            active INTEGER NOT NULL DEFAULT 1,
-            updated_at REAL NOT NULL
-        );
-        CREATE TABLE probe_results (
-            id INTEGER PRIMARY KEY,
-            target TEXT NOT NULL,
-            vantage TEXT NOT NULL DEFAULT '',
-            probe TEXT NOT NULL,
-            started_at REAL NOT NULL,
-            ok INTEGER NOT NULL,
-            reason TEXT,
-            duration_s REAL NOT NULL,
-            http_status INTEGER,
-            tls_expiry REAL,
-            tls_leaf_expiry REAL,
-            tls_version TEXT,
-            dnssec_status TEXT,
-            dnssec_signed INTEGER,
-            dnssec_expiry REAL,
-            phases TEXT NOT NULL DEFAULT '{}',
-            details TEXT,
-            error TEXT
-        );
-        CREATE INDEX probe_results_target_probe_time ON probe_results (target, probe, started_at);
-        CREATE INDEX probe_results_time ON probe_results (started_at);
-        CREATE TABLE transitions (
-            id INTEGER PRIMARY KEY,
-            target TEXT NOT NULL,
-            old_state TEXT NOT NULL,
-            new_state TEXT NOT NULL,
-            at REAL NOT NULL,
-            reason TEXT
-        );
-        CREATE INDEX transitions_target_time ON transitions (target, at);
-        CREATE INDEX transitions_time ON transitions (at);
-        CREATE TABLE incidents (
-            id TEXT PRIMARY KEY,
-            scope TEXT NOT NULL,
-            country TEXT,
-            target TEXT,
-            started_at REAL NOT NULL,
-            ended_at REAL,
-            affected TEXT NOT NULL DEFAULT '[]',
-            affected_count INTEGER NOT NULL DEFAULT 0,
-            dominant_reason TEXT,
-            hint TEXT,
-            hint_text TEXT,
-            updated_at REAL NOT NULL
-        );
-        CREATE INDEX incidents_started ON incidents (started_at);
-        CREATE INDEX incidents_ended ON incidents (ended_at);
-        CREATE INDEX incidents_open ON incidents (started_at) WHERE ended_at IS NULL;
-        CREATE TABLE target_status (
-            target TEXT PRIMARY KEY,
-            kind TEXT NOT NULL DEFAULT 'target',
-            state TEXT NOT NULL,
-            reported_state TEXT,
-            since REAL,
-            reason TEXT,
-            country TEXT,
-            sector TEXT,
-            blind INTEGER NOT NULL DEFAULT 0,
-            observed_at REAL,
-            consecutive_failures INTEGER NOT NULL DEFAULT 0,
-            data TEXT NOT NULL DEFAULT '{}',
-            updated_at REAL NOT NULL
-        );
-        CREATE TABLE meta (
-            key TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        );
-        """,
-    ),
-    # target_status.state becomes the one reported state (version 1 kept it, mostly
-    # unread, in reported_state, NULL for canaries) and the confirmed state moves to
-    # confirmed_state. The table is rebuilt rather than altered column by column, so
-    # this runs on any SQLite (DROP COLUMN needs 3.35) and keeps state's NOT NULL.
-    Migration(
-        2,
-        """
-        CREATE TABLE target_status_v2 (
-            target TEXT PRIMARY KEY,
-            kind TEXT NOT NULL DEFAULT 'target',
-            state TEXT NOT NULL,
-            confirmed_state TEXT,
-            since REAL,
-            reason TEXT,
-            country TEXT,
-            sector TEXT,
-            blind INTEGER NOT NULL DEFAULT 0,
-            observed_at REAL,
-            consecutive_failures INTEGER NOT NULL DEFAULT 0,
-            data TEXT NOT NULL DEFAULT '{}',
-            updated_at REAL NOT NULL
-        );
-        INSERT INTO target_status_v2 (target, kind, state, confirmed_state, since, reason,
-            country, sector, blind, observed_at, consecutive_failures, data, updated_at)
-        SELECT target, kind, coalesce(reported_state, state), state, since, reason,
-            country, sector, blind, observed_at, consecutive_failures, data, updated_at
-        FROM target_status;
-        DROP TABLE target_status;
-        ALTER TABLE target_status_v2 RENAME TO target_status;
-        """,
-    ),
-)
-SCHEMA_VERSION = MIGRATIONS[-1].version
-
-
-class StorageError(Exception):
-    """The database cannot be opened or is not one this version understands."""
-
-
-def schema_version(conn: sqlite3.Connection) -> int:
-    row = conn.execute("PRAGMA user_version").fetchone()
-    return int(row[0])
-
-
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
-    """Bring the database up to the last migration, one transaction per step.
-
-    Returns the version reached. Refuses a database newer than `migrations`
-    (written by a later govwatch) rather than guess at its layout.
-    """
-    versions = [m.version for m in migrations]
-    if versions != sorted(set(versions)) or (versions and versions[0] < 1):
-        raise ValueError(f"migrations must have increasing versions >= 1, got {versions}")
-    current = schema_version(conn)
-    latest = versions[-1] if versions else 0
-    if current > latest:
-        raise StorageError(
-            f"database schema version {current} is newer than this govwatch understands "
-            f"({latest}); upgrade govwatch or use another --db"
-        )
-    for step in migrations:
-        if step.version <= current:
-            continue
-        # executescript commits any open transaction first; the BEGIN/COMMIT here make
-        # the DDL and the version bump one atomic step (user_version is transactional).
-        try:
-            conn.executescript(
-                f"BEGIN IMMEDIATE;\n{step.sql}\nPRAGMA user_version = {step.version};\nCOMMIT;"
-            )
-        except BaseException:
-            if conn.in_transaction:
-                conn.rollback()
-            raise
-        log.info("storage: migrated schema to version %d", step.version)
-        current = step.version
-    return current
-
-
-def _configure(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
 
 
 def connect_writer(path: Path | str, *, busy_timeout_s: float = 2.0) -> sqlite3.Connection:
@@ -325,7 +57,7 @@ def connect_writer(path: Path | str, *, busy_timeout_s: float = 2.0) -> sqlite3.
     except sqlite3.Error as exc:
         raise StorageError(f"{path}: cannot open database: {exc}") from exc
     try:
-        _configure(conn, busy_timeout_s)
+        configure(conn, busy_timeout_s)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StorageError(f"{path}: cannot switch to WAL mode (got {mode!r})")
@@ -340,258 +72,6 @@ def connect_writer(path: Path | str, *, busy_timeout_s: float = 2.0) -> sqlite3.
         conn.close()
         raise
     return conn
-
-
-def connect_readonly(
-    path: Path | str, *, busy_timeout_s: float = 2.0, check_same_thread: bool = True
-) -> sqlite3.Connection:
-    """A read-only connection (`file:...?mode=ro`) that can never block the writer.
-
-    Keep read transactions short: they do not block writes, but while one is
-    open the WAL cannot be checkpointed past it and keeps growing.
-    """
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=check_same_thread)
-    except sqlite3.Error as exc:
-        raise StorageError(f"{path}: cannot open database read-only: {exc}") from exc
-    try:
-        _configure(conn, busy_timeout_s)
-        conn.execute("PRAGMA query_only = ON")
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StorageError(f"{path}: cannot open database read-only: {exc}") from exc
-    return conn
-
-
-# --- JSON ---------------------------------------------------------------------------
-
-
-def _dumps(value: Any) -> str:
-    """JSON text in the project's one serialised form (probes.results.to_jsonable)."""
-    return _dumps_plain(to_jsonable(value))
-
-
-def _dumps_plain(value: Any) -> str:
-    """JSON text of values already JSON-ready. Non-finite floats are refused: SQLite's
-    JSON functions cannot read them."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-# --- records ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _ProbeRecord:
-    target: str
-    result: ProbeResult
-
-
-@dataclass(frozen=True, slots=True)
-class _TargetsRecord:
-    targets: tuple[Target, ...]
-    canaries: tuple[Canary, ...]
-
-
-_Record: TypeAlias = _ProbeRecord | Transition | Incident | _TargetsRecord
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRow:
-    """One target's (or canary's) current status, for the target_status table."""
-
-    status: TargetStatus  # confirmed state, since, reason, probe tracks: what a restart restores
-    reported: TargetState  # the one reported state (for canaries: their confirmed state)
-    infra: TargetInfra | None  # what the target runs on, if known
-
-    @property
-    def name(self) -> str:
-        return self.status.name
-
-
-@dataclass(frozen=True, slots=True)
-class Restored:
-    """What a restarted daemon takes back: the stored statuses and the open incidents.
-
-    Restored statuses carry the confirmed state (target_status.confirmed_state) and
-    keep each probe's last result and failure streak, but not the result's details
-    (None): the state machine does not need them.
-    """
-
-    statuses: Mapping[str, TargetStatus]
-    infra: Mapping[str, TargetInfra]
-    open_incidents: tuple[Incident, ...]
-    saved_at: float | None  # when the newest status row was written; None if there is none
-
-
-# --- rows ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _HotFields:
-    http_status: int | None = None
-    tls_expiry: float | None = None
-    tls_leaf_expiry: float | None = None
-    tls_version: str | None = None
-    dnssec_status: str | None = None
-    dnssec_signed: bool | None = None
-    dnssec_expiry: float | None = None
-
-
-def _hot_fields(details: object) -> _HotFields:
-    """The columns the dashboard's table needs, so it never parses JSON per row."""
-    if isinstance(details, HttpDetails):
-        return _HotFields(http_status=details.status_code, tls_version=details.tls_version)
-    if isinstance(details, TlsDetails):
-        return _HotFields(
-            tls_expiry=details.earliest_expiry,
-            tls_leaf_expiry=details.leaf_expiry,
-            tls_version=details.version,
-        )
-    if isinstance(details, DnsDetails) and details.dnssec is not None:
-        dnssec = details.dnssec
-        known = dnssec.status is not DnssecStatus.INDETERMINATE
-        return _HotFields(
-            dnssec_status=dnssec.status.value,
-            # Whether the zone is signed is only known when the check got that far.
-            dnssec_signed=dnssec.signed if known or dnssec.signed else None,
-            dnssec_expiry=dnssec.earliest_rrsig_expiry,
-        )
-    return _HotFields()
-
-
-def _probe_row(record: _ProbeRecord, vantage: str) -> tuple[Any, ...]:
-    r = record.result
-    serialised = r.to_dict()
-    hot = _hot_fields(r.details)
-    details: str | None = None
-    if r.details is not None:
-        try:
-            details = _dumps_plain(serialised["details"])
-        except (TypeError, ValueError) as exc:
-            # The columns still tell the story; losing the whole row would hide it.
-            log.error("storage: details of %s/%s not stored: %s", record.target, r.kind, exc)
-    return (
-        record.target,
-        vantage,
-        serialised["probe"],
-        r.started_at,
-        int(r.ok),
-        serialised["reason"],
-        r.duration_s,
-        hot.http_status,
-        hot.tls_expiry,
-        hot.tls_leaf_expiry,
-        hot.tls_version,
-        hot.dnssec_status,
-        None if hot.dnssec_signed is None else int(hot.dnssec_signed),
-        hot.dnssec_expiry,
-        _dumps_plain(serialised["phases"]),
-        details,
-        r.error,
-    )
-
-
-def _incident_row(incident: Incident, now: float) -> tuple[Any, ...]:
-    return (
-        incident.id,
-        incident.scope.value,
-        incident.country,
-        incident.target,
-        incident.started_at,
-        incident.ended_at,
-        _dumps(list(incident.affected)),
-        len(incident.affected),
-        None if incident.dominant_reason is None else incident.dominant_reason.value,
-        _dumps(incident.hints) if incident.hints else None,
-        incident.hint_text,
-        now,
-    )
-
-
-def _incident_from_row(row: Sequence[Any]) -> Incident:
-    hints = json.loads(row[8]) if row[8] is not None else []
-    return Incident(
-        id=row[0],
-        scope=Scope(row[1]),
-        country=row[2],
-        target=row[3],
-        started_at=row[4],
-        ended_at=row[5],
-        affected=tuple(json.loads(row[6])),
-        dominant_reason=None if row[7] is None else Reason(row[7]),
-        hints=tuple(
-            InfraHint(HintKind(h["kind"]), tuple(h["values"]), h["count"], h["of"]) for h in hints
-        ),
-    )
-
-
-def _status_data(status: TargetStatus, infra: TargetInfra | None) -> dict[str, Any]:
-    """Everything needed to rebuild `status` (and the target's infra), as JSON values."""
-    probes = []
-    for track in status.probes.values():
-        last = track.last.to_dict()
-        del last["details"]  # large, and the state machine never looks at them
-        probes.append(
-            {
-                "last": last,
-                "observed_at": track.observed_at,
-                "consecutive_failures": track.consecutive_failures,
-                "failing_since": track.failing_since,
-                "failed_at": track.failed_at,
-            }
-        )
-    data: dict[str, Any] = {"blind": status.blind, "probes": probes}
-    if infra is not None:
-        data["infra"] = to_jsonable(infra)
-    return data
-
-
-def _status_from_row(
-    name: str, state: str, since: float | None, reason: str | None, data_text: str
-) -> tuple[TargetStatus, TargetInfra | None]:
-    data = json.loads(data_text)
-    tracks = []
-    for probe in data.get("probes", []):
-        last = probe["last"]
-        result = ProbeResult(
-            kind=ProbeKind(last["probe"]),
-            ok=last["ok"],
-            reason=None if last["reason"] is None else Reason(last["reason"]),
-            duration_s=last["duration_s"],
-            started_at=last["started_at"],
-            phases=MappingProxyType(dict(last["phases"])),
-            details=None,
-            error=last["error"],
-        )
-        tracks.append(
-            ProbeTrack(
-                last=result,
-                observed_at=probe["observed_at"],
-                consecutive_failures=probe["consecutive_failures"],
-                failing_since=probe["failing_since"],
-                failed_at=probe.get("failed_at"),  # absent in rows from before it existed
-            )
-        )
-    order = {kind: rank for rank, kind in enumerate(PROBE_PRECEDENCE)}
-    tracks.sort(key=lambda t: order.get(t.kind, len(order)))
-    status = TargetStatus(
-        name=name,
-        state=TargetState(state),
-        since=since,
-        reason=None if reason is None else Reason(reason),
-        probes=MappingProxyType({t.kind: t for t in tracks}),
-        blind=bool(data.get("blind", False)),
-    )
-    raw_infra = data.get("infra")
-    infra = None
-    if raw_infra is not None:
-        infra = TargetInfra(
-            nameservers=frozenset(raw_infra["nameservers"]),
-            address_prefixes=frozenset(raw_infra["address_prefixes"]),
-            issuer=raw_infra["issuer"],
-        )
-    return status, infra
 
 
 _INSERT_PROBE = """
@@ -676,9 +156,9 @@ class _Statements:
         self.targets: dict[str, Target] = {}
         self.canaries: frozenset[str] = frozenset()
 
-    def apply(self, record: _Record, now: float) -> None:
-        if isinstance(record, _ProbeRecord):
-            self.conn.execute(_INSERT_PROBE, _probe_row(record, self.vantage))
+    def apply(self, record: Record, now: float) -> None:
+        if isinstance(record, ProbeRecord):
+            self.conn.execute(_INSERT_PROBE, probe_row(record, self.vantage))
         elif isinstance(record, Transition):
             self.conn.execute(
                 _INSERT_TRANSITION,
@@ -691,11 +171,11 @@ class _Statements:
                 ),
             )
         elif isinstance(record, Incident):
-            self.conn.execute(_UPSERT_INCIDENT, _incident_row(record, now))
+            self.conn.execute(_UPSERT_INCIDENT, incident_row(record, now))
         else:
             self._replace_targets(record, now)
 
-    def _replace_targets(self, record: _TargetsRecord, now: float) -> None:
+    def _replace_targets(self, record: TargetsRecord, now: float) -> None:
         rows: list[tuple[str, str, str | None, str | None, str, str | None, float]] = [
             (t.name, "target", t.country, t.sector, t.url, t.evidence, now) for t in record.targets
         ]
@@ -723,7 +203,7 @@ class _Statements:
             s = row.status
             target = self.targets.get(s.name)
             try:
-                data = _dumps(_status_data(s, row.infra))
+                data = dumps(status_data(s, row.infra))
                 self.conn.execute(
                     _UPSERT_STATUS,
                     (
@@ -746,75 +226,6 @@ class _Statements:
                 skipped += 1
                 log.error("storage: cannot store the status of %r: %s", s.name, exc)
         return skipped
-
-
-# --- reading ------------------------------------------------------------------------
-
-
-_INCIDENT_COLUMNS = (
-    "id, scope, country, target, started_at, ended_at, affected, dominant_reason, hint"
-)
-
-
-def _read_incidents(conn: sqlite3.Connection, where: str, *params: Any) -> list[Incident]:
-    """Incidents matching `where`; a row this version cannot read (say, a reason a
-    later version added) is skipped with a warning rather than fail the caller."""
-    incidents = []
-    for row in conn.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incidents {where}", params):
-        try:
-            incidents.append(_incident_from_row(row))
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("storage: cannot read incident %r: %s", row[0], exc)
-    return incidents
-
-
-def read_open_incidents(conn: sqlite3.Connection) -> list[Incident]:
-    """Incidents without an end, oldest first."""
-    return _read_incidents(conn, "WHERE ended_at IS NULL ORDER BY started_at, id")
-
-
-def read_incidents_since(
-    conn: sqlite3.Connection, since: float, *, limit: int = 1000
-) -> list[Incident]:
-    """Incidents active at any moment from `since` on (still open, or ended at or
-    after it), newest start first."""
-    return _read_incidents(
-        conn,
-        "WHERE ended_at IS NULL OR ended_at >= ? ORDER BY started_at DESC, id LIMIT ?",
-        since,
-        limit,
-    )
-
-
-def read_restore(conn: sqlite3.Connection) -> Restored:
-    """The last status snapshot and the open incidents, as monitor.state/outage types.
-
-    A row this version cannot read is skipped with a warning: a restart must not
-    fail over history.
-    """
-    statuses: dict[str, TargetStatus] = {}
-    infra: dict[str, TargetInfra] = {}
-    saved_at: float | None = None
-    rows = conn.execute(
-        "SELECT target, coalesce(confirmed_state, state), since, reason, data, updated_at "
-        "FROM target_status ORDER BY target"
-    ).fetchall()
-    for name, state, since, reason, data, updated_at in rows:
-        try:
-            status, facts = _status_from_row(name, state, since, reason, data)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("storage: cannot restore the status of %r: %s", name, exc)
-            continue
-        statuses[name] = status
-        if facts is not None:
-            infra[name] = facts
-        saved_at = updated_at if saved_at is None else max(saved_at, updated_at)
-    return Restored(
-        statuses=MappingProxyType(statuses),
-        infra=MappingProxyType(infra),
-        open_incidents=tuple(read_open_incidents(conn)),
-        saved_at=saved_at,
-    )
 
 
 # --- the writer -----------------------------------------------------------------------
@@ -881,7 +292,7 @@ class HistoryWriter:
         self._statements = _Statements(conn, vantage)
         self._settings = settings
         self._clock = clock
-        self._pending: collections.deque[_Record] = collections.deque()
+        self._pending: collections.deque[Record] = collections.deque()
         # Status rows waiting for the next flush, the latest per name; and the latest row
         # given per name, so a failed write re-queues a row only if nothing newer came.
         self._status: dict[str, StatusRow] = {}
@@ -943,7 +354,7 @@ class HistoryWriter:
 
     def add_probe(self, target: str, result: ProbeResult) -> None:
         """One probe result of the target (or canary) named `target`."""
-        self._add(_ProbeRecord(target, result))
+        self._add(ProbeRecord(target, result))
 
     def add_transition(self, transition: Transition) -> None:
         self._add(transition)
@@ -962,7 +373,7 @@ class HistoryWriter:
         deleted, queued ones included.
         """
         targets, canaries = tuple(targets), tuple(canaries)
-        self._add(_TargetsRecord(targets, canaries))
+        self._add(TargetsRecord(targets, canaries))
         if self._closed:
             return
         names = {t.name for t in targets} | {c.name for c in canaries}
@@ -979,7 +390,7 @@ class HistoryWriter:
             self._status[row.name] = row
             self._latest_status[row.name] = row
 
-    def _add(self, record: _Record) -> None:
+    def _add(self, record: Record) -> None:
         if self._closed:
             self._dropped += 1
             return
@@ -1052,7 +463,7 @@ class HistoryWriter:
         self._last_flush_at = outcome.at
 
     def _note_failure(
-        self, failure: _Failure, batch: list[_Record], status: Sequence[StatusRow]
+        self, failure: _Failure, batch: list[Record], status: Sequence[StatusRow]
     ) -> None:
         self._errors += 1
         self._last_error = failure.message
@@ -1103,7 +514,7 @@ class HistoryWriter:
             self._note_success(outcome, size)
 
     def _write_batch(
-        self, batch: Sequence[_Record], status: Sequence[StatusRow], now: float
+        self, batch: Sequence[Record], status: Sequence[StatusRow], now: float
     ) -> _Written | _Failure:
         """Writer thread: one transaction for the batch (and the queued status rows)."""
         conn = self._conn

@@ -1,0 +1,53 @@
+"""The SQLite history: probe results, state transitions, incidents, the last status snapshot.
+
+One writer (the daemon's `HistoryWriter`, every sqlite3 call in one dedicated thread)
+and any number of readers (the dashboard, the CLI) that open the file read-only with
+`connect_readonly`. WAL mode: readers never block the writer and the writer never
+blocks readers.
+
+- `schema`: the tables, columns and indexes (documented in its docstring), the migrations;
+- `rows`: records and status rows to table rows and back;
+- `writer`: `HistoryWriter`, batching, retention;
+- `readers`: read-only connections and the reads (restore, incidents).
+
+Import from here: these names are the package's interface.
+"""
+
+from monitor.storage.readers import (
+    Restored,
+    connect_readonly,
+    open_history,
+    read_incidents_since,
+    read_open_incidents,
+    read_restore,
+)
+from monitor.storage.rows import StatusRow
+from monitor.storage.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Migration,
+    StorageError,
+    migrate,
+    schema_version,
+)
+from monitor.storage.writer import HistoryWriter, StorageSettings, WriterStats, connect_writer
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "HistoryWriter",
+    "Migration",
+    "Restored",
+    "StatusRow",
+    "StorageError",
+    "StorageSettings",
+    "WriterStats",
+    "connect_readonly",
+    "connect_writer",
+    "migrate",
+    "open_history",
+    "read_incidents_since",
+    "read_open_incidents",
+    "read_restore",
+    "schema_version",
+]
