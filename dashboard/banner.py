@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from monitor.countries import country_name
+from monitor.hints import hint_sentence, hint_what, hint_who
 
 # One phrase per failure reason (the closed enum in probes/results.py), in the plural because a
 # banner speaks about many services at once.
@@ -33,20 +34,6 @@ REASON_PHRASES: Mapping[str, str] = {
     "http_too_large": "oversized responses",
     "http_redirect_loop": "redirect loops",
     "protocol_error": "protocol errors",
-}
-
-# What a shared-infrastructure hint's kind is called in a sentence.
-HINT_KINDS: Mapping[str, str] = {
-    "nameservers": "name servers",
-    "name_servers": "name servers",
-    "ns": "name servers",
-    "prefix": "address prefix",
-    "address_prefix": "address prefix",
-    "network": "network",
-    "asn": "network",
-    "issuer": "certificate issuer",
-    "cert_issuer": "certificate issuer",
-    "certificate_issuer": "certificate issuer",
 }
 
 
@@ -96,29 +83,10 @@ def reason_phrase(reason: str | None) -> str:
     return REASON_PHRASES.get(reason, reason.replace("_", " "))
 
 
-def compact_hostnames(names: Sequence[str]) -> str:
-    """'ns11.akshi.gov.al', 'ns12.akshi.gov.al' -> 'ns11/ns12.akshi.gov.al'.
-
-    Names that share no domain of at least two labels stay a comma-separated list.
-    """
-    cleaned = sorted({name.strip().rstrip(".").lower() for name in names if name.strip()})
-    if len(cleaned) < 2:
-        return ", ".join(cleaned)
-    split = [name.split(".") for name in cleaned]
-    shared = 0
-    while all(len(labels) > shared + 1 for labels in split) and (
-        len({labels[-1 - shared] for labels in split}) == 1
-    ):
-        shared += 1
-    if shared < 2:
-        return ", ".join(cleaned)
-    heads = [".".join(labels[:-shared]) for labels in split]
-    return "/".join(heads) + "." + ".".join(split[0][-shared:])
-
-
 @dataclass(frozen=True, slots=True)
 class SharedHint:
-    """What `count` of the `of` failing targets share (None, None: all of them)."""
+    """What `count` of the `of` failing targets share (None, None: all of them): one item
+    of an incident's stored hint list, worded by monitor.hints in its short form."""
 
     kind: str  # monitor.outage.HintKind values: nameservers, address_prefix, issuer
     values: tuple[str, ...]
@@ -127,22 +95,13 @@ class SharedHint:
 
     @property
     def who(self) -> str:
-        if self.count is None or self.count == self.of:
-            return "all share"
-        return f"{self.count} of {self.of} share"
+        """'all share', '3 of 4 share'."""
+        return hint_who(self.count, self.of, short=True)
 
     @property
     def what(self) -> str:
         """'name servers ns11/ns12.akshi.gov.al', 'address prefix 192.0.2.0/24', ..."""
-        noun = HINT_KINDS.get(self.kind, self.kind.replace("_", " "))
-        many = len(self.values) > 1
-        if noun == "name servers":
-            return ("name servers " if many else "name server ") + compact_hostnames(self.values)
-        if many and noun == "address prefix":
-            noun = "address prefixes"
-        elif many and noun == "certificate issuer":
-            noun = "certificate issuers"
-        return f"{noun} {', '.join(self.values)}"
+        return hint_what(self.kind, self.values, short=True)
 
 
 def hints_text(hints: Sequence[SharedHint]) -> str | None:
@@ -161,8 +120,7 @@ def hint_text(
     kind: str, values: Sequence[str], count: int | None = None, of: int | None = None
 ) -> str:
     """One shared-infrastructure hint as a sentence fragment: 'all share name servers ...'."""
-    hint = SharedHint(kind, tuple(values), count, of)
-    return f"{hint.who} {hint.what}"
+    return hint_sentence(kind, values, count, of, short=True)
 
 
 def format_clock(moment: datetime, now: datetime) -> str:

@@ -354,10 +354,10 @@ SCOPE_ORDER = {"vantage": 0, "region": 1, "country": 2, "target": 3}
 def describe_hint(hint_json: object, text: object) -> str | None:
     """The incident's shared-infrastructure hint as a sentence fragment.
 
-    Built from the structured JSON when it has monitor.outage's InfraHint shape
-    ({"kind", "values", "count", "of"}, alone, in a list, or under "hints"), or
-    {kind: values}; that lets name servers be written compactly and several hints
-    read as one sentence. Otherwise the stored hint_text.
+    Built from incidents.hint, the one JSON shape storage writes (a list, strongest
+    first, of {"kind", "values", "count", "of"}; monitor/storage/schema.py), so name
+    servers are written compactly and several hints read as one sentence. The stored
+    hint_text when there is none to read.
     """
     hints = _hints(_loads(hint_json))
     if hints:
@@ -374,35 +374,27 @@ def _loads(text: object) -> Any:
         return None
 
 
-def _values(raw: Any) -> tuple[str, ...]:
-    if isinstance(raw, str):
-        return (raw,)
-    if isinstance(raw, list | tuple):
-        return tuple(str(v) for v in raw)
-    return ()
-
-
-def _hints(hint: Any) -> list[SharedHint]:
-    if isinstance(hint, list):
-        return [found for item in hint for found in _hints(item)]
-    if not isinstance(hint, Mapping):
+def _hints(stored: Any) -> list[SharedHint]:
+    """The readable items of a stored hint list; an item without values is skipped."""
+    if not isinstance(stored, list):
         return []
-    if "hints" in hint:
-        return _hints(hint["hints"])
-    if "kind" in hint:
-        values = _values(hint.get("values", hint.get("value")))
-        count, of = hint.get("count"), hint.get("of")
-        if not values:
-            return []
-        return [
+    hints = []
+    for item in stored:
+        if not isinstance(item, Mapping) or "kind" not in item:
+            continue
+        values = item.get("values")
+        if not isinstance(values, list) or not values:
+            continue
+        count, of = item.get("count"), item.get("of")
+        hints.append(
             SharedHint(
-                str(hint["kind"]),
-                values,
+                str(item["kind"]),
+                tuple(str(v) for v in values),
                 count if isinstance(count, int) else None,
                 of if isinstance(of, int) else None,
             )
-        ]
-    return [SharedHint(str(kind), _values(raw)) for kind, raw in hint.items() if _values(raw)]
+        )
+    return hints
 
 
 def _incident_frame(raw: pd.DataFrame) -> pd.DataFrame:

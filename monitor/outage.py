@@ -17,6 +17,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
+from monitor.hints import hint_sentence
 from monitor.settings import OutageSettings
 from probes.results import ProbeResult, Reason
 
@@ -96,10 +97,7 @@ class InfraHint:
 
     @property
     def text(self) -> str:
-        who = f"all {self.of}" if self.count == self.of else f"{self.count} of {self.of}"
-        singular, plural = _HINT_LABELS[self.kind]
-        label = singular if len(self.values) == 1 else plural
-        return f"{who} affected targets share {label} {', '.join(self.values)}"
+        return hint_sentence(self.kind, self.values, self.count, self.of)
 
 
 @dataclass(frozen=True, slots=True)

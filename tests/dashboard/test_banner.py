@@ -13,7 +13,6 @@ from dashboard.banner import (
     Severity,
     SharedHint,
     VantageFacts,
-    compact_hostnames,
     format_clock,
     format_duration,
     hint_text,
@@ -79,20 +78,6 @@ def test_a_region_outage_names_its_countries_and_has_no_hint_when_none() -> None
         "Region-wide outage (Albania, Montenegro): 60 of 167 services down "
         "since 14:36 UTC — reason unknown"
     )
-
-
-@pytest.mark.parametrize(
-    ("names", "expected"),
-    [
-        (["ns11.akshi.gov.al", "ns12.akshi.gov.al"], "ns11/ns12.akshi.gov.al"),
-        (["b.ns.example.test.", "a.ns.example.test"], "a/b.ns.example.test"),
-        (["ns1.one.test", "ns1.two.test"], "ns1.one.test, ns1.two.test"),  # only the TLD shared
-        (["ns.only.test"], "ns.only.test"),
-        (["x.test", "x.test"], "x.test"),
-    ],
-)
-def test_compact_hostnames(names: list[str], expected: str) -> None:
-    assert compact_hostnames(names) == expected
 
 
 def test_hints_of_other_kinds_and_partial_shares() -> None:

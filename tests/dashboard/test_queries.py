@@ -173,9 +173,9 @@ def test_hint_shapes() -> None:
     )
     assert queries.describe_hint(None, "stored text") == "stored text"
     assert queries.describe_hint("not json", None) is None
-    assert (
-        queries.describe_hint('{"issuer": "CN=R3"}', None) == "all share certificate issuer CN=R3"
-    )
+    # Storage writes the list shape only: anything else falls back to the stored text.
+    assert queries.describe_hint('{"issuer": "CN=R3"}', "stored text") == "stored text"
+    assert queries.describe_hint('[{"kind": "issuer", "values": []}]', None) is None
 
 
 # --- the targets table --------------------------------------------------------------------
