@@ -1,8 +1,8 @@
 """The dashboard's data layer: plain functions that return pandas DataFrames.
 
 Two sources behind one set of functions:
-- SQLite: the daemon's history database (schema: monitor/storage.py's docstring), opened
-  read-only (`file:...?mode=ro`), so the dashboard never blocks the writer;
+- SQLite: the daemon's history database (schema: monitor/storage/schema.py's docstring),
+  opened read-only through monitor.storage's readers, so the dashboard never blocks the writer;
 - Prometheus: the HTTP API of a server scraping one or more govwatch daemons
   (dashboard.prom), for multi-vantage deployments.
 
@@ -37,6 +37,7 @@ import pandas as pd  # type: ignore[import-untyped]
 
 from dashboard.banner import OutageFacts, SharedHint, VantageFacts, hints_text
 from monitor.countries import country_name
+from monitor.storage import StorageError, open_history
 
 # --- sources ------------------------------------------------------------------------------
 
@@ -123,34 +124,22 @@ def _epoch(moment: datetime) -> float:
 # --- SQLite plumbing ----------------------------------------------------------------------
 
 
-# The oldest schema (monitor/storage.py) these queries understand: version 2 has the
+# The oldest schema (monitor/storage/schema.py) these queries understand: version 2 has the
 # reported state in target_status.state and the confirmed one in confirmed_state.
 MIN_SCHEMA_VERSION = 2
 
 
 @contextlib.contextmanager
 def _connect(source: SqliteSource) -> Iterator[sqlite3.Connection]:
-    """A short-lived read-only connection. WAL readers never block the daemon's writes."""
-    path = Path(source.path)
-    if not path.is_file():
-        raise SourceError(f"{path}: no such database (start `govwatch run --db {path}` first)")
+    """A short-lived read-only connection (monitor.storage's open_history: the one way to
+    open the history read-only). WAL readers never block the daemon's writes."""
     try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=2.0)
+        with open_history(source.path, min_version=MIN_SCHEMA_VERSION) as conn:
+            yield conn
+    except StorageError as exc:
+        raise SourceError(str(exc)) from exc
     except sqlite3.Error as exc:
-        raise SourceError(f"{path}: cannot open read-only: {exc}") from exc
-    try:
-        conn.execute("PRAGMA query_only = ON")
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if 0 < version < MIN_SCHEMA_VERSION:
-            raise SourceError(
-                f"{path}: written by an older govwatch (schema version {version}); "
-                f"`govwatch run --db {path}` upgrades it"
-            )
-        yield conn
-    except sqlite3.Error as exc:
-        raise SourceError(f"{path}: {exc}") from exc
-    finally:
-        conn.close()
+        raise SourceError(f"{Path(source.path)}: {exc}") from exc
 
 
 def _frame(
