@@ -1,4 +1,4 @@
-"""The Prometheus data source: dashboard.queries' frames from the Prometheus HTTP API.
+"""The Prometheus source (`PrometheusSource`): the dashboard's frames from the Prometheus HTTP API.
 
 For deployments with several vantages scraped by one Prometheus. Series carry a
 `vantage` label there; the dashboard merges vantages the way an operator reads
@@ -27,10 +27,11 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
 from dashboard.banner import VantageFacts
-from dashboard.queries import (
+from dashboard.source import (
     DAILY_COLUMNS,
     DETAIL_COLUMNS,
     DOWN,
+    FAILURE_COLUMNS,
     INCIDENT_COLUMNS,
     PHASE_COLUMNS,
     SPARKLINE_COLUMNS,
@@ -40,7 +41,6 @@ from dashboard.queries import (
     UP,
     UPTIME_COLUMNS,
     UPTIME_WINDOWS,
-    PrometheusSource,
     SourceError,
     empty,
     phase_bucket_s,
@@ -150,79 +150,8 @@ def _quote(value: str) -> str:
     return json.dumps(value)
 
 
-# --- current state ------------------------------------------------------------------------
-
-
-def target_status(source: PrometheusSource) -> pd.DataFrame:
-    """Each target's state by majority of the vantages that know it (up or down); unknown
-    when none does. The reason is the down voters' most common one."""
-    votes: dict[str, list[Mapping[str, str]]] = {}
-    for sample in instant(source, STATE_QUERY):
-        votes.setdefault(sample.labels.get("target", ""), []).append(sample.labels)
-    if not votes:
-        # An exporter without govwatch_target_state: the 0/1 gauge, per vantage.
-        for sample in instant(source, UP_QUERY):
-            labels = dict(sample.labels)
-            labels["state"] = UP if sample.value >= 1 else DOWN
-            votes.setdefault(labels.get("target", ""), []).append(labels)
-    if not votes:
-        return empty(STATUS_COLUMNS)
-    rows = []
-    for name, ballots in votes.items():
-        states = Counter(b.get("state", UNKNOWN) for b in ballots)
-        known = states[UP] + states[DOWN]
-        state = UNKNOWN if known == 0 else DOWN if states[DOWN] * 2 > known else UP
-        reasons = Counter(b.get("reason") for b in ballots if b.get("state") == DOWN)
-        reasons.pop(None, None)
-        reasons.pop("", None)
-        first = ballots[0]
-        rows.append(
-            {
-                "target": name,
-                "country": first.get("country", "??"),
-                "sector": first.get("sector", ""),
-                "url": None,
-                "state": state,
-                "reason": reasons.most_common(1)[0][0] if state == DOWN and reasons else None,
-                "since": pd.NaT,
-            }
-        )
-    frame = pd.DataFrame(rows, columns=STATUS_COLUMNS)
-    frame["since"] = pd.to_datetime(frame["since"], utc=True)
-    return frame.sort_values(["country", "target"], ignore_index=True)
-
-
 def _by_target(samples: list[Sample]) -> dict[str, float]:
     return {s.labels.get("target", ""): s.value for s in samples}
-
-
-def target_table(source: PrometheusSource, now: datetime) -> pd.DataFrame:
-    status = target_status(source)
-    response = _by_target(instant(source, RESPONSE_QUERY))
-    expiry = _by_target(instant(source, EXPIRY_QUERY))
-    signed = _by_target(instant(source, DNSSEC_QUERY))
-    table = status.copy()
-    table["response_s"] = table["target"].map(response).astype(float)
-    seconds = table["target"].map(expiry).astype(float)
-    table["tls_expiry"] = pd.to_datetime(seconds, unit="s", utc=True)
-    table["tls_days_left"] = (seconds - now.timestamp()) / 86400.0
-    table["dnssec_signed"] = table["target"].map(
-        lambda name: None if name not in signed else bool(signed[name])
-    )
-    return table.reindex(columns=TABLE_COLUMNS)
-
-
-def vantage_status(source: PrometheusSource) -> VantageFacts:
-    samples = instant(source, VANTAGE_SEEN_QUERY)
-    values = instant(source, VANTAGE_QUERY)
-    last = max((s.value for s in samples), default=None)
-    last_update = None if last is None else datetime.fromtimestamp(last, UTC)
-    if not values or any(s.value >= 1 for s in values):
-        return VantageFacts(up=True, last_update=last_update)
-    return VantageFacts(up=False, last_update=last_update)
-
-
-# --- incidents ----------------------------------------------------------------------------
 
 
 def _intervals(series: Series) -> list[tuple[float, float | None]]:
@@ -240,154 +169,223 @@ def _intervals(series: Series) -> list[tuple[float, float | None]]:
     return runs
 
 
-def incidents_since(
-    source: PrometheusSource, since: datetime, now: datetime | None = None
-) -> pd.DataFrame:
-    """Country and region outages from govwatch_outage_active, to the query step's precision."""
-    now = now or datetime.now(UTC)
-    span = (now - since).total_seconds()
-    step = max(60.0, span / 1500.0)
-    series = range_query(source, OUTAGE_QUERY, since, now, step)
-    status = target_status(source)
-    rows = []
-    for item in series:
-        scope = item.labels.get("scope", "country")
-        country = item.labels.get("country") or None
-        in_scope = status if scope == "region" else status[status["country"] == country]
-        down = in_scope[in_scope["state"] == DOWN]
-        reasons = Counter(r for r in down["reason"] if isinstance(r, str))
-        for start, end in _intervals(item):
-            is_open = end is None or end >= item.times[-1]
-            affected = tuple(sorted(down["target"])) if is_open else ()
+# --- the Prometheus source -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusSource:
+    """A Prometheus server scraping one or more govwatch daemons. A `Source`
+    (dashboard.source)."""
+
+    url: str  # e.g. http://127.0.0.1:9090
+    timeout_s: float = 5.0
+
+    def caption(self) -> str:
+        return f"data: Prometheus at {self.url}"
+
+    def target_status(self) -> pd.DataFrame:
+        """Each target's state by majority of the vantages that know it (up or down); unknown
+        when none does. The reason is the down voters' most common one."""
+        votes: dict[str, list[Mapping[str, str]]] = {}
+        for sample in instant(self, STATE_QUERY):
+            votes.setdefault(sample.labels.get("target", ""), []).append(sample.labels)
+        if not votes:
+            # An exporter without govwatch_target_state: the 0/1 gauge, per vantage.
+            for sample in instant(self, UP_QUERY):
+                labels = dict(sample.labels)
+                labels["state"] = UP if sample.value >= 1 else DOWN
+                votes.setdefault(labels.get("target", ""), []).append(labels)
+        if not votes:
+            return empty(STATUS_COLUMNS)
+        rows = []
+        for name, ballots in votes.items():
+            states = Counter(b.get("state", UNKNOWN) for b in ballots)
+            known = states[UP] + states[DOWN]
+            state = UNKNOWN if known == 0 else DOWN if states[DOWN] * 2 > known else UP
+            reasons = Counter(b.get("reason") for b in ballots if b.get("state") == DOWN)
+            reasons.pop(None, None)
+            reasons.pop("", None)
+            first = ballots[0]
             rows.append(
                 {
-                    "incident_id": f"{scope}:{country or scope}:{int(start)}",
-                    "scope": scope,
-                    "country": country,
-                    "target": None,
-                    "started_at": to_time(start),
-                    "ended_at": pd.NaT if is_open else to_time(end),
-                    "affected_count": len(affected),
-                    "affected": affected,
-                    "dominant_reason": reasons.most_common(1)[0][0] if reasons else None,
-                    "hint": None,
+                    "target": name,
+                    "country": first.get("country", "??"),
+                    "sector": first.get("sector", ""),
+                    "url": None,
+                    "state": state,
+                    "reason": reasons.most_common(1)[0][0] if state == DOWN and reasons else None,
+                    "since": pd.NaT,
                 }
             )
-    if not rows:
-        return empty(INCIDENT_COLUMNS)
-    frame = pd.DataFrame(rows, columns=INCIDENT_COLUMNS)
-    return frame.sort_values("started_at", ascending=False, ignore_index=True)
+        frame = pd.DataFrame(rows, columns=STATUS_COLUMNS)
+        frame["since"] = pd.to_datetime(frame["since"], utc=True)
+        return frame.sort_values(["country", "target"], ignore_index=True)
 
-
-def open_incidents(source: PrometheusSource) -> pd.DataFrame:
-    now = datetime.now(UTC)
-    frame = incidents_since(source, now - timedelta(hours=24), now)
-    frame = frame[frame["ended_at"].isna()]
-    # Active for the whole day: look further back, coarser, for when it started.
-    whole_day = frame["started_at"] <= now - timedelta(hours=23, minutes=55)
-    if whole_day.any():
-        longer = incidents_since(source, now - timedelta(days=30), now)
-        frame = longer[longer["ended_at"].isna()]
-    return frame.sort_values("started_at", ignore_index=True)
-
-
-# --- history ------------------------------------------------------------------------------
-
-
-def latency_sparklines(source: PrometheusSource, points: int) -> pd.DataFrame:
-    now = datetime.now(UTC)
-    step = 30.0
-    series = range_query(
-        source,
-        f"{RESPONSE_QUERY} * 1000",
-        now - timedelta(seconds=step * points),
-        now,
-        step,
-    )
-    rows = [
-        {"target": s.labels.get("target", ""), "latency_ms": [round(v, 1) for v in s.values]}
-        for s in series
-    ]
-    return pd.DataFrame(rows, columns=SPARKLINE_COLUMNS)
-
-
-def target_phases(
-    source: PrometheusSource, target: str, since: datetime, now: datetime
-) -> pd.DataFrame:
-    step = float(phase_bucket_s(now - since))
-    series = range_query(
-        source,
-        f"avg by (phase) (probe_http_duration_seconds{{target={_quote(target)}}})",
-        since,
-        now,
-        step,
-    )
-    rows = [
-        {
-            "time": to_time(t),
-            "phase": s.labels.get("phase", "?"),
-            "seconds": v,
-        }
-        for s in series
-        for t, v in zip(s.times, s.values, strict=True)
-    ]
-    if not rows:
-        return empty(PHASE_COLUMNS)
-    return pd.DataFrame(rows, columns=PHASE_COLUMNS)
-
-
-def target_uptime(source: PrometheusSource, target: str) -> pd.DataFrame:
-    rows = []
-    for label, span in UPTIME_WINDOWS:
-        hours = int(span.total_seconds() // 3600)
-        samples = instant(
-            source,
-            f"max(avg_over_time(govwatch_target_up{{target={_quote(target)}}}[{hours}h]))",
+    def target_table(self, now: datetime) -> pd.DataFrame:
+        status = self.target_status()
+        response = _by_target(instant(self, RESPONSE_QUERY))
+        expiry = _by_target(instant(self, EXPIRY_QUERY))
+        signed = _by_target(instant(self, DNSSEC_QUERY))
+        table = status.copy()
+        table["response_s"] = table["target"].map(response).astype(float)
+        seconds = table["target"].map(expiry).astype(float)
+        table["tls_expiry"] = pd.to_datetime(seconds, unit="s", utc=True)
+        table["tls_days_left"] = (seconds - now.timestamp()) / 86400.0
+        table["dnssec_signed"] = table["target"].map(
+            lambda name: None if name not in signed else bool(signed[name])
         )
-        uptime = samples[0].value if samples else np.nan
-        rows.append({"window": label, "uptime": uptime, "down_s": np.nan, "known_s": np.nan})
-    return pd.DataFrame(rows, columns=UPTIME_COLUMNS)
+        return table.reindex(columns=TABLE_COLUMNS)
 
+    def vantage_status(self) -> VantageFacts:
+        samples = instant(self, VANTAGE_SEEN_QUERY)
+        values = instant(self, VANTAGE_QUERY)
+        last = max((s.value for s in samples), default=None)
+        last_update = None if last is None else datetime.fromtimestamp(last, UTC)
+        if not values or any(s.value >= 1 for s in values):
+            return VantageFacts(up=True, last_update=last_update)
+        return VantageFacts(up=False, last_update=last_update)
 
-def target_details(source: PrometheusSource, target: str) -> pd.DataFrame:
-    selector = f"{{target={_quote(target)}}}"
-    rows: list[tuple[str, str, str]] = []
-    for sample in instant(source, f"probe_ssl_earliest_cert_expiry{selector}"):
-        moment = datetime.fromtimestamp(sample.value, UTC)
-        rows.append(("tls", "earliest expiry", moment.strftime("%Y-%m-%d %H:%M UTC")))
-    for sample in instant(source, f"probe_tls_version_info{selector} == 1"):
-        rows.append(("tls", "TLS version", sample.labels.get("version", "?")))
-    for sample in instant(source, f"govwatch_dnssec_signed{selector}"):
-        rows.append(("dns", "DNSSEC", "signed" if sample.value >= 1 else "unsigned"))
-    for sample in instant(source, f"probe_http_status_code{selector}"):
-        rows.append(("http", "HTTP status", f"{sample.value:.0f}"))
-    for sample in instant(source, f"probe_success{selector}"):
-        probe = sample.labels.get("probe", "?")
-        vantage = sample.labels.get("vantage")
-        field = f"result ({vantage})" if vantage else "result"
-        rows.append((probe, field, "ok" if sample.value >= 1 else "failed"))
-    return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
+    def open_incidents(self) -> pd.DataFrame:
+        now = datetime.now(UTC)
+        frame = self._incidents_between(now - timedelta(hours=24), now)
+        frame = frame[frame["ended_at"].isna()]
+        # Active for the whole day: look further back, coarser, for when it started.
+        whole_day = frame["started_at"] <= now - timedelta(hours=23, minutes=55)
+        if whole_day.any():
+            longer = self._incidents_between(now - timedelta(days=30), now)
+            frame = longer[longer["ended_at"].isna()]
+        return frame.sort_values("started_at", ignore_index=True)
 
+    def incidents_since(self, since: datetime, limit: int = 2000) -> pd.DataFrame:
+        """Country and region outages from govwatch_outage_active, to the query step's
+        precision (`limit` does not apply: outages are few)."""
+        return self._incidents_between(since, datetime.now(UTC))
 
-def daily_availability(source: PrometheusSource, since: datetime, now: datetime) -> pd.DataFrame:
-    """Mean of govwatch_country_availability_ratio per UTC day (today: so far)."""
-    first_day = utc_day(since)
-    series = range_query(
-        source,
-        DAILY_QUERY,
-        first_day + timedelta(days=1),
-        utc_day(now) + timedelta(days=1),
-        86400.0,
-    )
-    rows = [
-        {
-            "day": to_time(t - 86400.0),
-            "country": s.labels.get("country", "??"),
-            "availability": v,
-        }
-        for s in series
-        for t, v in zip(s.times, s.values, strict=True)
-    ]
-    if not rows:
-        return empty(DAILY_COLUMNS)
-    return pd.DataFrame(rows, columns=DAILY_COLUMNS)
+    def _incidents_between(self, since: datetime, now: datetime) -> pd.DataFrame:
+        span = (now - since).total_seconds()
+        step = max(60.0, span / 1500.0)
+        series = range_query(self, OUTAGE_QUERY, since, now, step)
+        status = self.target_status()
+        rows = []
+        for item in series:
+            scope = item.labels.get("scope", "country")
+            country = item.labels.get("country") or None
+            in_scope = status if scope == "region" else status[status["country"] == country]
+            down = in_scope[in_scope["state"] == DOWN]
+            reasons = Counter(r for r in down["reason"] if isinstance(r, str))
+            for start, end in _intervals(item):
+                is_open = end is None or end >= item.times[-1]
+                affected = tuple(sorted(down["target"])) if is_open else ()
+                rows.append(
+                    {
+                        "incident_id": f"{scope}:{country or scope}:{int(start)}",
+                        "scope": scope,
+                        "country": country,
+                        "target": None,
+                        "started_at": to_time(start),
+                        "ended_at": pd.NaT if is_open else to_time(end),
+                        "affected_count": len(affected),
+                        "affected": affected,
+                        "dominant_reason": reasons.most_common(1)[0][0] if reasons else None,
+                        "hint": None,
+                    }
+                )
+        if not rows:
+            return empty(INCIDENT_COLUMNS)
+        frame = pd.DataFrame(rows, columns=INCIDENT_COLUMNS)
+        return frame.sort_values("started_at", ascending=False, ignore_index=True)
+
+    def latency_sparklines(self, points: int = 30) -> pd.DataFrame:
+        now = datetime.now(UTC)
+        step = 30.0
+        series = range_query(
+            self,
+            f"{RESPONSE_QUERY} * 1000",
+            now - timedelta(seconds=step * points),
+            now,
+            step,
+        )
+        rows = [
+            {"target": s.labels.get("target", ""), "latency_ms": [round(v, 1) for v in s.values]}
+            for s in series
+        ]
+        return pd.DataFrame(rows, columns=SPARKLINE_COLUMNS)
+
+    def target_phases(self, target: str, since: datetime, now: datetime) -> pd.DataFrame:
+        step = float(phase_bucket_s(now - since))
+        series = range_query(
+            self,
+            f"avg by (phase) (probe_http_duration_seconds{{target={_quote(target)}}})",
+            since,
+            now,
+            step,
+        )
+        rows = [
+            {
+                "time": to_time(t),
+                "phase": s.labels.get("phase", "?"),
+                "seconds": v,
+            }
+            for s in series
+            for t, v in zip(s.times, s.values, strict=True)
+        ]
+        if not rows:
+            return empty(PHASE_COLUMNS)
+        return pd.DataFrame(rows, columns=PHASE_COLUMNS)
+
+    def target_uptime(self, target: str, now: datetime) -> pd.DataFrame:
+        rows = []
+        for label, span in UPTIME_WINDOWS:
+            hours = int(span.total_seconds() // 3600)
+            samples = instant(
+                self,
+                f"max(avg_over_time(govwatch_target_up{{target={_quote(target)}}}[{hours}h]))",
+            )
+            uptime = samples[0].value if samples else np.nan
+            rows.append({"window": label, "uptime": uptime, "down_s": np.nan, "known_s": np.nan})
+        return pd.DataFrame(rows, columns=UPTIME_COLUMNS)
+
+    def target_failures(self, target: str, limit: int = 50) -> pd.DataFrame:
+        return empty(FAILURE_COLUMNS)  # Prometheus keeps no per-probe failure log
+
+    def target_details(self, target: str) -> pd.DataFrame:
+        selector = f"{{target={_quote(target)}}}"
+        rows: list[tuple[str, str, str]] = []
+        for sample in instant(self, f"probe_ssl_earliest_cert_expiry{selector}"):
+            moment = datetime.fromtimestamp(sample.value, UTC)
+            rows.append(("tls", "earliest expiry", moment.strftime("%Y-%m-%d %H:%M UTC")))
+        for sample in instant(self, f"probe_tls_version_info{selector} == 1"):
+            rows.append(("tls", "TLS version", sample.labels.get("version", "?")))
+        for sample in instant(self, f"govwatch_dnssec_signed{selector}"):
+            rows.append(("dns", "DNSSEC", "signed" if sample.value >= 1 else "unsigned"))
+        for sample in instant(self, f"probe_http_status_code{selector}"):
+            rows.append(("http", "HTTP status", f"{sample.value:.0f}"))
+        for sample in instant(self, f"probe_success{selector}"):
+            probe = sample.labels.get("probe", "?")
+            vantage = sample.labels.get("vantage")
+            field = f"result ({vantage})" if vantage else "result"
+            rows.append((probe, field, "ok" if sample.value >= 1 else "failed"))
+        return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
+
+    def daily_availability(self, since: datetime, now: datetime) -> pd.DataFrame:
+        """Mean of govwatch_country_availability_ratio per UTC day (today: so far)."""
+        first_day = utc_day(since)
+        series = range_query(
+            self,
+            DAILY_QUERY,
+            first_day + timedelta(days=1),
+            utc_day(now) + timedelta(days=1),
+            86400.0,
+        )
+        rows = [
+            {
+                "day": to_time(t - 86400.0),
+                "country": s.labels.get("country", "??"),
+                "availability": v,
+            }
+            for s in series
+            for t, v in zip(s.times, s.values, strict=True)
+        ]
+        if not rows:
+            return empty(DAILY_COLUMNS)
+        return pd.DataFrame(rows, columns=DAILY_COLUMNS)

@@ -1,10 +1,9 @@
-"""The dashboard's data layer: plain functions that return pandas DataFrames.
+"""The SQLite source (`SqliteSource`) and what pages compute from any source's frames.
 
-Two sources behind one set of functions:
-- SQLite: the daemon's history database (schema: monitor/storage/schema.py's docstring),
-  opened read-only through monitor.storage's readers, so the dashboard never blocks the writer;
-- Prometheus: the HTTP API of a server scraping one or more govwatch daemons
-  (dashboard.prom), for multi-vantage deployments.
+SqliteSource reads the daemon's history database (schema: monitor/storage/schema.py's
+docstring), opened read-only through monitor.storage's readers, so the dashboard never
+blocks the writer. It implements dashboard.source.Source; dashboard.prom.PrometheusSource
+is the other one.
 
 No Streamlit here and no caching (the app caches); no import of probes/ or the
 scheduler. Times in frames are pandas Timestamps in UTC.
@@ -36,110 +35,249 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
 from dashboard.banner import OutageFacts, SharedHint, VantageFacts, hints_text
+from dashboard.source import (
+    COUNTRY_COLUMNS,
+    DAILY_COLUMNS,
+    DETAIL_COLUMNS,
+    DOWN,
+    FAILURE_COLUMNS,
+    INCIDENT_COLUMNS,
+    PHASE_COLUMNS,
+    SPARKLINE_COLUMNS,
+    STATUS_COLUMNS,
+    TABLE_COLUMNS,
+    UNKNOWN,
+    UP,
+    UPTIME_COLUMNS,
+    UPTIME_WINDOWS,
+    Source,
+    SourceError,
+    empty,
+    phase_bucket_s,
+    to_time,
+    utc_day,
+)
 from monitor.countries import country_name
 from monitor.storage import StorageError, open_history
-
-# --- sources ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SqliteSource:
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class PrometheusSource:
-    url: str  # e.g. http://127.0.0.1:9090
-    timeout_s: float = 5.0
-
-
-Source = SqliteSource | PrometheusSource
-
-
-class SourceError(Exception):
-    """The data source cannot be read (missing file, unreachable Prometheus, bad answer)."""
-
-
-def make_source(*, db: str | None = None, prometheus: str | None = None) -> Source:
-    if (db is None) == (prometheus is None):
-        raise ValueError("exactly one of db and prometheus is needed")
-    if prometheus is not None:
-        return PrometheusSource(prometheus.rstrip("/"))
-    return SqliteSource(str(db))
-
-
-# --- frame shapes (every source returns exactly these columns) ----------------------------
-
-STATUS_COLUMNS = ["target", "country", "sector", "url", "state", "reason", "since"]
-TABLE_COLUMNS = [*STATUS_COLUMNS, "response_s", "tls_expiry", "tls_days_left", "dnssec_signed"]
-COUNTRY_COLUMNS = ["country", "name", "up", "down", "unknown", "total", "availability"]
-INCIDENT_COLUMNS = [
-    "incident_id",
-    "scope",
-    "country",
-    "target",
-    "started_at",
-    "ended_at",
-    "affected_count",
-    "affected",
-    "dominant_reason",
-    "hint",
-]
-SPARKLINE_COLUMNS = ["target", "latency_ms"]
-PHASE_COLUMNS = ["time", "phase", "seconds"]
-UPTIME_COLUMNS = ["window", "uptime", "down_s", "known_s"]
-FAILURE_COLUMNS = ["time", "probe", "reason", "error"]
-DETAIL_COLUMNS = ["probe", "field", "value"]
-DAILY_COLUMNS = ["day", "country", "availability"]
-
-UP, DOWN, UNKNOWN = "up", "down", "unknown"
-UPTIME_WINDOWS: tuple[tuple[str, timedelta], ...] = (
-    ("24 h", timedelta(hours=24)),
-    ("7 d", timedelta(days=7)),
-    ("30 d", timedelta(days=30)),
-)
-# The newest TLS / DNS fact is looked for this far back (bounds the index scan per target).
-FACT_LOOKBACK = timedelta(days=2)
-
-
-def empty(columns: Sequence[str]) -> pd.DataFrame:
-    return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
-
-
-def to_time(epoch: Any) -> pd.Series | pd.Timestamp:
-    """Epoch seconds (scalar or Series) -> UTC Timestamp(s), to the microsecond (what
-    datetime holds); None stays NaT."""
-    if isinstance(epoch, pd.Series):
-        seconds = pd.to_numeric(epoch, errors="coerce")
-        return pd.to_datetime(seconds, unit="s", utc=True).dt.round("us")
-    if epoch is None:
-        return pd.NaT
-    return pd.to_datetime(epoch, unit="s", utc=True).round("us")
-
-
-def _epoch(moment: datetime) -> float:
-    return moment.timestamp()
-
-
-# --- SQLite plumbing ----------------------------------------------------------------------
-
 
 # The oldest schema (monitor/storage/schema.py) these queries understand: version 2 has the
 # reported state in target_status.state and the confirmed one in confirmed_state.
 MIN_SCHEMA_VERSION = 2
+# The newest TLS / DNS fact is looked for this far back (bounds the index scan per target).
+FACT_LOOKBACK = timedelta(days=2)
 
 
-@contextlib.contextmanager
-def _connect(source: SqliteSource) -> Iterator[sqlite3.Connection]:
-    """A short-lived read-only connection (monitor.storage's open_history: the one way to
-    open the history read-only). WAL readers never block the daemon's writes."""
-    try:
-        with open_history(source.path, min_version=MIN_SCHEMA_VERSION) as conn:
-            yield conn
-    except StorageError as exc:
-        raise SourceError(str(exc)) from exc
-    except sqlite3.Error as exc:
-        raise SourceError(f"{Path(source.path)}: {exc}") from exc
+# --- the SQLite source ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteSource:
+    """The daemon's history database (its schema: monitor/storage/schema.py), opened
+    read-only through monitor.storage for each call, so the dashboard never blocks the
+    daemon's writes. A `Source` (dashboard.source)."""
+
+    path: str
+
+    def caption(self) -> str:
+        return f"data: {self.path} (read-only)"
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A short-lived read-only connection (monitor.storage's open_history: the one way
+        to open the history read-only). WAL readers never block the daemon's writes."""
+        try:
+            with open_history(self.path, min_version=MIN_SCHEMA_VERSION) as conn:
+                yield conn
+        except StorageError as exc:
+            raise SourceError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise SourceError(f"{Path(self.path)}: {exc}") from exc
+
+    def target_status(self) -> pd.DataFrame:
+        """Every monitored target's reported state (STATUS_COLUMNS), cheap enough for every refresh."""
+        with self.connect() as conn:
+            return _status_frame(_frame(conn, _STATUS_SQL))
+
+    def target_table(self, now: datetime) -> pd.DataFrame:
+        """target_status plus the newest facts per target (TABLE_COLUMNS): response time of the
+        last HTTP probe (NaN if it failed), earliest certificate expiry, DNSSEC signed or not."""
+        with self.connect() as conn:
+            status = _status_frame(_frame(conn, _STATUS_SQL))
+            facts = _frame(conn, _TABLE_FACTS_SQL, {"since": _epoch(now - FACT_LOOKBACK)})
+        return _with_facts(status, facts, now)
+
+    def vantage_status(self) -> VantageFacts:
+        """Is the monitor online (no open 'vantage' incident), and how fresh is its newest data?"""
+        with self.connect() as conn:
+            meta = _meta(conn)
+            incident = conn.execute(
+                "SELECT started_at, affected_count FROM incidents "
+                "WHERE ended_at IS NULL AND scope = 'vantage' ORDER BY started_at LIMIT 1"
+            ).fetchone()
+            newest_status = conn.execute("SELECT max(updated_at) FROM target_status").fetchone()[0]
+            canaries, canaries_down = conn.execute(
+                "SELECT count(*), coalesce(sum(state = 'down'), 0) FROM target_status "
+                "WHERE kind = 'canary'"
+            ).fetchone()
+        last_update = _float(meta.get("last_flush_at"))
+        if last_update is None and newest_status is not None:
+            last_update = float(newest_status)
+        if incident is None:
+            return VantageFacts(
+                up=True,
+                canaries_failing=int(canaries_down),
+                canaries_total=int(canaries),
+                last_update=_utc(last_update),
+            )
+        return VantageFacts(
+            up=False,
+            since=_utc(float(incident[0])),
+            # a vantage incident's affected are the failing canaries
+            canaries_failing=max(int(incident[1]), int(canaries_down)),
+            canaries_total=int(canaries),
+            last_update=_utc(last_update),
+        )
+
+    def open_incidents(self) -> pd.DataFrame:
+        """Incidents still open (INCIDENT_COLUMNS), vantage and region first, then oldest first."""
+        with self.connect() as conn:
+            raw = _frame(conn, _INCIDENT_SQL + " WHERE ended_at IS NULL")
+        return _incident_frame(raw)
+
+    def incidents_since(self, since: datetime, limit: int = 2000) -> pd.DataFrame:
+        """Incidents active at any moment from `since` on: still open or ended after it."""
+        with self.connect() as conn:
+            raw = _frame(
+                conn,
+                _INCIDENT_SQL + " WHERE ended_at IS NULL OR ended_at >= ? "
+                "ORDER BY started_at DESC LIMIT ?",
+                (_epoch(since), limit),
+            )
+        return _incident_frame(raw)
+
+    def latency_sparklines(self, points: int = 30) -> pd.DataFrame:
+        """The last `points` successful HTTP response times per target, oldest first, in ms."""
+        sql = (
+            """
+            SELECT t.target, (
+                SELECT group_concat(ms) FROM (
+                    SELECT round(p.duration_s * 1000.0, 1) AS ms FROM probe_results p
+                    WHERE p.target = t.target AND p.probe = 'http' AND p.ok = 1
+                    ORDER BY p.started_at DESC LIMIT ?)
+            ) AS latency
+            FROM ("""
+            + _TARGET_NAMES_SQL
+            + """) t
+        """
+        )
+        with self.connect() as conn:
+            rows = conn.execute(sql, (points,)).fetchall()
+        return pd.DataFrame(
+            {
+                "target": [row[0] for row in rows],
+                # newest first in SQL (to use the index), oldest first on screen
+                "latency_ms": [
+                    [float(v) for v in reversed(row[1].split(","))] if row[1] else []
+                    for row in rows
+                ],
+            },
+            columns=SPARKLINE_COLUMNS,
+        )
+
+    def target_phases(self, target: str, since: datetime, now: datetime) -> pd.DataFrame:
+        """Mean seconds per HTTP phase (resolve, connect, tls, processing, transfer) per bucket."""
+        bucket = phase_bucket_s(now - since)
+        sql = """
+            SELECT CAST(p.started_at / :bucket AS INTEGER) * :bucket AS time, j.key AS phase,
+                   avg(j.value) AS seconds
+            FROM probe_results p, json_each(p.phases) j
+            WHERE p.target = :target AND p.probe = 'http' AND p.ok = 1 AND p.started_at >= :since
+            GROUP BY 1, 2 ORDER BY 1, 2
+        """
+        with self.connect() as conn:
+            frame = _frame(conn, sql, {"bucket": bucket, "target": target, "since": _epoch(since)})
+        if frame.empty:
+            return empty(PHASE_COLUMNS)
+        frame["time"] = to_time(frame["time"])
+        frame["seconds"] = frame["seconds"].astype(float)
+        return frame.reindex(columns=PHASE_COLUMNS)
+
+    def target_uptime(self, target: str, now: datetime) -> pd.DataFrame:
+        """Share of known time the target was up over 24 h, 7 d and 30 d (UPTIME_COLUMNS).
+
+        Known time is up or down time outside the monitor's vantage incidents; NaN uptime
+        when there is none."""
+        end = _epoch(now)
+        start = end - UPTIME_WINDOWS[-1][1].total_seconds()
+        with self.connect() as conn:
+            status = _frame(conn, _ONE_STATUS_SQL, (target,))
+            transitions = _transitions(conn, start, target)
+            blind = _blind_intervals(conn, start, end)
+        segments = without_blind(state_segments(status, transitions, start, end), blind)
+        return uptime_from_segments(segments, end)
+
+    def target_failures(self, target: str, limit: int = 50) -> pd.DataFrame:
+        """The newest failed probes of one target, with reason and the underlying error."""
+        sql = """
+            SELECT started_at AS time, probe, reason, error FROM probe_results
+            WHERE target = ? AND ok = 0 ORDER BY started_at DESC LIMIT ?
+        """
+        with self.connect() as conn:
+            frame = _frame(conn, sql, (target, limit))
+        if frame.empty:
+            return empty(FAILURE_COLUMNS)
+        frame["time"] = to_time(frame["time"])
+        return frame.reindex(columns=FAILURE_COLUMNS)
+
+    def target_details(self, target: str) -> pd.DataFrame:
+        """The newest TLS and DNS (and HTTP) probe details of one target as (probe, field, value)."""
+        sql = """
+            SELECT started_at, ok, reason, error, details FROM probe_results p
+            WHERE p.id = (SELECT id FROM probe_results q WHERE q.target = :target
+                          AND q.probe = :probe ORDER BY q.started_at DESC LIMIT 1)
+        """
+        rows: list[tuple[str, str, str]] = []
+        with self.connect() as conn:
+            for probe in ("tls", "dns", "http"):
+                found = conn.execute(sql, {"target": target, "probe": probe}).fetchone()
+                if found is None:
+                    continue
+                started, ok, reason, error, details = found
+                fields = [
+                    ("probed at", str(to_time(started).strftime("%Y-%m-%d %H:%M:%S UTC"))),
+                    ("result", "ok" if ok else f"failed: {reason}"),
+                ]
+                if error:
+                    fields.append(("error", str(error)))
+                fields += detail_fields(probe, _loads(details))
+                rows.extend((probe, name, value) for name, value in fields)
+        return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
+
+    def daily_availability(self, since: datetime, now: datetime) -> pd.DataFrame:
+        """Per UTC day and country: share of target-time up among known time (DAILY_COLUMNS).
+
+        Days run from `since`'s day to `now`'s (today so far). Known time is up or down
+        time outside the monitor's vantage incidents. A day with no known time for a
+        country has availability NaN, "no data" (the monitor was not watching, was blind,
+        or every target's state was unknown), never 0.
+        """
+        first_day = utc_day(since)
+        with self.connect() as conn:
+            status = _frame(conn, _STATUS_SQL)
+            transitions = _transitions(conn, _epoch(first_day), None)
+            # transitions of targets no longer configured still have a country
+            countries = dict(
+                conn.execute("SELECT name, country FROM targets WHERE kind = 'target'").fetchall()
+            )
+            blind = _blind_intervals(conn, _epoch(first_day), _epoch(now))
+        return availability_by_day(status, transitions, countries, first_day, now, blind)
+
+
+# --- SQL and the frames made from it ------------------------------------------------------
+
+
+def _epoch(moment: datetime) -> float:
+    return moment.timestamp()
 
 
 def _frame(
@@ -161,6 +299,8 @@ _STATUS_COLUMNS_SQL = """
            CASE WHEN s.state = 'down' THEN s.reason END AS reason,
            CASE WHEN s.state = COALESCE(s.confirmed_state, s.state) THEN s.since END AS since
 """
+
+
 _STATUS_SQL = (
     """
     SELECT t.name AS target, t.country, t.sector, t.url, COALESCE(s.state, 'unknown') AS state,
@@ -179,9 +319,13 @@ _STATUS_SQL = (
     WHERE s.kind = 'target' AND NOT EXISTS (SELECT 1 FROM targets t WHERE t.name = s.target)
 """
 )
+
+
 _ONE_STATUS_SQL = (
     "SELECT s.target, s.state," + _STATUS_COLUMNS_SQL + "FROM target_status s WHERE s.target = ?"
 )
+
+
 # Every target name the table and sparklines cover (canaries excluded).
 _TARGET_NAMES_SQL = """
     SELECT name AS target FROM targets WHERE active = 1 AND kind = 'target'
@@ -196,19 +340,6 @@ def _status_frame(raw: pd.DataFrame) -> pd.DataFrame:
     frame["sector"] = frame["sector"].fillna("")
     frame["state"] = frame["state"].fillna(UNKNOWN)
     return frame.sort_values(["country", "target"], ignore_index=True)
-
-
-# --- current state ------------------------------------------------------------------------
-
-
-def target_status(source: Source) -> pd.DataFrame:
-    """Every monitored target's reported state (STATUS_COLUMNS), cheap enough for every refresh."""
-    if isinstance(source, PrometheusSource):
-        from dashboard import prom
-
-        return prom.target_status(source)
-    with _connect(source) as conn:
-        return _status_frame(_frame(conn, _STATUS_SQL))
 
 
 _TABLE_FACTS_SQL = (
@@ -233,19 +364,6 @@ _TABLE_FACTS_SQL = (
 )
 
 
-def target_table(source: Source, now: datetime) -> pd.DataFrame:
-    """target_status plus the newest facts per target (TABLE_COLUMNS): response time of the
-    last HTTP probe (NaN if it failed), earliest certificate expiry, DNSSEC signed or not."""
-    if isinstance(source, PrometheusSource):
-        from dashboard import prom
-
-        return prom.target_table(source, now)
-    with _connect(source) as conn:
-        status = _status_frame(_frame(conn, _STATUS_SQL))
-        facts = _frame(conn, _TABLE_FACTS_SQL, {"since": _epoch(now - FACT_LOOKBACK)})
-    return _with_facts(status, facts, now)
-
-
 def _with_facts(status: pd.DataFrame, facts: pd.DataFrame, now: datetime) -> pd.DataFrame:
     """Join per-target facts (target, response_s, tls_expiry as epoch, dnssec_signed)."""
     facts = facts.reindex(columns=["target", "response_s", "tls_expiry", "dnssec_signed"])
@@ -258,62 +376,6 @@ def _with_facts(status: pd.DataFrame, facts: pd.DataFrame, now: datetime) -> pd.
         lambda v: None if v is None or pd.isna(v) else bool(v)
     )
     return table.reindex(columns=TABLE_COLUMNS)
-
-
-def summarize_countries(status: pd.DataFrame) -> pd.DataFrame:
-    """Per country: up, down, unknown, total, availability = up / (up + down) (NaN if none known)."""
-    if status.empty:
-        return empty(COUNTRY_COLUMNS)
-    states = status.assign(
-        up=status["state"].eq(UP).astype(int),
-        down=status["state"].eq(DOWN).astype(int),
-    )
-    grouped = states.groupby("country", sort=True).agg(
-        up=("up", "sum"), down=("down", "sum"), total=("target", "count")
-    )
-    grouped["unknown"] = grouped["total"] - grouped["up"] - grouped["down"]
-    known = grouped["up"] + grouped["down"]
-    grouped["availability"] = (grouped["up"] / known.where(known > 0)).astype(float)
-    grouped = grouped.reset_index()
-    grouped["name"] = grouped["country"].map(country_name)
-    return grouped.reindex(columns=COUNTRY_COLUMNS)
-
-
-def vantage_status(source: Source) -> VantageFacts:
-    """Is the monitor online (no open 'vantage' incident), and how fresh is its newest data?"""
-    if isinstance(source, PrometheusSource):
-        from dashboard import prom
-
-        return prom.vantage_status(source)
-    with _connect(source) as conn:
-        meta = _meta(conn)
-        incident = conn.execute(
-            "SELECT started_at, affected_count FROM incidents "
-            "WHERE ended_at IS NULL AND scope = 'vantage' ORDER BY started_at LIMIT 1"
-        ).fetchone()
-        newest_status = conn.execute("SELECT max(updated_at) FROM target_status").fetchone()[0]
-        canaries, canaries_down = conn.execute(
-            "SELECT count(*), coalesce(sum(state = 'down'), 0) FROM target_status "
-            "WHERE kind = 'canary'"
-        ).fetchone()
-    last_update = _float(meta.get("last_flush_at"))
-    if last_update is None and newest_status is not None:
-        last_update = float(newest_status)
-    if incident is None:
-        return VantageFacts(
-            up=True,
-            canaries_failing=int(canaries_down),
-            canaries_total=int(canaries),
-            last_update=_utc(last_update),
-        )
-    return VantageFacts(
-        up=False,
-        since=_utc(float(incident[0])),
-        # a vantage incident's affected are the failing canaries
-        canaries_failing=max(int(incident[1]), int(canaries_down)),
-        canaries_total=int(canaries),
-        last_update=_utc(last_update),
-    )
 
 
 def _float(text: str | None) -> float | None:
@@ -329,13 +391,13 @@ def _utc(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
-# --- incidents ----------------------------------------------------------------------------
-
 _INCIDENT_SQL = """
     SELECT id AS incident_id, scope, country, target, started_at, ended_at,
            affected_count, affected, dominant_reason, hint, hint_text
     FROM incidents
 """
+
+
 # Most serious scope first in lists.
 SCOPE_ORDER = {"vantage": 0, "region": 1, "country": 2, "target": 3}
 
@@ -400,150 +462,6 @@ def _incident_frame(raw: pd.DataFrame) -> pd.DataFrame:
     order = frame["scope"].map(lambda s: SCOPE_ORDER.get(s, 9))
     frame = frame.assign(_order=order).sort_values(["_order", "started_at", "incident_id"])
     return frame.reindex(columns=INCIDENT_COLUMNS).reset_index(drop=True)
-
-
-def open_incidents(source: Source) -> pd.DataFrame:
-    """Incidents still open (INCIDENT_COLUMNS), vantage and region first, then oldest first."""
-    if isinstance(source, PrometheusSource):
-        from dashboard import prom
-
-        return prom.open_incidents(source)
-    with _connect(source) as conn:
-        raw = _frame(conn, _INCIDENT_SQL + " WHERE ended_at IS NULL")
-    return _incident_frame(raw)
-
-
-def incidents_since(source: Source, since: datetime, limit: int = 2000) -> pd.DataFrame:
-    """Incidents active at any moment from `since` on: still open or ended after it."""
-    if isinstance(source, PrometheusSource):
-        from dashboard import prom
-
-        return prom.incidents_since(source, since)
-    with _connect(source) as conn:
-        raw = _frame(
-            conn,
-            _INCIDENT_SQL + " WHERE ended_at IS NULL OR ended_at >= ? "
-            "ORDER BY started_at DESC LIMIT ?",
-            (_epoch(since), limit),
-        )
-    return _incident_frame(raw)
-
-
-def countries_in_outage(incidents: pd.DataFrame) -> frozenset[str]:
-    """Countries with an open country incident."""
-    open_country = (incidents["scope"] == "country") & incidents["ended_at"].isna()
-    return frozenset(str(c) for c in incidents.loc[open_country, "country"])
-
-
-def outage_facts(status: pd.DataFrame, incidents: pd.DataFrame) -> list[OutageFacts]:
-    """Open country and region incidents joined with the live counts, for the banners."""
-    facts = []
-    for row in incidents.itertuples(index=False):
-        if row.scope not in ("country", "region") or not pd.isna(row.ended_at):
-            continue
-        in_country = status["country"] == row.country
-        scope_rows = status[in_country] if row.scope == "country" else status
-        down = int(scope_rows["state"].eq(DOWN).sum())
-        countries: tuple[str, ...] = ()
-        if row.scope == "region":
-            countries = tuple(sorted(countries_in_outage(incidents)))
-        hint = row.hint if isinstance(row.hint, str) else None
-        if countries:
-            hint = None  # each country's own banner carries its hint; keep the wall readable
-        facts.append(
-            OutageFacts(
-                scope=str(row.scope),
-                country=None if row.scope == "region" else str(row.country),
-                down=down,
-                total=len(scope_rows),
-                since=row.started_at.to_pydatetime(),
-                dominant_reason=None if pd.isna(row.dominant_reason) else row.dominant_reason,
-                hint=hint,
-                countries=countries,
-            )
-        )
-    return facts
-
-
-# --- history ------------------------------------------------------------------------------
-
-
-def latency_sparklines(source: Source, points: int = 30) -> pd.DataFrame:
-    """The last `points` successful HTTP response times per target, oldest first, in ms."""
-    if isinstance(source, PrometheusSource):
-        from dashboard import prom
-
-        return prom.latency_sparklines(source, points)
-    sql = (
-        """
-        SELECT t.target, (
-            SELECT group_concat(ms) FROM (
-                SELECT round(p.duration_s * 1000.0, 1) AS ms FROM probe_results p
-                WHERE p.target = t.target AND p.probe = 'http' AND p.ok = 1
-                ORDER BY p.started_at DESC LIMIT ?)
-        ) AS latency
-        FROM ("""
-        + _TARGET_NAMES_SQL
-        + """) t
-    """
-    )
-    with _connect(source) as conn:
-        rows = conn.execute(sql, (points,)).fetchall()
-    return pd.DataFrame(
-        {
-            "target": [row[0] for row in rows],
-            # newest first in SQL (to use the index), oldest first on screen
-            "latency_ms": [
-                [float(v) for v in reversed(row[1].split(","))] if row[1] else [] for row in rows
-            ],
-        },
-        columns=SPARKLINE_COLUMNS,
-    )
-
-
-def phase_bucket_s(span: timedelta, max_points: int = 300) -> int:
-    """A bucket width (s) that keeps a phase chart under `max_points` per phase."""
-    seconds = max(60, int(span.total_seconds() / max_points))
-    return seconds - seconds % 60 if seconds > 120 else seconds
-
-
-def target_phases(source: Source, target: str, since: datetime, now: datetime) -> pd.DataFrame:
-    """Mean seconds per HTTP phase (resolve, connect, tls, processing, transfer) per bucket."""
-    if isinstance(source, PrometheusSource):
-        from dashboard import prom
-
-        return prom.target_phases(source, target, since, now)
-    bucket = phase_bucket_s(now - since)
-    sql = """
-        SELECT CAST(p.started_at / :bucket AS INTEGER) * :bucket AS time, j.key AS phase,
-               avg(j.value) AS seconds
-        FROM probe_results p, json_each(p.phases) j
-        WHERE p.target = :target AND p.probe = 'http' AND p.ok = 1 AND p.started_at >= :since
-        GROUP BY 1, 2 ORDER BY 1, 2
-    """
-    with _connect(source) as conn:
-        frame = _frame(conn, sql, {"bucket": bucket, "target": target, "since": _epoch(since)})
-    if frame.empty:
-        return empty(PHASE_COLUMNS)
-    frame["time"] = to_time(frame["time"])
-    frame["seconds"] = frame["seconds"].astype(float)
-    return frame.reindex(columns=PHASE_COLUMNS)
-
-
-def target_failures(source: Source, target: str, limit: int = 50) -> pd.DataFrame:
-    """The newest failed probes of one target, with reason and the underlying error."""
-    if isinstance(source, PrometheusSource):
-        return empty(FAILURE_COLUMNS)  # Prometheus keeps no per-probe failure log
-    sql = """
-        SELECT started_at AS time, probe, reason, error FROM probe_results
-        WHERE target = ? AND ok = 0 ORDER BY started_at DESC LIMIT ?
-    """
-    with _connect(source) as conn:
-        frame = _frame(conn, sql, (target, limit))
-    if frame.empty:
-        return empty(FAILURE_COLUMNS)
-    frame["time"] = to_time(frame["time"])
-    return frame.reindex(columns=FAILURE_COLUMNS)
 
 
 # What the drill-down shows of each probe's details JSON (dotted paths), in this order;
@@ -615,33 +533,26 @@ def detail_fields(probe: str, details: Any) -> list[tuple[str, str]]:
     return shown
 
 
-def target_details(source: Source, target: str) -> pd.DataFrame:
-    """The newest TLS and DNS (and HTTP) probe details of one target as (probe, field, value)."""
-    if isinstance(source, PrometheusSource):
-        from dashboard import prom
+def _transitions(conn: sqlite3.Connection, since: float, target: str | None) -> pd.DataFrame:
+    sql = "SELECT target, old_state, new_state, at FROM transitions WHERE at >= ?"
+    params: tuple[Any, ...] = (since,)
+    if target is not None:
+        sql += " AND target = ?"
+        params += (target,)
+    return _frame(conn, sql, params)
 
-        return prom.target_details(source, target)
-    sql = """
-        SELECT started_at, ok, reason, error, details FROM probe_results p
-        WHERE p.id = (SELECT id FROM probe_results q WHERE q.target = :target
-                      AND q.probe = :probe ORDER BY q.started_at DESC LIMIT 1)
-    """
-    rows: list[tuple[str, str, str]] = []
-    with _connect(source) as conn:
-        for probe in ("tls", "dns", "http"):
-            found = conn.execute(sql, {"target": target, "probe": probe}).fetchone()
-            if found is None:
-                continue
-            started, ok, reason, error, details = found
-            fields = [
-                ("probed at", str(to_time(started).strftime("%Y-%m-%d %H:%M:%S UTC"))),
-                ("result", "ok" if ok else f"failed: {reason}"),
-            ]
-            if error:
-                fields.append(("error", str(error)))
-            fields += detail_fields(probe, _loads(details))
-            rows.extend((probe, name, value) for name, value in fields)
-    return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
+
+def _blind_intervals(
+    conn: sqlite3.Connection, start: float, end: float
+) -> list[tuple[float, float]]:
+    """When the monitor itself was blind between start and end: its 'vantage' incidents,
+    an open one until `end`."""
+    rows = conn.execute(
+        "SELECT started_at, coalesce(ended_at, :end) FROM incidents WHERE scope = 'vantage' "
+        "AND started_at < :end AND (ended_at IS NULL OR ended_at > :start)",
+        {"start": start, "end": end},
+    ).fetchall()
+    return [(float(begin), min(float(finish), end)) for begin, finish in rows]
 
 
 # --- time-weighted availability -----------------------------------------------------------
@@ -741,19 +652,6 @@ def without_blind(segments: pd.DataFrame, blind: Sequence[tuple[float, float]]) 
     return pieces[pieces["end"] > pieces["begin"]].reset_index(drop=True)
 
 
-def _blind_intervals(
-    conn: sqlite3.Connection, start: float, end: float
-) -> list[tuple[float, float]]:
-    """When the monitor itself was blind between start and end: its 'vantage' incidents,
-    an open one until `end`."""
-    rows = conn.execute(
-        "SELECT started_at, coalesce(ended_at, :end) FROM incidents WHERE scope = 'vantage' "
-        "AND started_at < :end AND (ended_at IS NULL OR ended_at > :start)",
-        {"start": start, "end": end},
-    ).fetchall()
-    return [(float(begin), min(float(finish), end)) for begin, finish in rows]
-
-
 def _overlap(segments: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Seconds each segment (rows) spends in each window (columns)."""
     begin = segments["begin"].to_numpy(dtype=float)[:, None]
@@ -771,34 +669,6 @@ def _epoch_status(status: pd.DataFrame) -> pd.DataFrame:
     else:
         epoch = pd.to_numeric(since, errors="coerce")
     return status.assign(since=epoch.astype(float))
-
-
-def _transitions(conn: sqlite3.Connection, since: float, target: str | None) -> pd.DataFrame:
-    sql = "SELECT target, old_state, new_state, at FROM transitions WHERE at >= ?"
-    params: tuple[Any, ...] = (since,)
-    if target is not None:
-        sql += " AND target = ?"
-        params += (target,)
-    return _frame(conn, sql, params)
-
-
-def target_uptime(source: Source, target: str, now: datetime) -> pd.DataFrame:
-    """Share of known time the target was up over 24 h, 7 d and 30 d (UPTIME_COLUMNS).
-
-    Known time is up or down time outside the monitor's vantage incidents; NaN uptime
-    when there is none."""
-    if isinstance(source, PrometheusSource):
-        from dashboard import prom
-
-        return prom.target_uptime(source, target)
-    end = _epoch(now)
-    start = end - UPTIME_WINDOWS[-1][1].total_seconds()
-    with _connect(source) as conn:
-        status = _frame(conn, _ONE_STATUS_SQL, (target,))
-        transitions = _transitions(conn, start, target)
-        blind = _blind_intervals(conn, start, end)
-    segments = without_blind(state_segments(status, transitions, start, end), blind)
-    return uptime_from_segments(segments, end)
 
 
 def uptime_from_segments(segments: pd.DataFrame, end: float) -> pd.DataFrame:
@@ -820,35 +690,6 @@ def uptime_from_segments(segments: pd.DataFrame, end: float) -> pd.DataFrame:
         },
         columns=UPTIME_COLUMNS,
     )
-
-
-def utc_day(moment: datetime) -> datetime:
-    moment = moment.astimezone(UTC)
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def daily_availability(source: Source, since: datetime, now: datetime) -> pd.DataFrame:
-    """Per UTC day and country: share of target-time up among known time (DAILY_COLUMNS).
-
-    Days run from `since`'s day to `now`'s (today so far). Known time is up or down
-    time outside the monitor's vantage incidents. A day with no known time for a
-    country has availability NaN, "no data" (the monitor was not watching, was blind,
-    or every target's state was unknown), never 0.
-    """
-    if isinstance(source, PrometheusSource):
-        from dashboard import prom
-
-        return prom.daily_availability(source, since, now)
-    first_day = utc_day(since)
-    with _connect(source) as conn:
-        status = _frame(conn, _STATUS_SQL)
-        transitions = _transitions(conn, _epoch(first_day), None)
-        # transitions of targets no longer configured still have a country
-        countries = dict(
-            conn.execute("SELECT name, country FROM targets WHERE kind = 'target'").fetchall()
-        )
-        blind = _blind_intervals(conn, _epoch(first_day), _epoch(now))
-    return availability_by_day(status, transitions, countries, first_day, now, blind)
 
 
 def availability_by_day(
@@ -886,3 +727,88 @@ def availability_by_day(
     frame = frame.set_index(["day", "country"])["availability"].reindex(grid).reset_index()
     frame["availability"] = frame["availability"].astype(float)
     return frame.reindex(columns=DAILY_COLUMNS)
+
+
+# --- what pages compute from any source's frames ------------------------------------------
+
+
+def summarize_countries(status: pd.DataFrame) -> pd.DataFrame:
+    """Per country: up, down, unknown, total, availability = up / (up + down) (NaN if none known)."""
+    if status.empty:
+        return empty(COUNTRY_COLUMNS)
+    states = status.assign(
+        up=status["state"].eq(UP).astype(int),
+        down=status["state"].eq(DOWN).astype(int),
+    )
+    grouped = states.groupby("country", sort=True).agg(
+        up=("up", "sum"), down=("down", "sum"), total=("target", "count")
+    )
+    grouped["unknown"] = grouped["total"] - grouped["up"] - grouped["down"]
+    known = grouped["up"] + grouped["down"]
+    grouped["availability"] = (grouped["up"] / known.where(known > 0)).astype(float)
+    grouped = grouped.reset_index()
+    grouped["name"] = grouped["country"].map(country_name)
+    return grouped.reindex(columns=COUNTRY_COLUMNS)
+
+
+def countries_in_outage(incidents: pd.DataFrame) -> frozenset[str]:
+    """Countries with an open country incident."""
+    open_country = (incidents["scope"] == "country") & incidents["ended_at"].isna()
+    return frozenset(str(c) for c in incidents.loc[open_country, "country"])
+
+
+def outage_facts(status: pd.DataFrame, incidents: pd.DataFrame) -> list[OutageFacts]:
+    """Open country and region incidents joined with the live counts, for the banners."""
+    facts = []
+    for row in incidents.itertuples(index=False):
+        if row.scope not in ("country", "region") or not pd.isna(row.ended_at):
+            continue
+        in_country = status["country"] == row.country
+        scope_rows = status[in_country] if row.scope == "country" else status
+        down = int(scope_rows["state"].eq(DOWN).sum())
+        countries: tuple[str, ...] = ()
+        if row.scope == "region":
+            countries = tuple(sorted(countries_in_outage(incidents)))
+        hint = row.hint if isinstance(row.hint, str) else None
+        if countries:
+            hint = None  # each country's own banner carries its hint; keep the wall readable
+        facts.append(
+            OutageFacts(
+                scope=str(row.scope),
+                country=None if row.scope == "region" else str(row.country),
+                down=down,
+                total=len(scope_rows),
+                since=row.started_at.to_pydatetime(),
+                dominant_reason=None if pd.isna(row.dominant_reason) else row.dominant_reason,
+                hint=hint,
+                countries=countries,
+            )
+        )
+    return facts
+
+
+# --- the Source's methods as functions, for scripts (bench/dashboard_overview.py) ----------
+
+
+def target_status(source: Source) -> pd.DataFrame:
+    return source.target_status()
+
+
+def target_table(source: Source, now: datetime) -> pd.DataFrame:
+    return source.target_table(now)
+
+
+def vantage_status(source: Source) -> VantageFacts:
+    return source.vantage_status()
+
+
+def open_incidents(source: Source) -> pd.DataFrame:
+    return source.open_incidents()
+
+
+def latency_sparklines(source: Source, points: int = 30) -> pd.DataFrame:
+    return source.latency_sparklines(points)
+
+
+def daily_availability(source: Source, since: datetime, now: datetime) -> pd.DataFrame:
+    return source.daily_availability(since, now)

@@ -1,7 +1,7 @@
 """What every page shares: the options from the command line, cached queries, banners.
 
-Caching lives here (st.cache_data with a ttl), never in dashboard.queries, so the query
-layer stays plain functions that tests call without Streamlit.
+Caching lives here (st.cache_data with a ttl), never in the sources (dashboard.source),
+so they stay plain objects that tests call without Streamlit.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
-from dashboard import queries
 from dashboard.banner import Banner, Severity, VantageFacts
+from dashboard.prom import PrometheusSource
+from dashboard.queries import SqliteSource
+from dashboard.source import Source
 
 OPTIONS_KEY = "govwatch_options"
 DEFAULT_DB = "data/govwatch.sqlite3"
@@ -27,7 +29,7 @@ HISTORY_TTL_S = 60
 
 @dataclass(frozen=True, slots=True)
 class DashboardOptions:
-    source: queries.Source
+    source: Source
     refresh_s: float = 15.0  # how often the overview re-runs itself
     stale_after_s: float = 180.0  # no new data for this long: the monitor has stopped
 
@@ -41,12 +43,20 @@ def parse_options(argv: Sequence[str]) -> DashboardOptions:
     parser.add_argument("--refresh", type=float, default=15.0)
     parser.add_argument("--stale-after", type=float, default=180.0)
     args, _ = parser.parse_known_args(list(argv))
-    source = queries.make_source(
+    source = make_source(
         db=args.db or (None if args.prometheus else DEFAULT_DB), prometheus=args.prometheus
     )
     return DashboardOptions(
         source=source, refresh_s=max(1.0, args.refresh), stale_after_s=args.stale_after
     )
+
+
+def make_source(*, db: str | None = None, prometheus: str | None = None) -> Source:
+    if (db is None) == (prometheus is None):
+        raise ValueError("exactly one of db and prometheus is needed")
+    if prometheus is not None:
+        return PrometheusSource(prometheus.rstrip("/"))
+    return SqliteSource(str(db))
 
 
 def options() -> DashboardOptions:
@@ -70,60 +80,58 @@ def window_start(now: datetime, span: timedelta) -> datetime:
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def target_status(source: queries.Source) -> pd.DataFrame:
-    return queries.target_status(source)
+def target_status(source: Source) -> pd.DataFrame:
+    return source.target_status()
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def vantage_status(source: queries.Source) -> VantageFacts:
-    return queries.vantage_status(source)
+def vantage_status(source: Source) -> VantageFacts:
+    return source.vantage_status()
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def open_incidents(source: queries.Source) -> pd.DataFrame:
-    return queries.open_incidents(source)
+def open_incidents(source: Source) -> pd.DataFrame:
+    return source.open_incidents()
 
 
 @st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
-def incidents_since(source: queries.Source, since: datetime) -> pd.DataFrame:
-    return queries.incidents_since(source, since)
+def incidents_since(source: Source, since: datetime) -> pd.DataFrame:
+    return source.incidents_since(since)
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def target_table(source: queries.Source, now: datetime) -> pd.DataFrame:
-    return queries.target_table(source, now)
+def target_table(source: Source, now: datetime) -> pd.DataFrame:
+    return source.target_table(now)
 
 
 @st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
-def latency_sparklines(source: queries.Source, points: int) -> pd.DataFrame:
-    return queries.latency_sparklines(source, points)
+def latency_sparklines(source: Source, points: int) -> pd.DataFrame:
+    return source.latency_sparklines(points)
 
 
 @st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
-def target_phases(
-    source: queries.Source, target: str, since: datetime, now: datetime
-) -> pd.DataFrame:
-    return queries.target_phases(source, target, since, now)
+def target_phases(source: Source, target: str, since: datetime, now: datetime) -> pd.DataFrame:
+    return source.target_phases(target, since, now)
 
 
 @st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
-def target_uptime(source: queries.Source, target: str, now: datetime) -> pd.DataFrame:
-    return queries.target_uptime(source, target, now)
+def target_uptime(source: Source, target: str, now: datetime) -> pd.DataFrame:
+    return source.target_uptime(target, now)
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def target_failures(source: queries.Source, target: str, limit: int) -> pd.DataFrame:
-    return queries.target_failures(source, target, limit)
+def target_failures(source: Source, target: str, limit: int) -> pd.DataFrame:
+    return source.target_failures(target, limit)
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def target_details(source: queries.Source, target: str) -> pd.DataFrame:
-    return queries.target_details(source, target)
+def target_details(source: Source, target: str) -> pd.DataFrame:
+    return source.target_details(target)
 
 
 @st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
-def daily_availability(source: queries.Source, since: datetime, now: datetime) -> pd.DataFrame:
-    return queries.daily_availability(source, since, now)
+def daily_availability(source: Source, since: datetime, now: datetime) -> pd.DataFrame:
+    return source.daily_availability(since, now)
 
 
 # --- drawing --------------------------------------------------------------------------------
@@ -159,9 +167,3 @@ def render_banners(banners: Sequence[Banner]) -> None:
             st.info(banner.text, icon=icon)
         else:
             st.success(banner.text, icon=icon)
-
-
-def source_caption(source: queries.Source) -> str:
-    if isinstance(source, queries.PrometheusSource):
-        return f"data: Prometheus at {source.url}"
-    return f"data: {source.path} (read-only)"

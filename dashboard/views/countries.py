@@ -9,7 +9,8 @@ from datetime import timedelta
 import altair as alt
 import streamlit as st
 
-from dashboard import queries, ui
+from dashboard import ui
+from dashboard.source import SourceError, utc_day
 from monitor.countries import country_name
 
 SPANS = {"7 d": 7, "14 d": 14, "30 d": 30}
@@ -20,10 +21,10 @@ now = ui.utc_now()
 st.header("Availability per country per day")
 span_label = st.segmented_control("span", list(SPANS), default="14 d", key="country_span")
 days = SPANS[span_label or "14 d"]
-since = queries.utc_day(now) - timedelta(days=days - 1)
+since = utc_day(now) - timedelta(days=days - 1)
 try:
     daily = ui.daily_availability(options.source, since, now.replace(second=0, microsecond=0))
-except queries.SourceError as exc:
+except SourceError as exc:
     st.error(f"Cannot read the monitor's data — {exc}")
     st.stop()
 

@@ -11,8 +11,9 @@ import altair as alt
 import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
-from dashboard import queries, ui
+from dashboard import ui
 from dashboard.banner import format_clock, format_duration, reason_phrase
+from dashboard.source import SourceError
 from monitor.countries import country_name
 
 SPANS = {"24 h": timedelta(hours=24), "7 d": timedelta(days=7), "30 d": timedelta(days=30)}
@@ -67,7 +68,7 @@ def show_incidents(frame: pd.DataFrame) -> None:
 st.header("Incidents")
 try:
     open_now = ui.open_incidents(options.source)
-except queries.SourceError as exc:
+except SourceError as exc:
     st.error(f"Cannot read the monitor's data — {exc}")
     st.stop()
 

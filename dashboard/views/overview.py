@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard import queries, tiles, ui
 from dashboard.banner import format_clock, format_duration, reason_phrase, status_banners
+from dashboard.source import DOWN, UNKNOWN, UP, SourceError
 from monitor.countries import country_name
 
 TILE_PX = 112
@@ -27,7 +28,7 @@ def live_overview() -> None:
         status = ui.target_status(options.source)
         incidents = ui.open_incidents(options.source)
         vantage = ui.vantage_status(options.source)
-    except queries.SourceError as exc:
+    except SourceError as exc:
         st.error(f"Cannot read the monitor's data — {exc}", icon=":material/database:")
         return
 
@@ -39,7 +40,7 @@ def live_overview() -> None:
 
     summary = queries.summarize_countries(status)
     outage_countries = queries.countries_in_outage(incidents)
-    up, down, unknown = (int(counts.get(s, 0)) for s in (queries.UP, queries.DOWN, queries.UNKNOWN))
+    up, down, unknown = (int(counts.get(s, 0)) for s in (UP, DOWN, UNKNOWN))
     cells = st.columns(5)
     cells[0].metric("Services up", f"{up} / {len(status)}")
     cells[1].metric("Down", down)
@@ -99,7 +100,7 @@ def live_overview() -> None:
             },
         )
 
-    down_now = status[status["state"] == queries.DOWN]
+    down_now = status[status["state"] == DOWN]
     if not down_now.empty:
         st.subheader(f"Down now ({len(down_now)})")
         st.dataframe(
@@ -114,8 +115,7 @@ def live_overview() -> None:
             },
         )
     st.caption(
-        f"{ui.source_caption(options.source)} · refreshed {now:%H:%M:%S} UTC, "
-        f"every {options.refresh_s:g} s"
+        f"{options.source.caption()} · refreshed {now:%H:%M:%S} UTC, every {options.refresh_s:g} s"
     )
 
 

@@ -8,8 +8,9 @@ from datetime import timedelta
 import altair as alt
 import streamlit as st
 
-from dashboard import queries, ui
+from dashboard import ui
 from dashboard.banner import format_clock, format_duration, reason_phrase
+from dashboard.source import DOWN, UP, SourceError
 from monitor.countries import country_name
 
 SPANS = {"24 h": timedelta(hours=24), "7 d": timedelta(days=7), "30 d": timedelta(days=30)}
@@ -20,7 +21,7 @@ now = ui.utc_now()
 
 try:
     status = ui.target_status(options.source)
-except queries.SourceError as exc:
+except SourceError as exc:
     st.error(f"Cannot read the monitor's data — {exc}")
     st.stop()
 
@@ -43,9 +44,9 @@ st.caption(
 state = str(row["state"])
 since = row["since"]
 since_text = "" if since is None or since != since else f" since {format_clock(since, now)}"
-if state == queries.DOWN:
+if state == DOWN:
     st.error(f"Down{since_text} — {reason_phrase(row['reason'])}", icon=":material/error:")
-elif state == queries.UP:
+elif state == UP:
     st.success(f"Up{since_text}", icon=":material/check_circle:")
 else:
     st.warning(f"State unknown{since_text}", icon=":material/help:")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import queries, ui
+from dashboard import ui
 from dashboard.banner import reason_phrase
+from dashboard.source import DOWN, UNKNOWN, UP, SourceError
 from monitor.countries import country_name
 
 SPARKLINE_POINTS = 30
@@ -18,7 +19,7 @@ st.header("Targets")
 try:
     table = ui.target_table(options.source, now.replace(second=0, microsecond=0))
     sparklines = ui.latency_sparklines(options.source, SPARKLINE_POINTS)
-except queries.SourceError as exc:
+except SourceError as exc:
     st.error(f"Cannot read the monitor's data — {exc}")
     st.stop()
 
@@ -27,7 +28,7 @@ countries = filters[0].multiselect(
     "country", sorted(table["country"].unique()), format_func=country_name, key="f_country"
 )
 sectors = filters[1].multiselect("sector", sorted(table["sector"].unique()), key="f_sector")
-states = filters[2].multiselect("state", [queries.UP, queries.DOWN, queries.UNKNOWN], key="f_state")
+states = filters[2].multiselect("state", [UP, DOWN, UNKNOWN], key="f_state")
 search = filters[3].text_input("name contains", key="f_search").strip().lower()
 
 shown = table

@@ -18,6 +18,8 @@ from streamlit.testing.v1 import AppTest
 
 import dashboard
 from dashboard import queries, ui
+from dashboard.prom import PrometheusSource
+from dashboard.source import Source
 from monitor.cli import build_parser
 from monitor.config import Target
 from monitor.state import TargetState, TargetStatus, Transition
@@ -41,7 +43,7 @@ Get = Callable[[str], Seeded]
 
 
 def run_app(
-    source: queries.Source, page: str | None = None, query: dict[str, str] | None = None
+    source: Source, page: str | None = None, query: dict[str, str] | None = None
 ) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=30)
     app.session_state[ui.OPTIONS_KEY] = ui.DashboardOptions(source=source)
@@ -262,9 +264,18 @@ def test_countries_page_shows_no_data_for_a_country_never_known(tmp_path: Path) 
 def test_options_from_the_command_line() -> None:
     options = ui.parse_options(["--db", "/tmp/x.sqlite3", "--refresh", "5", "--server.port=1"])
     assert options.source == queries.SqliteSource("/tmp/x.sqlite3") and options.refresh_s == 5
-    prom = ui.parse_options(["--prometheus", "http://127.0.0.1:9090"])
-    assert prom.source == queries.PrometheusSource("http://127.0.0.1:9090")
+    remote = ui.parse_options(["--prometheus", "http://127.0.0.1:9090"])
+    assert remote.source == PrometheusSource("http://127.0.0.1:9090")
     assert ui.parse_options([]).source == queries.SqliteSource(ui.DEFAULT_DB)
+
+
+def test_make_source() -> None:
+    assert ui.make_source(db="x.db") == queries.SqliteSource("x.db")
+    assert ui.make_source(prometheus="http://127.0.0.1:9090/") == PrometheusSource(
+        "http://127.0.0.1:9090"
+    )
+    with pytest.raises(ValueError):
+        ui.make_source()
 
 
 def test_the_dashboard_command_line() -> None:

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 import dashboard
 from dashboard import prom, queries, ui
+from dashboard.source import INCIDENT_COLUMNS, STATUS_COLUMNS, SourceError, utc_day
 from tests.dashboard.fake_prometheus import (
     FakePrometheus,
     FakeSeries,
@@ -79,13 +80,13 @@ def fake() -> Iterator[FakePrometheus]:
         yield running
 
 
-def source(fake: FakePrometheus) -> queries.PrometheusSource:
-    return queries.PrometheusSource(fake.url, timeout_s=2.0)
+def source(fake: FakePrometheus) -> prom.PrometheusSource:
+    return prom.PrometheusSource(fake.url, timeout_s=2.0)
 
 
 def test_states_by_majority_of_vantages(fake: FakePrometheus) -> None:
-    status = queries.target_status(source(fake)).set_index("target")
-    assert list(status.reset_index().columns) == queries.STATUS_COLUMNS
+    status = source(fake).target_status().set_index("target")
+    assert list(status.reset_index().columns) == STATUS_COLUMNS
     assert status.loc[ALBANIA[0], "state"] == "up"
     assert set(status.loc[list(ALBANIA[1:]), "state"]) == {"down"}
     assert set(status.loc[list(ALBANIA[1:]), "reason"]) == {"connect_timeout"}
@@ -95,29 +96,29 @@ def test_states_by_majority_of_vantages(fake: FakePrometheus) -> None:
 
 
 def test_the_monitor_is_offline_only_when_every_vantage_is(fake: FakePrometheus) -> None:
-    facts = queries.vantage_status(source(fake))
+    facts = source(fake).vantage_status()
     assert facts.up
     assert facts.last_update == datetime.fromtimestamp(NOW - 7, UTC)
     fake.series[prom.VANTAGE_QUERY] = [FakeSeries({"vantage": v}, constant(0.0)) for v in VANTAGES]
-    assert not queries.vantage_status(source(fake)).up
+    assert not source(fake).vantage_status().up
 
 
 def test_open_incidents_start_when_the_quorum_saw_them(fake: FakePrometheus) -> None:
-    incidents = queries.open_incidents(source(fake))
-    assert list(incidents.columns) == queries.INCIDENT_COLUMNS
+    incidents = source(fake).open_incidents()
+    assert list(incidents.columns) == INCIDENT_COLUMNS
     (albania,) = incidents.itertuples(index=False)
     assert albania.country == "AL" and albania.scope == "country"
     step = max(60.0, 86400 / 1500)  # the range query's resolution
     assert AL_START <= albania.started_at.timestamp() < AL_START + step + 1
     assert set(albania.affected) == set(ALBANIA[1:])
     assert albania.dominant_reason == "connect_timeout"
-    status = queries.target_status(source(fake))
+    status = source(fake).target_status()
     (facts,) = queries.outage_facts(status, incidents)
     assert (facts.down, facts.total) == (3, 4)
 
 
 def test_closed_incidents_in_the_window(fake: FakePrometheus) -> None:
-    week = queries.incidents_since(source(fake), datetime.now(UTC) - timedelta(days=7))
+    week = source(fake).incidents_since(datetime.now(UTC) - timedelta(days=7))
     macedonia = week[week["country"] == "MK"].iloc[0]
     step = 7 * 86400 / 1500
     assert abs(macedonia["started_at"].timestamp() - MK_START) <= step + 1
@@ -127,32 +128,32 @@ def test_closed_incidents_in_the_window(fake: FakePrometheus) -> None:
 
 def test_table_facts(fake: FakePrometheus) -> None:
     now = datetime.fromtimestamp(NOW, UTC)
-    table = queries.target_table(source(fake), now).set_index("target")
+    table = source(fake).target_table(now).set_index("target")
     row = table.loc[ALBANIA[0]]
     assert row["response_s"] == pytest.approx(0.184)
     assert row["tls_days_left"] == pytest.approx(12.5)
     assert row["dnssec_signed"] is False
     assert table.loc[ALBANIA[1], "dnssec_signed"] is None
-    lines = queries.latency_sparklines(source(fake), points=10).set_index("target")
+    lines = source(fake).latency_sparklines(points=10).set_index("target")
     assert lines.loc[ALBANIA[0], "latency_ms"] == [184.0] * 11  # both ends of the range
 
 
 def test_daily_availability_per_day(fake: FakePrometheus) -> None:
     now = datetime.now(UTC)
-    daily = queries.daily_availability(source(fake), now - timedelta(days=2), now)
+    daily = source(fake).daily_availability(now - timedelta(days=2), now)
     assert set(daily["country"]) == {"AL", "RS"}
-    today = daily[daily["day"] == queries.utc_day(now)].set_index("country")
+    today = daily[daily["day"] == utc_day(now)].set_index("country")
     assert today.loc["AL", "availability"] == 0.5
     (_, params) = next(r for r in fake.requests if r[1]["query"] == prom.DAILY_QUERY)
     assert float(params["step"]) == 86400
 
 
 def test_bad_answers_and_unreachable_servers_are_source_errors(fake: FakePrometheus) -> None:
-    with pytest.raises(queries.SourceError, match="unexpected"):
+    with pytest.raises(SourceError, match="unexpected"):
         prom.instant(source(fake), "no_such_query_known")
-    closed = queries.PrometheusSource("http://127.0.0.1:9", timeout_s=0.5)
-    with pytest.raises(queries.SourceError, match="cannot query"):
-        queries.target_status(closed)
+    closed = prom.PrometheusSource("http://127.0.0.1:9", timeout_s=0.5)
+    with pytest.raises(SourceError, match="cannot query"):
+        closed.target_status()
 
 
 def test_overview_from_prometheus(fake: FakePrometheus) -> None:

@@ -17,6 +17,16 @@ import pandas as pd  # type: ignore[import-untyped]
 import pytest
 
 from dashboard import queries
+from dashboard.source import (
+    DAILY_COLUMNS,
+    INCIDENT_COLUMNS,
+    PHASE_COLUMNS,
+    STATUS_COLUMNS,
+    TABLE_COLUMNS,
+    UPTIME_WINDOWS,
+    SourceError,
+    utc_day,
+)
 from monitor.config import Target
 from monitor.outage import Incident, Scope
 from monitor.state import TargetState, TargetStatus, Transition
@@ -70,8 +80,8 @@ def up_down_seconds(transitions: list[Transition], start: float, end: float) -> 
 @pytest.mark.parametrize("scenario", ["normal", "albania", "vantage_down"])
 def test_status_has_every_target_with_its_reported_state(seeded: Get, scenario: str) -> None:
     data = seeded(scenario)
-    status = queries.target_status(data.source)
-    assert list(status.columns) == queries.STATUS_COLUMNS
+    status = data.source.target_status()
+    assert list(status.columns) == STATUS_COLUMNS
     expected = {name: state.value for name, state in reported_states(data.seed).items()}
     assert set(status["target"]) == {t.name for t in data.seed.targets}  # no canaries
     assert dict(zip(status["target"], status["state"], strict=True)) == expected
@@ -82,12 +92,12 @@ def test_status_has_every_target_with_its_reported_state(seeded: Get, scenario: 
 
 def test_a_failure_awaiting_the_canaries_is_unknown_not_down(seeded: Get) -> None:
     data = seeded("normal")
-    row = queries.target_status(data.source).set_index("target").loc[AWAITING_TARGET]
+    row = data.source.target_status().set_index("target").loc[AWAITING_TARGET]
     confirmed = next(r.status for r in data.seed.rows if r.name == AWAITING_TARGET)
     assert confirmed.state is TargetState.DOWN  # what a restart restores, not what is shown
     assert row["state"] == "unknown" and pd.isna(row["reason"])
     assert pd.isna(row["since"])  # the confirmed failure's since is not the unknown's
-    single = queries.target_status(data.source).set_index("target").loc[SINGLE_DOWN_TARGET]
+    single = data.source.target_status().set_index("target").loc[SINGLE_DOWN_TARGET]
     assert (single["state"], single["reason"]) == ("down", "http_status")
     assert single["since"].timestamp() == pytest.approx(data.now - 3 * 3600, abs=1e-3)
 
@@ -95,7 +105,7 @@ def test_a_failure_awaiting_the_canaries_is_unknown_not_down(seeded: Get) -> Non
 @pytest.mark.parametrize("scenario", ["normal", "albania"])
 def test_country_summary_matches_the_seed(seeded: Get, scenario: str) -> None:
     data = seeded(scenario)
-    summary = queries.summarize_countries(queries.target_status(data.source)).set_index("country")
+    summary = queries.summarize_countries(data.source.target_status()).set_index("country")
     for country, down, total in counts_by_country(data.seed):
         assert summary.loc[country, "down"] == down
         assert summary.loc[country, "total"] == total
@@ -104,7 +114,7 @@ def test_country_summary_matches_the_seed(seeded: Get, scenario: str) -> None:
 
 def test_vantage_up_with_fresh_data(seeded: Get) -> None:
     data = seeded("normal")
-    vantage = queries.vantage_status(data.source)
+    vantage = data.source.vantage_status()
     assert vantage.up
     assert vantage.canaries_total == 2 and vantage.canaries_failing == 0
     assert vantage.last_update is not None
@@ -113,7 +123,7 @@ def test_vantage_up_with_fresh_data(seeded: Get) -> None:
 
 def test_vantage_down_comes_from_the_open_vantage_incident(seeded: Get) -> None:
     data = seeded("vantage_down")
-    vantage = queries.vantage_status(data.source)
+    vantage = data.source.vantage_status()
     assert not vantage.up
     assert vantage.since is not None
     assert vantage.since.timestamp() == pytest.approx(data.now - VANTAGE_DOWN_AGE_S, abs=1e-3)
@@ -125,8 +135,8 @@ def test_vantage_down_comes_from_the_open_vantage_incident(seeded: Get) -> None:
 
 def test_open_incidents_of_the_albanian_outage(seeded: Get) -> None:
     data = seeded("albania")
-    incidents = queries.open_incidents(data.source)
-    assert list(incidents.columns) == queries.INCIDENT_COLUMNS
+    incidents = data.source.open_incidents()
+    assert list(incidents.columns) == INCIDENT_COLUMNS
     assert list(incidents["scope"]) == ["country", "target"]  # most serious first
     albania = incidents.iloc[0]
     down = sorted(t.name for t in albanian_down(data.seed.targets))
@@ -141,8 +151,8 @@ def test_open_incidents_of_the_albanian_outage(seeded: Get) -> None:
 
 def test_outage_facts_join_incidents_with_live_counts(seeded: Get) -> None:
     data = seeded("albania")
-    status = queries.target_status(data.source)
-    facts = queries.outage_facts(status, queries.open_incidents(data.source))
+    status = data.source.target_status()
+    facts = queries.outage_facts(status, data.source.open_incidents())
     assert len(facts) == 1  # a single-target incident is no outage
     (albania,) = facts
     expected = {c: (d, t) for c, d, t in counts_by_country(data.seed)}["AL"]
@@ -155,8 +165,8 @@ def test_outage_facts_join_incidents_with_live_counts(seeded: Get) -> None:
 
 def test_incidents_since_includes_closed_ones_in_the_window(seeded: Get) -> None:
     data = seeded("normal")
-    week = queries.incidents_since(data.source, at(data) - timedelta(days=7))
-    day = queries.incidents_since(data.source, at(data) - timedelta(days=1))
+    week = data.source.incidents_since(at(data) - timedelta(days=7))
+    day = data.source.incidents_since(at(data) - timedelta(days=1))
     closed = [i.id for i in data.seed.incidents if not i.is_open]
     assert set(closed) <= set(week["incident_id"])
     assert not set(closed) & set(day["incident_id"])
@@ -184,8 +194,8 @@ def test_hint_shapes() -> None:
 def test_target_table_facts(seeded: Get) -> None:
     data = seeded("albania")
     now = at(data)
-    table = queries.target_table(data.source, now).set_index("target")
-    assert list(table.reset_index().columns) == queries.TABLE_COLUMNS
+    table = data.source.target_table(now).set_index("target")
+    assert list(table.reset_index().columns) == TABLE_COLUMNS
     down = {t.name for t in albanian_down(data.seed.targets)}
     for target in data.seed.targets:
         row = table.loc[target.name]
@@ -207,7 +217,7 @@ def test_target_table_facts(seeded: Get) -> None:
 
 def test_sparklines_are_the_last_successful_responses_oldest_first(seeded: Get) -> None:
     data = seeded("albania")
-    lines = queries.latency_sparklines(data.source, points=HTTP_SAMPLES - 2).set_index("target")
+    lines = data.source.latency_sparklines(points=HTTP_SAMPLES - 2).set_index("target")
     survivor = next(t for t in data.seed.targets if t.country == "AL" and t.name not in
                     {d.name for d in albanian_down(data.seed.targets)})  # fmt: skip
     durations = [
@@ -225,8 +235,8 @@ def test_phases_per_bucket(seeded: Get) -> None:
     now = at(data)
     target = "portal-07.rs.test" if "portal-07.rs.test" in {t.name for t in data.seed.targets} \
         else data.seed.targets[1].name  # fmt: skip
-    phases = queries.target_phases(data.source, target, now - timedelta(hours=1), now)
-    assert list(phases.columns) == queries.PHASE_COLUMNS
+    phases = data.source.target_phases(target, now - timedelta(hours=1), now)
+    assert list(phases.columns) == PHASE_COLUMNS
     seeded_http = [r for name, r in data.seed.probes if name == target and r.kind.value == "http"]
     # one-minute buckets over an hour: one probe per bucket, so the means are the values
     assert len(phases) == sum(len(r.phases) for r in seeded_http)
@@ -237,7 +247,7 @@ def test_phases_per_bucket(seeded: Get) -> None:
 def test_failures_newest_first_with_reasons(seeded: Get) -> None:
     data = seeded("albania")
     target = albanian_down(data.seed.targets)[0].name
-    failures = queries.target_failures(data.source, target, limit=5)
+    failures = data.source.target_failures(target, limit=5)
     failed = sorted(
         (r for name, r in data.seed.probes if name == target and not r.ok),
         key=lambda r: r.started_at,
@@ -251,7 +261,7 @@ def test_failures_newest_first_with_reasons(seeded: Get) -> None:
 def test_details_of_tls_and_dns(seeded: Get) -> None:
     data = seeded("albania")
     survivor = next(t for t in data.seed.targets if t.country == "AL").name
-    details = queries.target_details(data.source, survivor)
+    details = data.source.target_details(survivor)
     fields = {(p, f): v for p, f, v in details.itertuples(index=False)}
     assert fields[("dns", "nameservers")] == ", ".join(AL_NAMESERVERS)
     assert fields[("tls", "issuer")] == "CN=Test Issuing CA,O=Test"
@@ -266,9 +276,9 @@ def test_details_of_tls_and_dns(seeded: Get) -> None:
 def test_uptime_windows_match_the_oracle(seeded: Get) -> None:
     data = seeded("normal")
     now = at(data)
-    uptime = queries.target_uptime(data.source, SINGLE_DOWN_TARGET, now).set_index("window")
+    uptime = data.source.target_uptime(SINGLE_DOWN_TARGET, now).set_index("window")
     mine = [t for t in data.seed.transitions if t.target == SINGLE_DOWN_TARGET]
-    for label, span in queries.UPTIME_WINDOWS:
+    for label, span in UPTIME_WINDOWS:
         up, down = up_down_seconds(mine, data.now - span.total_seconds(), data.now)
         assert uptime.loc[label, "uptime"] == pytest.approx(up / (up + down), abs=1e-6)
         assert uptime.loc[label, "down_s"] == pytest.approx(down, abs=1e-3)
@@ -278,10 +288,10 @@ def test_uptime_windows_match_the_oracle(seeded: Get) -> None:
 def test_daily_availability_matches_the_oracle(seeded: Get, scenario: str) -> None:
     data = seeded(scenario)
     now = at(data)
-    daily = queries.daily_availability(data.source, now - timedelta(days=9), now)
-    assert list(daily.columns) == queries.DAILY_COLUMNS
+    daily = data.source.daily_availability(now - timedelta(days=9), now)
+    assert list(daily.columns) == DAILY_COLUMNS
     days = sorted(daily["day"].unique())
-    assert len(days) == 10 and days[-1] == queries.utc_day(now)
+    assert len(days) == 10 and days[-1] == utc_day(now)
     country_of = {t.name: t.country for t in data.seed.targets}
     for day in days:
         start = day.timestamp()
@@ -378,19 +388,19 @@ def test_time_in_a_vantage_incident_counts_neither_up_nor_down(
         )
         sources[with_incident] = queries.SqliteSource(str(path))
 
-    uptime = queries.target_uptime(sources[True], "a.al.test", NOW).set_index("window")
-    for label, span in queries.UPTIME_WINDOWS:
+    uptime = sources[True].target_uptime("a.al.test", NOW).set_index("window")
+    for label, span in UPTIME_WINDOWS:
         known = min(span.total_seconds(), T - start) - 600.0
         assert uptime.loc[label, "uptime"] == 1.0
         assert uptime.loc[label, "down_s"] == 0.0
         assert uptime.loc[label, "known_s"] == pytest.approx(known)
-    daily = queries.daily_availability(sources[True], NOW - timedelta(days=3), NOW)
+    daily = sources[True].daily_availability(NOW - timedelta(days=3), NOW)
     assert list(daily.loc[daily["country"] == "AL", "availability"]) == [1.0] * 4
 
     # The same history without the incident: those 10 minutes are down.
-    control = queries.target_uptime(sources[False], "a.al.test", NOW).set_index("window")
+    control = sources[False].target_uptime("a.al.test", NOW).set_index("window")
     assert control.loc["24 h", "down_s"] == pytest.approx(600.0)
-    today = queries.daily_availability(sources[False], NOW, NOW)
+    today = sources[False].daily_availability(NOW, NOW)
     assert today.set_index("country").loc["AL", "availability"] == pytest.approx(
         1 - 600.0 / (12 * 3600.0)
     )
@@ -423,7 +433,7 @@ def test_a_country_whose_state_was_never_known_has_no_availability(tmp_path: Pat
     write_history(path, T, targets, transitions, rows, [vantage(T - 3 * DAY, T - 3 * DAY + 3600)])
     source = queries.SqliteSource(str(path))
 
-    daily = queries.daily_availability(source, NOW - timedelta(days=6), NOW)
+    daily = source.daily_availability(NOW - timedelta(days=6), NOW)
     by_country = daily.groupby("country")["availability"]
     assert by_country.apply(lambda s: s.isna().all()).to_dict() == {
         "AL": False,
@@ -432,9 +442,9 @@ def test_a_country_whose_state_was_never_known_has_no_availability(tmp_path: Pat
     }
     assert list(daily.loc[daily["country"] == "AL", "availability"]) == [1.0] * 7
     for name in ("x1.xk.test", "x2.xk.test", "m.me.test"):
-        uptime = queries.target_uptime(source, name, NOW)
+        uptime = source.target_uptime(name, NOW)
         assert uptime["uptime"].isna().all() and (uptime["known_s"] == 0).all()
-    summary = queries.summarize_countries(queries.target_status(source)).set_index("country")
+    summary = queries.summarize_countries(source.target_status()).set_index("country")
     assert summary.loc["AL", "availability"] == 1.0
     assert math.isnan(summary.loc["XK", "availability"])
     assert math.isnan(summary.loc["ME", "availability"])
@@ -478,8 +488,8 @@ def test_a_version_1_database_is_a_clear_error(tmp_path: Path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     migrate(conn, MIGRATIONS[:1])
     conn.close()
-    with pytest.raises(queries.SourceError, match="older govwatch"):
-        queries.target_status(queries.SqliteSource(str(path)))
+    with pytest.raises(SourceError, match="older govwatch"):
+        queries.SqliteSource(str(path)).target_status()
 
 
 # --- the read-only connection -------------------------------------------------------------
@@ -491,7 +501,7 @@ def test_reads_do_not_wait_for_an_open_write_transaction(seeded: Get, tmp_path: 
     try:
         writer.execute("BEGIN IMMEDIATE")
         writer.execute("UPDATE target_status SET state = 'down'")
-        status = queries.target_status(data.source)  # WAL: readers see the last commit
+        status = data.source.target_status()  # WAL: readers see the last commit
         committed = sum(d for _, d, _ in counts_by_country(data.seed))
         assert (status["state"] == "down").sum() == committed < len(status)
     finally:
@@ -501,24 +511,15 @@ def test_reads_do_not_wait_for_an_open_write_transaction(seeded: Get, tmp_path: 
 
 def test_the_dashboard_cannot_write(seeded: Get) -> None:
     data = seeded("normal")
-    with queries._connect(data.source) as conn, pytest.raises(sqlite3.OperationalError):
+    with data.source.connect() as conn, pytest.raises(sqlite3.OperationalError):
         conn.execute("DELETE FROM target_status")
 
 
 def test_a_missing_database_is_a_clear_error_and_is_not_created(tmp_path: Path) -> None:
     missing = tmp_path / "nope.sqlite3"
-    with pytest.raises(queries.SourceError, match="no such database"):
-        queries.target_status(queries.SqliteSource(str(missing)))
+    with pytest.raises(SourceError, match="no such database"):
+        queries.SqliteSource(str(missing)).target_status()
     assert not missing.exists()
-
-
-def test_make_source() -> None:
-    assert queries.make_source(db="x.db") == queries.SqliteSource("x.db")
-    assert queries.make_source(prometheus="http://127.0.0.1:9090/") == queries.PrometheusSource(
-        "http://127.0.0.1:9090"
-    )
-    with pytest.raises(ValueError):
-        queries.make_source()
 
 
 def test_a_region_outage_lists_its_countries_and_leaves_hints_to_them() -> None:
