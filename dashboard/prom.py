@@ -150,6 +150,20 @@ def _quote(value: str) -> str:
     return json.dumps(value)
 
 
+def target_selector(target: str) -> str:
+    """'{target="e-albania.al"}'"""
+    return f"{{target={_quote(target)}}}"
+
+
+def phases_query(target: str) -> str:
+    return f"avg by (phase) (probe_http_duration_seconds{target_selector(target)})"
+
+
+def uptime_query(target: str, span: timedelta) -> str:
+    hours = int(span.total_seconds() // 3600)
+    return f"max(avg_over_time(govwatch_target_up{target_selector(target)}[{hours}h]))"
+
+
 def _by_target(samples: list[Sample]) -> dict[str, float]:
     return {s.labels.get("target", ""): s.value for s in samples}
 
@@ -313,13 +327,7 @@ class PrometheusSource:
 
     def target_phases(self, target: str, since: datetime, now: datetime) -> pd.DataFrame:
         step = float(phase_bucket_s(now - since))
-        series = range_query(
-            self,
-            f"avg by (phase) (probe_http_duration_seconds{{target={_quote(target)}}})",
-            since,
-            now,
-            step,
-        )
+        series = range_query(self, phases_query(target), since, now, step)
         rows = [
             {
                 "time": to_time(t),
@@ -336,11 +344,7 @@ class PrometheusSource:
     def target_uptime(self, target: str, now: datetime) -> pd.DataFrame:
         rows = []
         for label, span in UPTIME_WINDOWS:
-            hours = int(span.total_seconds() // 3600)
-            samples = instant(
-                self,
-                f"max(avg_over_time(govwatch_target_up{{target={_quote(target)}}}[{hours}h]))",
-            )
+            samples = instant(self, uptime_query(target, span))
             uptime = samples[0].value if samples else np.nan
             rows.append({"window": label, "uptime": uptime, "down_s": np.nan, "known_s": np.nan})
         return pd.DataFrame(rows, columns=UPTIME_COLUMNS)
@@ -349,7 +353,7 @@ class PrometheusSource:
         return empty(FAILURE_COLUMNS)  # Prometheus keeps no per-probe failure log
 
     def target_details(self, target: str) -> pd.DataFrame:
-        selector = f"{{target={_quote(target)}}}"
+        selector = target_selector(target)
         rows: list[tuple[str, str, str]] = []
         for sample in instant(self, f"probe_ssl_earliest_cert_expiry{selector}"):
             moment = datetime.fromtimestamp(sample.value, UTC)

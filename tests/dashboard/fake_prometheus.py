@@ -19,6 +19,13 @@ from typing import Any
 
 from aiohttp import web
 
+from dashboard import prom
+from dashboard.source import UPTIME_WINDOWS
+from monitor.outage import Scope
+from monitor.state import TargetState
+from probes.results import DnsDetails, HttpDetails, ProbeResult, TlsDetails
+from tests.dashboard.seed import Seed, availability
+
 Value = Callable[[float], float | None]
 
 
@@ -128,3 +135,137 @@ def serve(fake: FakePrometheus) -> Iterator[FakePrometheus]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+# --- a seeded scenario, as a Prometheus scraping its daemon would answer ------------------
+
+
+def series_from_seed(seed: Seed, now: float) -> dict[str, list[FakeSeries]]:
+    """Every query dashboard.prom asks, answered from one seeded scenario (one vantage).
+
+    The same history the SQLite source reads, as the metrics would have carried it:
+    current states, the newest facts per probe, outage intervals, and uptime and
+    daily availability computed by the seed's oracle (blind time left out), so both
+    sources can be held to the same conclusions.
+    """
+    names = {t.name for t in seed.targets}
+    target_of = {t.name: t for t in seed.targets}
+    blind = any(i.scope is Scope.VANTAGE and i.ended_at is None for i in seed.incidents)
+    series: dict[str, list[FakeSeries]] = {
+        prom.STATE_QUERY: [],
+        prom.VANTAGE_QUERY: [FakeSeries({"vantage": "test"}, constant(0.0 if blind else 1.0))],
+        prom.VANTAGE_SEEN_QUERY: [FakeSeries({"vantage": "test"}, constant(now))],
+        prom.OUTAGE_QUERY: [],
+        prom.RESPONSE_QUERY: [],
+        prom.EXPIRY_QUERY: [],
+        prom.DNSSEC_QUERY: [],
+        f"{prom.RESPONSE_QUERY} * 1000": [],
+        prom.DAILY_QUERY: [],
+    }
+    for row in seed.rows:
+        if row.name not in names:
+            continue  # canaries
+        target = target_of[row.name]
+        reason = row.status.reason if row.reported is TargetState.DOWN else None
+        labels = {"target": row.name, "country": target.country, "sector": target.sector}
+        labels |= {"state": row.reported.value, "reason": reason.value if reason else ""}
+        series[prom.STATE_QUERY].append(FakeSeries(labels, constant(1.0)))
+
+    results: dict[tuple[str, str], list[ProbeResult]] = {}
+    for name, result in seed.probes:
+        results.setdefault((name, result.kind.value), []).append(result)
+    for name in sorted(names):
+        _target_series(series, name, results, seed, now)
+
+    outages: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for incident in seed.incidents:
+        if incident.scope.value in ("country", "region"):
+            key = (incident.scope.value, incident.country or "")
+            end = math.inf if incident.ended_at is None else incident.ended_at
+            outages.setdefault(key, []).append((incident.started_at, end))
+    for (scope, country), spans in outages.items():
+        series[prom.OUTAGE_QUERY].append(
+            FakeSeries({"scope": scope, "country": country}, _inside(spans))
+        )
+
+    for country in sorted({t.country for t in seed.targets}):
+        mine = [t.name for t in seed.targets if t.country == country]
+        series[prom.DAILY_QUERY].append(
+            FakeSeries({"country": country}, _availability(seed, mine, 86400.0, now))
+        )
+    return series
+
+
+def _availability(seed: Seed, names: list[str], span_s: float, now: float) -> Value:
+    """Over the `span_s` before t (so far, past `now`), as the oracle computes it."""
+    return lambda t: availability(seed, names, t - span_s, t, now)
+
+
+def _inside(spans: list[tuple[float, float]]) -> Value:
+    return lambda t: 1.0 if any(start <= t < end for start, end in spans) else 0.0
+
+
+def _latest_success(results: list[ProbeResult]) -> Callable[[float], ProbeResult | None]:
+    """The newest successful result started at or before t."""
+    succeeded = sorted((r for r in results if r.ok), key=lambda r: r.started_at)
+
+    def at(t: float) -> ProbeResult | None:
+        found = [r for r in succeeded if r.started_at <= t]
+        return found[-1] if found else None
+
+    return at
+
+
+def _phase(success: Callable[[float], ProbeResult | None], phase: str) -> Value:
+    return lambda t: None if (r := success(t)) is None else r.phases.get(phase)
+
+
+def _target_series(
+    series: dict[str, list[FakeSeries]],
+    name: str,
+    results: Mapping[tuple[str, str], list[ProbeResult]],
+    seed: Seed,
+    now: float,
+) -> None:
+    labels = {"target": name}
+    selector = prom.target_selector(name)
+    http, dns, tls = (results.get((name, kind), []) for kind in ("http", "dns", "tls"))
+    success = _latest_success(http)
+    if http and http[-1].ok:
+        series[prom.RESPONSE_QUERY].append(FakeSeries(labels, constant(http[-1].duration_s)))
+    series[f"{prom.RESPONSE_QUERY} * 1000"].append(
+        FakeSeries(labels, lambda t: None if (r := success(t)) is None else r.duration_s * 1000)
+    )
+    series[prom.phases_query(name)] = [
+        FakeSeries({"phase": phase}, _phase(success, phase))
+        for phase in ("resolve", "connect", "tls", "processing", "transfer")
+    ]
+    for _, span in UPTIME_WINDOWS:
+        series[prom.uptime_query(name, span)] = [
+            FakeSeries({}, _availability(seed, [name], span.total_seconds(), now))
+        ]
+
+    expiry: list[FakeSeries] = []
+    version: list[FakeSeries] = []
+    if tls and isinstance(tls[-1].details, TlsDetails):
+        details = tls[-1].details
+        if details.earliest_expiry is not None:
+            expiry.append(FakeSeries(labels, constant(details.earliest_expiry)))
+        version.append(FakeSeries({"version": details.version or "?"}, constant(1.0)))
+    series[prom.EXPIRY_QUERY] += expiry
+    series[f"probe_ssl_earliest_cert_expiry{selector}"] = expiry
+    series[f"probe_tls_version_info{selector} == 1"] = version
+    signed: list[FakeSeries] = []
+    if dns and isinstance(dns[-1].details, DnsDetails) and dns[-1].details.dnssec is not None:
+        signed.append(FakeSeries(labels, constant(float(dns[-1].details.dnssec.signed))))
+    series[prom.DNSSEC_QUERY] += signed
+    series[f"govwatch_dnssec_signed{selector}"] = signed
+    status: list[FakeSeries] = []
+    if http and isinstance(http[-1].details, HttpDetails) and http[-1].details.status_code:
+        status.append(FakeSeries(labels, constant(float(http[-1].details.status_code))))
+    series[f"probe_http_status_code{selector}"] = status
+    series[f"probe_success{selector}"] = [
+        FakeSeries({"probe": kind}, constant(float(found[-1].ok)))
+        for kind, found in (("tls", tls), ("dns", dns), ("http", http))
+        if found
+    ]

@@ -12,6 +12,8 @@ Scenarios (all relative to `now`, so banners and durations are live):
   of name servers.
 - "vantage_down": the monitor has lost the internet: every target unknown and an
   open vantage incident.
+- "unseen": "normal", but Kosovo's targets were never observed (just configured): unknown,
+  with no transitions and no probe results, so Kosovo has no availability at all.
 
 Like the daemon, the seed stores the one reported state: transitions and
 target_status.state are what the API reports; target_status.confirmed_state (from
@@ -43,7 +45,7 @@ from probes.results import (
     TlsDetails,
 )
 
-SCENARIOS = ("normal", "albania", "vantage_down")
+SCENARIOS = ("normal", "albania", "vantage_down", "unseen")
 # Targets per country: Albania as in the real catalogue, the others small.
 TARGETS_PER_COUNTRY = {
     "AL": 22,
@@ -258,6 +260,7 @@ def build(scenario: str, now: float) -> Seed:
         raise ValueError(f"unknown scenario {scenario!r}")
     targets = seed_targets()
     al_down = {t.name for t in albanian_down(targets)} if scenario == "albania" else set()
+    unseen = {t.name for t in targets if t.country == "XK"} if scenario == "unseen" else set()
     al_since = now - AL_OUTAGE_AGE_S
     vantage_since = now - VANTAGE_DOWN_AGE_S
     first_seen = now - 30 * DAY
@@ -267,6 +270,9 @@ def build(scenario: str, now: float) -> Seed:
     transitions: list[Transition] = []
     rows: list[StatusRow] = []
     for index, target in enumerate(targets):
+        if target.name in unseen:
+            rows.append(StatusRow(TargetStatus(target.name, UNKNOWN, None, None), UNKNOWN, None))
+            continue
         # Everyone came up 30 days ago; a few had a short confirmed failure since.
         transitions.append(Transition(target.name, UNKNOWN, UP, first_seen, None))
         if index % 9 == 0:
@@ -422,3 +428,56 @@ def counts_by_country(seed: Seed) -> Iterator[tuple[str, int, int]]:
     for code in TARGETS_PER_COUNTRY:
         mine = [state for name, state in states.items() if country[name] == code]
         yield code, sum(state is DOWN for state in mine), len(mine)
+
+
+# --- an oracle: time up and down, walked transition by transition -------------------------
+
+
+def blind_intervals(seed: Seed, now: float) -> list[tuple[float, float]]:
+    """When the monitor itself was blind: its vantage incidents (an open one until `now`)."""
+    return [
+        (i.started_at, now if i.ended_at is None else i.ended_at)
+        for i in seed.incidents
+        if i.scope is Scope.VANTAGE
+    ]
+
+
+def up_down_seconds(
+    transitions: list[Transition],
+    start: float,
+    end: float,
+    blind: Iterable[tuple[float, float]] = (),
+) -> tuple[float, float]:
+    """One target's up and down time within [start, end), outside the `blind` intervals:
+    walk its transitions in order and add up."""
+    up = down = 0.0
+    gaps = list(blind)
+    ordered = sorted(transitions, key=lambda t: t.at)
+    ends = [t.at for t in ordered[1:]] + [end] if ordered else []
+    for current, following in zip(ordered, ends, strict=True):
+        begin = max(current.at, start)
+        finish = min(following, end)
+        if finish <= begin:
+            continue
+        seen = finish - begin
+        seen -= sum(max(0.0, min(finish, hi) - max(begin, lo)) for lo, hi in gaps)
+        if current.new is UP:
+            up += seen
+        elif current.new is DOWN:
+            down += seen
+    return up, down
+
+
+def availability(
+    seed: Seed, names: Iterable[str], start: float, end: float, now: float
+) -> float | None:
+    """Up time / known time of these targets within [start, end); None when nothing is known."""
+    blind = blind_intervals(seed, now)
+    wanted = set(names)
+    up = down = 0.0
+    for name in wanted:
+        mine = [t for t in seed.transitions if t.target == name]
+        target_up, target_down = up_down_seconds(mine, start, min(end, now), blind)
+        up += target_up
+        down += target_down
+    return up / (up + down) if up + down > 0 else None

@@ -45,6 +45,7 @@ from tests.dashboard.seed import (
     reported_states,
     seed_targets,
     tls_days_left,
+    up_down_seconds,
     write_history,
 )
 
@@ -57,21 +58,6 @@ def at(seeded: Seeded) -> datetime:
 
 def index_of(name: str) -> int:
     return [t.name for t in seed_targets()].index(name)
-
-
-def up_down_seconds(transitions: list[Transition], start: float, end: float) -> tuple[float, float]:
-    """Oracle: walk one target's transitions in order and add up its up and down time."""
-    up = down = 0.0
-    ordered = sorted(transitions, key=lambda t: t.at)
-    for current, following in zip(ordered, [*ordered[1:], None], strict=True):
-        begin = max(current.at, start)
-        finish = min(following.at if following else end, end)
-        if finish > begin:
-            if current.new.value == "up":
-                up += finish - begin
-            elif current.new.value == "down":
-                down += finish - begin
-    return up, down
 
 
 # --- current state ------------------------------------------------------------------------
