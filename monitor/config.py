@@ -30,10 +30,6 @@ from monitor.settings import (
     OutageSettings,
     Target,
 )
-
-# Importers still reading the settings types from here (storage, the dashboard's tests);
-# monitor.settings is their home.
-__all__ = ["Canary", "Config", "ConfigError", "OutageSettings", "Target", "load_config"]
 from probes.context import make_ssl_context
 from probes.dnssec import load_trust_anchors
 from probes.settings import Nameserver

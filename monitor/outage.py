@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from types import MappingProxyType
 from typing import Final
 
 from monitor.hints import hint_sentence
@@ -76,14 +75,6 @@ class TargetInfra:
 
 
 _NO_INFRA: Final = TargetInfra()
-
-_HINT_LABELS: Final[Mapping[HintKind, tuple[str, str]]] = MappingProxyType(
-    {
-        HintKind.NAMESERVERS: ("name server", "name servers"),
-        HintKind.ADDRESS_PREFIX: ("address prefix", "address prefixes"),
-        HintKind.ISSUER: ("certificate issuer", "certificate issuers"),
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)

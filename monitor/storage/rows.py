@@ -15,13 +15,9 @@ from monitor.outage import HintKind, Incident, InfraHint, Scope, TargetInfra
 from monitor.settings import Canary, Target
 from monitor.state import PROBE_PRECEDENCE, ProbeTrack, TargetState, TargetStatus, Transition
 from probes.results import (
-    DnsDetails,
-    DnssecStatus,
-    HttpDetails,
     ProbeKind,
     ProbeResult,
     Reason,
-    TlsDetails,
     to_jsonable,
 )
 
@@ -76,43 +72,10 @@ class StatusRow:
 # --- rows ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _HotFields:
-    http_status: int | None = None
-    tls_expiry: float | None = None
-    tls_leaf_expiry: float | None = None
-    tls_version: str | None = None
-    dnssec_status: str | None = None
-    dnssec_signed: bool | None = None
-    dnssec_expiry: float | None = None
-
-
-def _hot_fields(details: object) -> _HotFields:
-    """The columns the dashboard's table needs, so it never parses JSON per row."""
-    if isinstance(details, HttpDetails):
-        return _HotFields(http_status=details.status_code, tls_version=details.tls_version)
-    if isinstance(details, TlsDetails):
-        return _HotFields(
-            tls_expiry=details.earliest_expiry,
-            tls_leaf_expiry=details.leaf_expiry,
-            tls_version=details.version,
-        )
-    if isinstance(details, DnsDetails) and details.dnssec is not None:
-        dnssec = details.dnssec
-        known = dnssec.status is not DnssecStatus.INDETERMINATE
-        return _HotFields(
-            dnssec_status=dnssec.status.value,
-            # Whether the zone is signed is only known when the check got that far.
-            dnssec_signed=dnssec.signed if known or dnssec.signed else None,
-            dnssec_expiry=dnssec.earliest_rrsig_expiry,
-        )
-    return _HotFields()
-
-
 def probe_row(record: ProbeRecord, vantage: str) -> tuple[Any, ...]:
     r = record.result
     serialised = r.to_dict()
-    hot = _hot_fields(r.details)
+    hot = r.facts  # the columns the dashboard's table needs, so it never parses JSON per row
     details: str | None = None
     if r.details is not None:
         try:
@@ -132,7 +95,7 @@ def probe_row(record: ProbeRecord, vantage: str) -> tuple[Any, ...]:
         hot.tls_expiry,
         hot.tls_leaf_expiry,
         hot.tls_version,
-        hot.dnssec_status,
+        None if hot.dnssec_status is None else hot.dnssec_status.value,
         None if hot.dnssec_signed is None else int(hot.dnssec_signed),
         hot.dnssec_expiry,
         dumps_plain(serialised["phases"]),

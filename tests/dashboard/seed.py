@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from monitor.config import Canary, Target
 from monitor.outage import HintKind, Incident, InfraHint, Scope
+from monitor.settings import Canary, Target
 from monitor.state import TargetState, TargetStatus, Transition
 from monitor.storage import HistoryWriter, StatusRow
 from probes.results import (

@@ -21,7 +21,7 @@ from dashboard import queries, ui
 from dashboard.prom import PrometheusSource
 from dashboard.source import Source
 from monitor.cli import build_parser
-from monitor.config import Target
+from monitor.settings import Target
 from monitor.state import TargetState, TargetStatus, Transition
 from monitor.storage import StatusRow
 from tests.dashboard.conftest import Seeded

@@ -27,8 +27,8 @@ from dashboard.source import (
     SourceError,
     utc_day,
 )
-from monitor.config import Target
 from monitor.outage import Incident, Scope
+from monitor.settings import Target
 from monitor.state import TargetState, TargetStatus, Transition
 from monitor.storage import MIGRATIONS, StatusRow, migrate
 from probes.results import Reason

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from monitor.config import Canary, OutageSettings, Target
 from monitor.outage import HintKind, Incident, InfraHint, Scope, TargetInfra
+from monitor.settings import Canary, OutageSettings, Target
 from monitor.state import TargetState, TargetStatus, Transition, initial_status, observe
 from monitor.storage import (
     MIGRATIONS,
