@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from monitor.simulator.region import build_region
-from monitor.simulator.runner import SimulatedRegion
+from simulator.region import build_region
+from simulator.runner import SimulatedRegion
 
 BUDGET_S = 5.0
 

@@ -12,7 +12,7 @@ from typing import Any
 from monitor import __version__
 from monitor.config import DEFAULT_TARGETS, ConfigError, load_config, parse_duration
 from monitor.settings import Config
-from monitor.simulator.cli import add_simulate_command
+from simulator.cli import add_simulate_command
 
 EXIT_OK = 0
 EXIT_DOWN = 1

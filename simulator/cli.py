@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monitor.simulator.control import DEFAULT_CONTROL_PORT, DEFAULT_CONTROL_URL
-from monitor.simulator.region import (
+from simulator.control import DEFAULT_CONTROL_PORT, DEFAULT_CONTROL_URL
+from simulator.region import (
     DEFAULT_COUNTRIES,
     DEFAULT_PER_COUNTRY,
     FAULT_MODES,
@@ -181,8 +181,8 @@ def _add_client_options(parser: argparse.ArgumentParser, *, vantage: bool = True
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from monitor.logs import configure_logging
-    from monitor.simulator.runner import SimulateOptions, serve
-    from monitor.simulator.scenarios import ScenarioError, find_scenario
+    from simulator.runner import SimulateOptions, serve
+    from simulator.scenarios import ScenarioError, find_scenario
 
     configure_logging("text", "INFO")  # every fault switched is logged
     # asyncio warns each time a TLS client hangs up on the servers' stream readers
@@ -217,7 +217,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _post(args: argparse.Namespace, path: str, body: dict[str, Any]) -> int:
-    from monitor.simulator.control import ControlError, call_control
+    from simulator.control import ControlError, call_control
 
     try:
         answer = call_control(args.control_url, path, body)
@@ -234,7 +234,7 @@ def _post(args: argparse.Namespace, path: str, body: dict[str, Any]) -> int:
 
 
 def cmd_fault(args: argparse.Namespace) -> int:
-    from monitor.simulator.region import parse_mode
+    from simulator.region import parse_mode
 
     try:
         mode = parse_mode(args.mode)
@@ -251,7 +251,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_sites(args: argparse.Namespace) -> int:
-    from monitor.simulator.control import ControlError, call_control
+    from simulator.control import ControlError, call_control
 
     try:
         rows = call_control(args.control_url, "/api/sites")
@@ -274,7 +274,7 @@ def cmd_sites(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
-    from monitor.simulator.scenarios import ScenarioError, builtin_scenarios, load_scenario
+    from simulator.scenarios import ScenarioError, builtin_scenarios, load_scenario
 
     listing = []
     for name, path in builtin_scenarios().items():

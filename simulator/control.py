@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from monitor.simulator.region import FAULT_MODES, RECOVER, Scope
+from simulator.region import FAULT_MODES, RECOVER, Scope
 
 DEFAULT_CONTROL_HOST = "127.0.0.1"
 DEFAULT_CONTROL_PORT = 9480

@@ -32,8 +32,8 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from monitor.countries import country_name
-from monitor.simulator.pki import CertVariant
 from probes.results import Reason
+from simulator.pki import CertVariant
 
 HOME_VANTAGE = "home"
 MAX_VANTAGES = 3

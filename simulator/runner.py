@@ -33,8 +33,8 @@ from typing import Any, Self
 import dns.name
 import dns.zone
 
-from monitor.simulator.control import DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT, ControlServer
-from monitor.simulator.dns_server import (
+from simulator.control import DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT, ControlServer
+from simulator.dns_server import (
     DnsServer,
     Fault,
     ZoneKey,
@@ -42,8 +42,8 @@ from monitor.simulator.dns_server import (
     make_zone,
     sign_zone,
 )
-from monitor.simulator.pki import CertVariant, SimulatorPKI
-from monitor.simulator.region import (
+from simulator.pki import CertVariant, SimulatorPKI
+from simulator.region import (
     DEFAULT_COUNTRIES,
     DEFAULT_PER_COUNTRY,
     HOME_VANTAGE,
@@ -56,7 +56,7 @@ from monitor.simulator.region import (
     Site,
     build_region,
 )
-from monitor.simulator.scenarios import (
+from simulator.scenarios import (
     PlayerStatus,
     Scenario,
     ScenarioError,
@@ -64,7 +64,7 @@ from monitor.simulator.scenarios import (
     check_scenario_fits,
     play_scenario,
 )
-from monitor.simulator.web import FaultWebServer, WebMode
+from simulator.web import FaultWebServer, WebMode
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,8 @@ from typing import Any, Protocol
 from monitor.config import ConfigError, ConfigIssue, KeyPath, _Checker, parse_duration
 from monitor.countries import ISO_ALPHA2
 from monitor.outage import HintKind
-from monitor.simulator.region import (
+from probes.results import Reason
+from simulator.region import (
     COUNTRY_INDEX,
     HOME_VANTAGE,
     MAX_VANTAGES,
@@ -53,7 +54,6 @@ from monitor.simulator.region import (
     Scope,
     parse_mode,
 )
-from probes.results import Reason
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 SHARED_KINDS = frozenset(kind.value for kind in HintKind)  # what incident hints name

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.simulator.control import ControlServer
-from monitor.simulator.region import HOME_VANTAGE, build_region
-from monitor.simulator.runner import SimulatedRegion, Timing
+from simulator.control import ControlServer
+from simulator.region import HOME_VANTAGE, build_region
+from simulator.runner import SimulatedRegion, Timing
 
 TEST_COUNTRIES = ("AL", "XK", "MK")
 TEST_PER_COUNTRY = 4

@@ -8,7 +8,7 @@ import sys
 
 from monitor.check import check_targets, to_table
 from monitor.config import load_config
-from monitor.simulator.runner import SimulatedRegion
+from simulator.runner import SimulatedRegion
 
 
 async def _cli(*args: str) -> tuple[int, str, str]:

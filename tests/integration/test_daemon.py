@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import load_config
-from monitor.simulator.runner import SimulatedRegion, Timing
+from simulator.runner import SimulatedRegion, Timing
 from tests.integration.conftest import RegionFactory
 from tests.integration.daemons import Daemon, wait_for
 

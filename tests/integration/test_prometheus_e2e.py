@@ -32,7 +32,7 @@ import aiohttp
 import pytest
 import yaml
 
-from monitor.simulator.runner import Timing
+from simulator.runner import Timing
 from tests.integration.conftest import RegionFactory
 from tests.integration.daemons import Daemon, free_port, wait_for
 

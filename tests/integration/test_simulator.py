@@ -22,8 +22,14 @@ import pytest_asyncio
 from monitor.cli import main
 from monitor.config import load_config
 from monitor.settings import Canary, Config, Target
-from monitor.simulator.control import ControlServer
-from monitor.simulator.region import (
+from probes.context import ProbeContext, open_probe_context
+from probes.dns import probe_dns
+from probes.http import probe_http
+from probes.results import DnsDetails, DnssecStatus, HttpDetails, ProbeResult, Reason, TlsDetails
+from probes.settings import ProbeTarget
+from probes.tls import probe_tls
+from simulator.control import ControlServer
+from simulator.region import (
     FAULT_MODES,
     LOGIN_FAILURE_STATUS,
     FaultLayer,
@@ -31,25 +37,19 @@ from monitor.simulator.region import (
     build_region,
     expected_http_reason,
 )
-from monitor.simulator.runner import (
+from simulator.runner import (
     SimulatedRegion,
     SimulateOptions,
     Timing,
     serve,
 )
-from monitor.simulator.scenarios import (
+from simulator.scenarios import (
     PlayerStatus,
     Step,
     builtin_scenarios,
     load_scenario,
     play_scenario,
 )
-from probes.context import ProbeContext, open_probe_context
-from probes.dns import probe_dns
-from probes.http import probe_http
-from probes.results import DnsDetails, DnssecStatus, HttpDetails, ProbeResult, Reason, TlsDetails
-from probes.settings import ProbeTarget
-from probes.tls import probe_tls
 from tests.integration.conftest import TEST_COUNTRIES, TEST_PER_COUNTRY, TEST_TIMING, RegionFactory
 
 pytestmark = pytest.mark.timeout(60)

@@ -20,7 +20,12 @@ import dns.name
 import dns.zone
 import pytest
 
-from monitor.simulator.dns_server import (
+from probes.context import ProbeContext, make_resolver, make_ssl_context
+from probes.dns import probe_dns
+from probes.dnssec import load_trust_anchors
+from probes.results import DnsDetails, DnssecStatus, ProbeKind, ProbeResult, Reason
+from probes.settings import ProbeSettings, ProbeTarget
+from simulator.dns_server import (
     DnsServer,
     Fault,
     ZoneKey,
@@ -29,11 +34,6 @@ from monitor.simulator.dns_server import (
     make_zone,
     sign_zone,
 )
-from probes.context import ProbeContext, make_resolver, make_ssl_context
-from probes.dns import probe_dns
-from probes.dnssec import load_trust_anchors
-from probes.results import DnsDetails, DnssecStatus, ProbeKind, ProbeResult, Reason
-from probes.settings import ProbeSettings, ProbeTarget
 
 NS1, NS2 = "127.0.0.1", "127.0.0.2"
 WWW_V4, WWW_V6 = "127.0.0.10", "::1"

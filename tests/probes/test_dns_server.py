@@ -16,7 +16,7 @@ import dns.rdatatype
 import dns.zone
 import pytest
 
-from monitor.simulator.dns_server import (
+from simulator.dns_server import (
     DnsServer,
     Fault,
     ZoneKey,

@@ -1,4 +1,4 @@
-"""probe_http against real loopback servers (monitor.simulator.web) with trustme certificates."""
+"""probe_http against real loopback servers (simulator.web) with trustme certificates."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiohttp import web
 
-from monitor.simulator.dns_server import DnsServer, Fault, make_zone
-from monitor.simulator.web import FaultWebServer, WebMode
 from probes.context import ProbeContext
 from probes.http import probe_http
 from probes.registry import PROBES
 from probes.results import HttpDetails, LocalFault, ProbeKind, ProbeResult, Reason
 from probes.settings import Nameserver, ProbeTarget
+from simulator.dns_server import DnsServer, Fault, make_zone
+from simulator.web import FaultWebServer, WebMode
 from tests.probes.conftest import LOOPBACK, PORTAL_NAME, ServerCertificates
 
 BUDGET_S = 0.5  # for probes that must run out of time

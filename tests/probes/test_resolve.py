@@ -8,10 +8,10 @@ import dns.rdatatype
 import dns.resolver
 import pytest
 
-from monitor.simulator.dns_server import DnsServer, Transport, make_zone
 from probes.context import make_resolver
 from probes.resolve import resolve_addresses
 from probes.settings import ProbeSettings
+from simulator.dns_server import DnsServer, Transport, make_zone
 
 
 class AaaaServfailServer(DnsServer):

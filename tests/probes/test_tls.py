@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509 import ocsp
 from OpenSSL import SSL
 
-from monitor.simulator.dns_server import DnsServer, make_zone
 from probes.context import ProbeContext, make_resolver, make_ssl_context, open_probe_context
 from probes.results import ProbeKind, Reason, TlsDetails
 from probes.settings import Nameserver, ProbeSettings, ProbeTarget
 from probes.tls import probe_tls
+from simulator.dns_server import DnsServer, make_zone
 from tests.probes.test_certs import build_ocsp_response
 
 BUDGET_S = 1.0

@@ -17,8 +17,10 @@ import trustme
 
 from monitor.outage import TargetInfra, dominant_reason, shared_infrastructure
 from monitor.settings import Canary, OutageSettings, Target
-from monitor.simulator.pki import CertVariant
-from monitor.simulator.region import (
+from monitor.state import TargetState, TargetStatus, initial_status, observe
+from probes.results import ProbeKind, ProbeResult, Reason
+from simulator.pki import CertVariant
+from simulator.region import (
     CATALOGUE,
     FAULT_MODES,
     FaultBook,
@@ -29,8 +31,8 @@ from monitor.simulator.region import (
     expected_http_reason,
     parse_mode,
 )
-from monitor.simulator.runner import plan_zones, render_targets
-from monitor.simulator.scenarios import (
+from simulator.runner import plan_zones, render_targets
+from simulator.scenarios import (
     Expectation,
     Scenario,
     ScenarioError,
@@ -39,8 +41,6 @@ from monitor.simulator.scenarios import (
     find_scenario,
     load_scenario,
 )
-from monitor.state import TargetState, TargetStatus, initial_status, observe
-from probes.results import ProbeKind, ProbeResult, Reason
 from tests.unit.judge import Judged, judge
 
 DATA = Path(__file__).parent.parent / "data" / "scenarios"
