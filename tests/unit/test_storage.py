@@ -43,6 +43,7 @@ from probes.results import (
     DnsDetails,
     DnssecDetails,
     DnssecStatus,
+    Facts,
     HttpDetails,
     ProbeKind,
     ProbeResult,
@@ -170,6 +171,9 @@ def status_after(name: str, *results: ProbeResult) -> TargetStatus:
 @dataclass(frozen=True, slots=True)
 class Unstorable:
     value: object
+
+    def facts(self) -> Facts:
+        return Facts()
 
 
 # --- fixtures and helpers -------------------------------------------------------------
