@@ -12,7 +12,6 @@ from typing import Any
 from monitor import __version__
 from monitor.config import DEFAULT_TARGETS, ConfigError, load_config, parse_duration
 from monitor.settings import Config
-from simulator.cli import add_simulate_command
 
 EXIT_OK = 0
 EXIT_DOWN = 1
@@ -146,6 +145,10 @@ def _add_targets_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # `simulate` lives in the simulator package; its parser module loads neither the
+    # simulator's servers nor its CA (trustme), and importing this module loads none of it.
+    from simulator.cli import add_simulate_command
+
     parser = argparse.ArgumentParser(
         prog="govwatch",
         description="Monitor South East Europe's e-government portals: HTTP, DNS and TLS.",

@@ -1,7 +1,9 @@
 """`govwatch simulate ...`: run a simulated region, switch its faults, list its scenarios.
 
-monitor/cli.py registers this with `add_simulate_command`; heavy imports wait
-until a subcommand runs, so `govwatch validate` stays quick.
+monitor/cli.py registers this with `add_simulate_command` when it builds its parser.
+Building it loads only this module, the control API's client (standard library) and
+the region's vocabulary (simulator.region); the servers, the CA (trustme) and the
+runner load when a subcommand runs, so the daemon and `govwatch validate` never do.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulator.control import DEFAULT_CONTROL_PORT, DEFAULT_CONTROL_URL
+from simulator.client import DEFAULT_CONTROL_PORT, DEFAULT_CONTROL_URL, ControlError, call_control
 from simulator.region import (
     DEFAULT_COUNTRIES,
     DEFAULT_PER_COUNTRY,
@@ -23,6 +25,7 @@ from simulator.region import (
     RECOVER,
     SUPPORTED_COUNTRIES,
     Scope,
+    parse_mode,
 )
 
 EXIT_OK = 0
@@ -217,8 +220,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _post(args: argparse.Namespace, path: str, body: dict[str, Any]) -> int:
-    from simulator.control import ControlError, call_control
-
     try:
         answer = call_control(args.control_url, path, body)
     except ControlError as exc:
@@ -234,8 +235,6 @@ def _post(args: argparse.Namespace, path: str, body: dict[str, Any]) -> int:
 
 
 def cmd_fault(args: argparse.Namespace) -> int:
-    from simulator.region import parse_mode
-
     try:
         mode = parse_mode(args.mode)
     except ValueError as exc:
@@ -251,8 +250,6 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_sites(args: argparse.Namespace) -> int:
-    from simulator.control import ControlError, call_control
-
     try:
         rows = call_control(args.control_url, "/api/sites")
     except ControlError as exc:

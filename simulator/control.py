@@ -1,4 +1,4 @@
-"""The simulator's control API (aiohttp, 127.0.0.1) and its client.
+"""The simulator's control API (aiohttp, 127.0.0.1).
 
     GET  /healthz         "ok"
     GET  /api/region      ports, vantages, networks, the selectors every scope accepts
@@ -8,24 +8,18 @@
     POST /api/fault       {"scope", "selector", "mode", "vantage"?} -> {"sites": [...]}
     POST /api/recover     {"scope"?, "selector"?, "vantage"?} (default: everything)
 
-Errors are 400 with {"error": message}.
+Errors are 400 with {"error": message}. The client is simulator.client.
 """
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from simulator.client import DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT
 from simulator.region import FAULT_MODES, RECOVER, Scope
-
-DEFAULT_CONTROL_HOST = "127.0.0.1"
-DEFAULT_CONTROL_PORT = 9480
-DEFAULT_CONTROL_URL = f"http://{DEFAULT_CONTROL_HOST}:{DEFAULT_CONTROL_PORT}"
-_CLIENT_TIMEOUT_S = 10.0
 
 
 class Controllable(Protocol):
@@ -162,33 +156,3 @@ class ControlServer:
         if scope not in set(Scope):
             return _error(f"unknown scope {scope!r} (scopes: {', '.join(Scope)})")
         return await self._apply(scope, body.get("selector") or "*", RECOVER, body.get("vantage"))
-
-
-# --- client ---------------------------------------------------------------------
-
-
-class ControlError(Exception):
-    """The control API refused a request, or could not be reached."""
-
-
-def call_control(base_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """GET (no body) or POST (JSON body) to the control API; the decoded JSON answer."""
-    url = base_url.rstrip("/") + path
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
-    request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=_CLIENT_TIMEOUT_S) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except (json.JSONDecodeError, AttributeError):
-            message = exc.reason
-        raise ControlError(str(message)) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ControlError(
-            f"cannot reach the simulator's control API at {base_url}: {reason} "
-            "(is `govwatch simulate` running? see --control)"
-        ) from None

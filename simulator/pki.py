@@ -10,23 +10,17 @@ from __future__ import annotations
 import datetime
 import ssl
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 import trustme
+
+from simulator.region import CertVariant
 
 ROOT_ORGANIZATION = "govwatch simulator"
 # A name no simulated site uses, so a leaf issued for it never matches.
 WRONG_NAME = "wrong-name.invalid.test"
 VALID_DAYS = 90
 EXPIRING_DAYS = 5
-
-
-class CertVariant(StrEnum):
-    VALID = "valid"
-    EXPIRING = "expiring"
-    EXPIRED = "expired"
-    WRONG_NAME = "wrong_name"
 
 
 def _utcnow() -> datetime.datetime:

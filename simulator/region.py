@@ -33,7 +33,6 @@ from types import MappingProxyType
 
 from monitor.countries import country_name
 from probes.results import Reason
-from simulator.pki import CertVariant
 
 HOME_VANTAGE = "home"
 MAX_VANTAGES = 3
@@ -568,6 +567,15 @@ def build_region(
 
 
 # --- faults --------------------------------------------------------------------
+
+
+class CertVariant(StrEnum):
+    """Which certificate a site presents (simulator.pki issues each one)."""
+
+    VALID = "valid"
+    EXPIRING = "expiring"
+    EXPIRED = "expired"
+    WRONG_NAME = "wrong_name"
 
 
 class FaultLayer(StrEnum):

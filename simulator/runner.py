@@ -33,7 +33,8 @@ from typing import Any, Self
 import dns.name
 import dns.zone
 
-from simulator.control import DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT, ControlServer
+from simulator.client import DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT
+from simulator.control import ControlServer
 from simulator.dns_server import (
     DnsServer,
     Fault,
@@ -42,12 +43,13 @@ from simulator.dns_server import (
     make_zone,
     sign_zone,
 )
-from simulator.pki import CertVariant, SimulatorPKI
+from simulator.pki import SimulatorPKI
 from simulator.region import (
     DEFAULT_COUNTRIES,
     DEFAULT_PER_COUNTRY,
     HOME_VANTAGE,
     LOGIN_FAILURE_STATUS,
+    CertVariant,
     Effective,
     FaultBook,
     FaultChange,

@@ -19,10 +19,10 @@ from monitor.outage import TargetInfra, dominant_reason, shared_infrastructure
 from monitor.settings import Canary, OutageSettings, Target
 from monitor.state import TargetState, TargetStatus, initial_status, observe
 from probes.results import ProbeKind, ProbeResult, Reason
-from simulator.pki import CertVariant
 from simulator.region import (
     CATALOGUE,
     FAULT_MODES,
+    CertVariant,
     FaultBook,
     Region,
     Scope,
