@@ -2,7 +2,9 @@
 
 Every problem is collected and reported at once as ``FILE:LINE: message``.
 tomllib gives no positions for values, so `_locate_keys` scans the file's
-table headers and keys to find the line of each one.
+table headers and keys to find the line of each one. `Checker` does the
+collecting; other TOML files with the same error style (the simulator's
+scenarios) validate with it too.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ class ConfigError(Exception):
 
 # --- locating keys -----------------------------------------------------------
 
+# Where a value sits in a document: ("monitor",) is the [monitor] table, ("target", 2)
+# the third [[target]], ("target", 2, "url") its url key.
 KeyPath = tuple[str | int, ...]
 _HEADER = re.compile(r"\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_\-]+)\s*=")
@@ -134,8 +138,15 @@ def _locate_keys(text: str) -> dict[KeyPath, int]:
 # --- validation --------------------------------------------------------------
 
 
-class _Checker:
-    """Collects issues while typed sections are built; never stops at the first."""
+class Checker:
+    """Validates one TOML document table by table, collecting every problem as a
+    `ConfigIssue` (FILE:LINE: message) instead of stopping at the first.
+
+    `path` and `text` are the file and its contents (the text gives the lines). The
+    helpers read a table found at `key` (a KeyPath) and name it `label` in messages;
+    a bad value is recorded in `issues` and read as None. Raise `ConfigError(issues)`
+    (or a subclass) once the whole document has been read.
+    """
 
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
@@ -143,6 +154,7 @@ class _Checker:
         self.issues: list[ConfigIssue] = []
 
     def line_of(self, *key: str | int) -> int:
+        """The line of `key`, or of its closest enclosing table that has one (else 1)."""
         while key:
             if key in self.lines:
                 return self.lines[key]
@@ -150,9 +162,11 @@ class _Checker:
         return 1
 
     def error(self, key: KeyPath, message: str) -> None:
+        """Record `message` at the line of `key`."""
         self.issues.append(ConfigIssue(str(self.path), self.line_of(*key), message))
 
     def known_keys(self, table: Mapping[str, Any], key: KeyPath, label: str, allowed: Any) -> None:
+        """Report every key of `table` not in `allowed`, with a "did you mean" for near misses."""
         for name in table:
             if name not in allowed:
                 close = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.6)
@@ -173,6 +187,8 @@ class _Checker:
         *,
         required: bool = False,
     ) -> Any:
+        """`table[name]` if it has type `kind` (bool is not an int), else None and an issue;
+        None when absent (an issue too if `required`)."""
         if name not in table:
             if required:
                 self.error(key, f"{label}: missing required key {name!r}")
@@ -199,6 +215,8 @@ class _Checker:
         name: str,
         convert: Callable[[Any], Any],
     ) -> Any:
+        """`convert(table[name])`, or None when absent; a ValueError or TypeError it raises
+        becomes an issue "label.name: <its message>"."""
         if name not in table:
             return None
         try:
@@ -302,7 +320,7 @@ def _unreadable(name: str, path: Path) -> str | None:
     return None
 
 
-def _build_monitor(c: _Checker, table: Mapping[str, Any], base: Path) -> MonitorSettings:
+def _build_monitor(c: Checker, table: Mapping[str, Any], base: Path) -> MonitorSettings:
     key: KeyPath = ("monitor",)
     label = "monitor"
     names = {
@@ -362,7 +380,7 @@ def _build_monitor(c: _Checker, table: Mapping[str, Any], base: Path) -> Monitor
     return settings
 
 
-def _build_outage(c: _Checker, table: Mapping[str, Any]) -> OutageSettings:
+def _build_outage(c: Checker, table: Mapping[str, Any]) -> OutageSettings:
     key: KeyPath = ("outage",)
     label = "outage"
     converters: dict[str, Callable[[Any], Any]] = {
@@ -401,7 +419,7 @@ def _entry_label(kind: str, index: int, table: Mapping[str, Any]) -> str:
     return f'{kind} "{name}"' if isinstance(name, str) and name else f"{kind} #{index + 1}"
 
 
-def _build_canary(c: _Checker, index: int, table: Mapping[str, Any]) -> Canary | None:
+def _build_canary(c: Checker, index: int, table: Mapping[str, Any]) -> Canary | None:
     key: KeyPath = ("canary", index)
     label = _entry_label("canary", index, table)
     c.known_keys(table, key, label, {"name", "url", "expect_text"})
@@ -415,7 +433,7 @@ def _build_canary(c: _Checker, index: int, table: Mapping[str, Any]) -> Canary |
     return Canary(name=name, url=url, expect_text=expect_text, line=c.line_of(*key))
 
 
-def _build_target(c: _Checker, index: int, table: Mapping[str, Any]) -> Target | None:
+def _build_target(c: Checker, index: int, table: Mapping[str, Any]) -> Target | None:
     key: KeyPath = ("target", index)
     label = _entry_label("target", index, table)
     allowed = {"name", "url", "country", "sector", "expect_text", "expect_status", "evidence"}
@@ -457,9 +475,7 @@ def _build_target(c: _Checker, index: int, table: Mapping[str, Any]) -> Target |
     )
 
 
-def _array_of_tables(
-    c: _Checker, document: Mapping[str, Any], name: str
-) -> list[Mapping[str, Any]]:
+def _array_of_tables(c: Checker, document: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
     value = document.get(name, [])
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         c.error((name,), f"{name}: must be an array of tables ([[{name}]])")
@@ -480,7 +496,7 @@ def parse_config(text: str, path: Path) -> Config:
             message += f" (column {match[2]})"
         raise ConfigError([ConfigIssue(str(path), line, f"TOML syntax error: {message}")]) from None
 
-    c = _Checker(path, text)
+    c = Checker(path, text)
     c.known_keys(document, (), "", {"monitor", "outage", "canary", "target"})
     monitor_table = document.get("monitor", {})
     outage_table = document.get("outage", {})

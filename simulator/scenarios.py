@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from monitor.config import ConfigError, ConfigIssue, KeyPath, _Checker, parse_duration
+from monitor.config import Checker, ConfigError, ConfigIssue, KeyPath, parse_duration
 from monitor.countries import ISO_ALPHA2
 from monitor.outage import HintKind
 from probes.results import Reason
@@ -205,7 +205,7 @@ def _shared_table(value: Any) -> dict[str, frozenset[str]]:
 
 class _ScenarioParser:
     def __init__(self, text: str, path: Path) -> None:
-        self.c = _Checker(path, text)
+        self.c = Checker(path, text)
         self.path = path
         self.vantages: tuple[str, ...] = (HOME_VANTAGE,)
         self._expect_index = 0  # [[step.expect]] tables are numbered across all steps
