@@ -18,9 +18,10 @@ from dashboard.banner import Banner, Severity, VantageFacts
 from dashboard.prom import PrometheusSource
 from dashboard.queries import SqliteSource
 from dashboard.source import Source
+from monitor.storage import DEFAULT_DB_PATH
 
 OPTIONS_KEY = "govwatch_options"
-DEFAULT_DB = "data/govwatch.sqlite3"
+DEFAULT_DB = str(DEFAULT_DB_PATH)
 
 # Current state changes every probe interval; history is expensive and changes slowly.
 LIVE_TTL_S = 5

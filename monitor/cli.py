@@ -12,6 +12,7 @@ from typing import Any
 from monitor import __version__
 from monitor.config import DEFAULT_TARGETS, ConfigError, load_config, parse_duration
 from monitor.settings import Config
+from monitor.storage import DEFAULT_DB_PATH, DEFAULT_RETENTION_S
 
 EXIT_OK = 0
 EXIT_DOWN = 1
@@ -198,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--db",
         type=Path,
-        default=Path("data/govwatch.sqlite3"),
-        help="SQLite history (default: data/govwatch.sqlite3)",
+        default=DEFAULT_DB_PATH,
+        help=f"SQLite history (default: {DEFAULT_DB_PATH})",
     )
     run.add_argument("--vantage", help="this instance's vantage point name (a metric label)")
     run.add_argument(
@@ -211,9 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--retention",
         type=_duration_arg,
-        default=30 * 86400.0,
+        default=DEFAULT_RETENTION_S,
         metavar="DURATION",
-        help="history kept (default: 30d)",
+        help=f"history kept (default: {DEFAULT_RETENTION_S / 86400:g}d)",
     )
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO")
@@ -236,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--db",
         type=Path,
-        default=Path("data/govwatch.sqlite3"),
-        help="the daemon's history database, opened read-only",
+        default=DEFAULT_DB_PATH,
+        help=f"the daemon's history database, opened read-only (default: {DEFAULT_DB_PATH})",
     )
     source.add_argument(
         "--prometheus",

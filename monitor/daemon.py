@@ -46,7 +46,14 @@ from monitor.outage import Scope
 from monitor.scheduler import GUARD_FACTOR, GUARD_SLACK_S, Job, LoopWatch, Scheduler, in_shard
 from monitor.settings import Canary, Config, Target
 from monitor.snapshot import Snapshot
-from monitor.storage import HistoryWriter, Restored, StatusRow, StorageSettings
+from monitor.storage import (
+    DEFAULT_DB_PATH,
+    DEFAULT_RETENTION_S,
+    HistoryWriter,
+    Restored,
+    StatusRow,
+    StorageSettings,
+)
 from probes.context import ProbeContext, open_probe_context
 from probes.results import ProbeKind, ProbeResult
 from probes.settings import ProbeSettings
@@ -62,10 +69,10 @@ class RunOptions:
     targets_path: Path
     listen_host: str = "127.0.0.1"
     listen_port: int = 9781
-    db_path: Path = Path("data/govwatch.sqlite3")
+    db_path: Path = DEFAULT_DB_PATH
     vantage: str | None = None
     shard: tuple[int, int] | None = None  # (K, N), 1-based
-    retention_s: float = 30 * 86400.0
+    retention_s: float = DEFAULT_RETENTION_S
 
 
 def jobs_for(config: Config, targets: Iterable[Target]) -> list[Job]:

@@ -30,9 +30,18 @@ from monitor.storage.schema import (
     migrate,
     schema_version,
 )
-from monitor.storage.writer import HistoryWriter, StorageSettings, WriterStats, connect_writer
+from monitor.storage.writer import (
+    DEFAULT_DB_PATH,
+    DEFAULT_RETENTION_S,
+    HistoryWriter,
+    StorageSettings,
+    WriterStats,
+    connect_writer,
+)
 
 __all__ = [
+    "DEFAULT_DB_PATH",
+    "DEFAULT_RETENTION_S",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "HistoryWriter",

@@ -231,13 +231,19 @@ class _Statements:
 # --- the writer -----------------------------------------------------------------------
 
 
+# Where the history lives and how long it is kept, unless told otherwise (`govwatch run`,
+# `govwatch dashboard`, `make run`).
+DEFAULT_DB_PATH = Path("data/govwatch.sqlite3")
+DEFAULT_RETENTION_S = 30 * 86400.0
+
+
 @dataclass(frozen=True, slots=True)
 class StorageSettings:
     batch_size: int = 500  # records per transaction; a full batch also triggers a flush
     flush_interval_s: float = 2.0
     max_pending: int = 50_000  # beyond this, new records are dropped (and counted)
     max_attempts: int = 3  # a batch that fails this many times is dropped
-    retention_s: float = 30 * 86400.0
+    retention_s: float = DEFAULT_RETENTION_S
     prune_interval_s: float = 3600.0
     prune_chunk: int = 2000  # rows per delete transaction
     busy_timeout_s: float = 2.0
