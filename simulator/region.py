@@ -1,6 +1,7 @@
 """The simulated region's topology and fault vocabulary (pure: no sockets, no clock).
 
-The topology mirrors how the real region shares infrastructure, so that the
+The sites are govwatch's own catalogue, targets.toml's targets (see `catalogue`), plus
+a few the scenarios need. The topology mirrors how the real region shares infrastructure, so that the
 daemon's "what do the failing targets share" hints have something to find:
 
 * each country's government sites sit on one **network**: one /24 address prefix
@@ -29,8 +30,11 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cache
+from pathlib import Path
 from types import MappingProxyType
 
+from monitor.config import load_config
 from monitor.countries import country_name
 from probes.results import Reason
 
@@ -50,6 +54,15 @@ LOGIN_FAILURE_STATUS = 502  # what a site answers when the login behind it fails
 
 
 # --- catalogue -----------------------------------------------------------------
+#
+# The sites are the shipped catalogue's: each country's targets in targets.toml (host and
+# sector). What the simulator adds is its own structure, in the tables below: each
+# country's network (prefix, name servers, issuer), the sites hosted off it, the Greek
+# login and the sites behind it, and the canaries.
+
+# targets.toml at the repository root, the parent of this package: the simulator runs from
+# a checkout (`make demo`, an editable install); a copy shipped as package data would drift.
+CATALOGUE_FILE = Path(__file__).resolve().parent.parent / "targets.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +79,17 @@ class CatalogueEntry:
 
 @dataclass(frozen=True, slots=True)
 class CountryInfra:
-    """How a country's government network is named (name servers, issuer)."""
+    """How a country's government network is named, and which of its sites stand apart."""
 
     ns_domain: str  # "akshi.al" -> ns11.akshi.al.test (with ns_labels)
     issuer: str
     ns_labels: tuple[str, str] = ("ns1", "ns2")
+    # Hosted independently (a municipality, a registry, a parliament): it survives the
+    # government network going dark, as e-femijet.tirana.al did not depend on AKSHI.
+    own_hosted: str | None = None
+    # Brought to the front of the country's sites: a built-in scenario names them even
+    # at 4 sites per country, and targets.toml lists them further down.
+    featured: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +98,15 @@ class HostingProvider:
     index: int  # third octet of its prefix
     ns_domain: str
     issuer: str
+    sites: tuple[str, ...]  # the hosts it serves
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """A country's shared login: while it fails, the sites behind it answer 502."""
+
+    host: str
+    users: tuple[str, ...]  # the sites behind it
 
 
 # Country index = third octet of its prefixes; stable whichever countries are chosen.
@@ -91,194 +119,67 @@ COUNTRY_INDEX: Mapping[str, int] = MappingProxyType(
     }
 )
 
+_I = CountryInfra
 COUNTRY_INFRA: Mapping[str, CountryInfra] = MappingProxyType(
     {
-        "AL": CountryInfra("akshi.al", "AKSHI CA", ("ns11", "ns12")),
-        "BA": CountryInfra("gov.ba", "BA Government CA"),
-        "BG": CountryInfra("egov.bg", "BG e-Government CA"),
-        "GR": CountryInfra("syzefxis.gr", "GR Syzefxis CA"),
-        "HR": CountryInfra("gov.hr", "HR Government CA"),
-        "MD": CountryInfra("stisc.md", "MD STISC CA"),
-        "ME": CountryInfra("gov.me", "ME Government CA"),
-        "MK": CountryInfra("gov.mk", "MK Government CA"),
-        "RO": CountryInfra("sts.ro", "RO STS CA"),
-        "RS": CountryInfra("ite.gov.rs", "RS ITE CA"),
-        "SI": CountryInfra("gov.si", "SI Government CA"),
-        "TR": CountryInfra("turksat.tr", "TR Turksat CA"),
-        "XK": CountryInfra("rks-gov.net", "XK ASHI CA"),
+        "AL": _I("akshi.al", "AKSHI CA", ("ns11", "ns12"), own_hosted="e-femijet.tirana.al"),
+        "BA": _I("gov.ba", "BA Government CA", own_hosted="uino.gov.ba"),
+        "BG": _I(
+            "egov.bg", "BG e-Government CA", own_hosted="parliament.bg", featured=("brra.bg",)
+        ),
+        "GR": _I("syzefxis.gr", "GR Syzefxis CA", own_hosted="primeminister.gr"),
+        "HR": _I("gov.hr", "HR Government CA", own_hosted="eojn.hr"),
+        "MD": _I("stisc.md", "MD STISC CA"),  # its exceptions are on host.md
+        "ME": _I(
+            "gov.me", "ME Government CA", own_hosted="parliament.me", featured=("tax.gov.me",)
+        ),
+        "MK": _I("gov.mk", "MK Government CA", own_hosted="crm.com.mk"),
+        "RO": _I("sts.ro", "RO STS CA", own_hosted="ghiseul.ro"),
+        "RS": _I("ite.gov.rs", "RS ITE CA", own_hosted="rgz.gov.rs"),
+        "SI": _I("gov.si", "SI Government CA", own_hosted="predsednica-slo.si"),
+        "TR": _I("turksat.tr", "TR Turksat CA", own_hosted="usom.gov.tr"),
+        "XK": _I("rks-gov.net", "XK ASHI CA", own_hosted="mfa-ks.net"),
     }
 )
 
+# Moldova puts some sites on a shared hosting provider, as the 2025 election-time block
+# of host.md took ~4,000 sites offline.
 HOSTING_PROVIDERS: Mapping[str, HostingProvider] = MappingProxyType(
-    {"host.md": HostingProvider("host.md", 1, "host.md", "host.md CA")}
+    {
+        "host.md": HostingProvider(
+            "host.md",
+            1,
+            "host.md",
+            "host.md CA",
+            sites=("cec.md", "fisc.md", "cert.gov.md", "parlament.md", "presedinte.md"),
+        )
+    }
+)
+
+# Greek services depend on one login (TAXISnet, as in the November 2022 attack).
+LOGINS: Mapping[str, Login] = MappingProxyType(
+    {"GR": Login("login.gsis.gr", ("gov.gr", "aade.gr", "efka.gov.gr", "ktimatologio.gr"))}
+)
+
+# The only sites that are not targets.toml's, as (host, sector), because scenarios need them:
+# - GR: targets.toml monitors gsis.gr and gov.gr, but greece-2022 (and tour) fail the login
+#   itself and expect the services behind it to fail with it;
+# - MD: host.md's two other sites, so that half of Moldova's sites are on host.md at 8 or 10
+#   sites per country too (`govwatch simulate` runs scenarios at 8 or more), and blocking it
+#   stays the country outage moldova-2025 (and tour) expect.
+EXTRA_SITES: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType(
+    {
+        "GR": (
+            ("login.gsis.gr", "identity"),
+            ("aade.gr", "tax"),
+            ("efka.gov.gr", "economy"),
+            ("ktimatologio.gr", "cadastre"),
+        ),
+        "MD": (("parlament.md", "parliament"), ("presedinte.md", "president")),
+    }
 )
 
 _E = CatalogueEntry
-# Ordered so that any first N entries mix the shared network with the exceptions
-# the scenarios need (an own-hosted site; Moldova's hosted sites; Greece's login).
-CATALOGUE: Mapping[str, tuple[CatalogueEntry, ...]] = MappingProxyType(
-    {
-        "AL": (
-            _E("e-albania.al", "portal", "e-Albania"),
-            _E("akshi.gov.al", "agency", "AKSHI"),
-            _E("kryeministria.al", "government", "Kryeministria"),
-            _E("e-femijet.tirana.al", "municipal", "e-Femijet Tirana", network="own"),
-            _E("parlament.al", "parliament", "Kuvendi"),
-            _E("tatime.gov.al", "tax", "Tatimet"),
-            _E("dogana.gov.al", "customs", "Dogana"),
-            _E("qkb.gov.al", "registry", "QKB"),
-            _E("app.gov.al", "procurement", "APP"),
-            _E("instat.gov.al", "statistics", "INSTAT"),
-            _E("ashk.gov.al", "cadastre", "ASHK"),
-            _E("aksk.gov.al", "cert", "AKSK"),
-        ),
-        "BA": (
-            _E("vijeceministara.gov.ba", "government", "Vijece ministara"),
-            _E("parlament.ba", "parliament", "Parlamentarna skupstina"),
-            _E("predsjednistvobih.ba", "president", "Predsjednistvo"),
-            _E("uino.gov.ba", "tax", "UINO", network="own"),
-            _E("mfa.ba", "foreign", "MVP BiH"),
-            _E("msb.gov.ba", "interior", "MSB"),
-            _E("mcp.gov.ba", "economy", "MCP"),
-            _E("e-porezi.uino.gov.ba", "tax", "e-Porezi"),
-            _E("iddeea.gov.ba", "identity", "IDDEEA"),
-            _E("mkt.gov.ba", "agency", "MKT"),
-        ),
-        "BG": (
-            _E("egov.bg", "portal", "egov.bg"),
-            _E("gov.bg", "government", "Ministerski savet"),
-            _E("brra.bg", "registry", "Targovski registar"),
-            _E("president.bg", "president", "President"),
-            _E("parliament.bg", "parliament", "Narodno sabranie", network="own"),
-            _E("mvr.bg", "interior", "MVR"),
-            _E("nap.bg", "tax", "NAP"),
-            _E("app.eop.bg", "procurement", "CAIS EOP"),
-            _E("govcert.bg", "cert", "GovCERT"),
-            _E("grao.bg", "registry", "GRAO"),
-        ),
-        "GR": (
-            _E("login.gsis.gr", "identity", "TAXISnet login", is_login=True),
-            _E("gov.gr", "portal", "gov.gr", uses_login=True),
-            _E("aade.gr", "tax", "AADE", uses_login=True),
-            _E("primeminister.gr", "government", "Prime Minister", network="own"),
-            _E("efka.gov.gr", "economy", "e-EFKA", uses_login=True),
-            _E("ktimatologio.gr", "cadastre", "Ktimatologio", uses_login=True),
-            _E("statistics.gr", "statistics", "ELSTAT"),
-            _E("cyber.gov.gr", "cert", "CSIRT"),
-            _E("ermis.gov.gr", "portal", "ERMIS", uses_login=True),
-            _E("promitheus.gov.gr", "procurement", "Promitheus", uses_login=True),
-        ),
-        "HR": (
-            _E("gov.hr", "portal", "e-Gradjani"),
-            _E("vlada.gov.hr", "government", "Vlada"),
-            _E("porezna-uprava.gov.hr", "tax", "Porezna uprava"),
-            _E("eojn.hr", "procurement", "EOJN", network="own"),
-            _E("cert.hr", "cert", "CERT.hr"),
-            _E("mup.gov.hr", "interior", "MUP"),
-            _E("mfin.gov.hr", "finance", "Ministarstvo financija"),
-            _E("sabor.hr", "parliament", "Sabor"),
-            _E("pravosudje.gov.hr", "justice", "Pravosudje"),
-            _E("dzs.gov.hr", "statistics", "DZS"),
-        ),
-        "MD": (
-            _E("gov.md", "government", "Guvernul"),
-            _E("cec.md", "election", "CEC", network="host.md"),
-            _E("servicii.gov.md", "portal", "Servicii"),
-            _E("fisc.md", "tax", "SFS", network="host.md"),
-            _E("eservicii.gov.md", "portal", "e-Servicii"),
-            _E("cert.gov.md", "cert", "CERT-GOV-MD", network="host.md"),
-            _E("mpass.gov.md", "identity", "MPass"),
-            _E("parlament.md", "parliament", "Parlament", network="host.md"),
-            _E("mpay.gov.md", "payments", "MPay"),
-            _E("presedinte.md", "president", "Presedinte", network="host.md"),
-        ),
-        "ME": (
-            _E("gov.me", "government", "Vlada Crne Gore"),
-            _E("euprava.gov.me", "portal", "eUprava"),
-            _E("tax.gov.me", "tax", "Uprava prihoda"),
-            _E("parliament.me", "parliament", "Skupstina", network="own"),
-            _E("eid.gov.me", "identity", "eID"),
-            _E("mup.gov.me", "interior", "MUP"),
-            _E("upravacarina.gov.me", "customs", "Uprava carina"),
-            _E("cejn.gov.me", "procurement", "CEJN"),
-            _E("fzo.gov.me", "health", "FZO"),
-            _E("cirt.gov.me", "cert", "CIRT"),
-        ),
-        "MK": (
-            _E("uslugi.gov.mk", "portal", "Uslugi"),
-            _E("vlada.mk", "government", "Vlada"),
-            _E("ujp.gov.mk", "tax", "UJP"),
-            _E("crm.com.mk", "registry", "CRM", network="own"),
-            _E("customs.gov.mk", "customs", "Carina"),
-            _E("fzo.org.mk", "health", "FZO"),
-            _E("mojtermin.mk", "health", "Moj termin"),
-            _E("katastar.gov.mk", "cadastre", "Katastar"),
-            _E("e-nabavki.gov.mk", "procurement", "e-Nabavki"),
-            _E("mon.gov.mk", "education", "MON"),
-        ),
-        "RO": (
-            _E("gov.ro", "government", "Guvernul Romaniei"),
-            _E("mapn.ro", "defence", "MApN"),
-            _E("politiadefrontiera.ro", "interior", "Politia de Frontiera"),
-            _E("ghiseul.ro", "payments", "Ghiseul", network="own"),
-            _E("dnsc.ro", "cert", "DNSC"),
-            _E("anaf.ro", "tax", "ANAF"),
-            _E("e-licitatie.ro", "procurement", "SEAP"),
-            _E("onrc.ro", "registry", "ONRC"),
-            _E("insse.ro", "statistics", "INS"),
-            _E("mai.gov.ro", "interior", "MAI"),
-        ),
-        "RS": (
-            _E("euprava.gov.rs", "portal", "eUprava"),
-            _E("srbija.gov.rs", "government", "Vlada Srbije"),
-            _E("purs.gov.rs", "tax", "Poreska uprava"),
-            _E("rgz.gov.rs", "cadastre", "RGZ", network="own"),
-            _E("mup.gov.rs", "interior", "MUP"),
-            _E("mpravde.gov.rs", "justice", "Ministarstvo pravde"),
-            _E("mfa.gov.rs", "foreign", "MSP"),
-            _E("apr.gov.rs", "registry", "APR"),
-            _E("suf.purs.gov.rs", "tax", "SUF"),
-            _E("ceop.apr.gov.rs", "registry", "CEOP"),
-        ),
-        "SI": (
-            _E("gov.si", "government", "Vlada RS"),
-            _E("e-uprava.gov.si", "portal", "eUprava"),
-            _E("dz-rs.si", "parliament", "Drzavni zbor"),
-            _E("predsednica-slo.si", "president", "Predsednica", network="own"),
-            _E("edavki.durs.si", "tax", "eDavki"),
-            _E("cert.si", "cert", "SI-CERT"),
-            _E("ajpes.si", "registry", "AJPES"),
-            _E("e-narocanje.si", "procurement", "e-Narocanje"),
-            _E("stat.si", "statistics", "SURS"),
-            _E("policija.si", "interior", "Policija"),
-        ),
-        "TR": (
-            _E("turkiye.gov.tr", "portal", "e-Devlet"),
-            _E("giris.turkiye.gov.tr", "identity", "e-Devlet Giris"),
-            _E("gib.gov.tr", "tax", "GIB"),
-            _E("usom.gov.tr", "cert", "USOM", network="own"),
-            _E("ysk.gov.tr", "election", "YSK"),
-            _E("mersis.ticaret.gov.tr", "registry", "MERSIS"),
-            _E("tbmm.gov.tr", "parliament", "TBMM"),
-            _E("tccb.gov.tr", "president", "Cumhurbaskanligi"),
-            _E("icisleri.gov.tr", "interior", "Icisleri"),
-            _E("tuik.gov.tr", "statistics", "TUIK"),
-        ),
-        "XK": (
-            _E("ekosova.rks-gov.net", "portal", "eKosova"),
-            _E("kryeministri.rks-gov.net", "government", "Kryeministri"),
-            _E("mpb.rks-gov.net", "interior", "MPB"),
-            _E("mfa-ks.net", "foreign", "MPJD", network="own"),
-            _E("mfpt.rks-gov.net", "finance", "MFPT"),
-            _E("md.rks-gov.net", "justice", "MD"),
-            _E("msh.rks-gov.net", "health", "MSh"),
-            _E("masht.rks-gov.net", "education", "MASHT"),
-            _E("mod.rks-gov.net", "defence", "MM"),
-            _E("mapl.rks-gov.net", "municipal", "MAPL"),
-        ),
-    }
-)
-
 CANARY_CATALOGUE: tuple[CatalogueEntry, ...] = (
     _E("quad9.canary", "agency", "Quad9 canary", network="canary"),
     _E("cloudflare.canary", "agency", "Cloudflare canary", network="canary"),
@@ -288,6 +189,73 @@ CANARY_CATALOGUE: tuple[CatalogueEntry, ...] = (
 DEFAULT_COUNTRIES = ("AL", "BG", "GR", "MD", "ME", "MK", "SI", "XK")
 DEFAULT_PER_COUNTRY = 8
 SUPPORTED_COUNTRIES = tuple(COUNTRY_INDEX)
+
+
+def _entry(country: str, host: str, sector: str, title: str) -> CatalogueEntry:
+    """A site with its place in the simulator's structure."""
+    infra = COUNTRY_INFRA[country]
+    login = LOGINS.get(country)
+    network = "own" if host == infra.own_hosted else "gov"
+    for provider in HOSTING_PROVIDERS.values():
+        if host in provider.sites:
+            network = provider.key
+    return CatalogueEntry(
+        host,
+        sector,
+        title,
+        network=network,
+        is_login=login is not None and host == login.host,
+        uses_login=login is not None and host in login.users,
+    )
+
+
+def _layout(country: str, entries: Sequence[CatalogueEntry]) -> tuple[CatalogueEntry, ...]:
+    """A country's sites in the order a region takes them (N per country: the first N).
+
+    targets.toml's order, with the exceptions early enough for a small region to have
+    them: the login and the sites behind it first, then the featured sites; the own-hosted
+    site 4th (3 of 4 sites down is a country outage, and one survives); a hosting
+    provider's sites every other place from the 2nd (half of 6 sites fail with it).
+    """
+    infra = COUNTRY_INFRA[country]
+    login = LOGINS.get(country)
+    front = (*((login.host, *login.users) if login else ()), *infra.featured)
+    rank = {host: index for index, host in enumerate(front)}
+    order = sorted(
+        (e for e in entries if e.network == "gov"), key=lambda e: rank.get(e.host, len(rank))
+    )
+    hosted = [e for e in entries if e.network in HOSTING_PROVIDERS]
+    hosted.sort(key=lambda e: HOSTING_PROVIDERS[e.network].sites.index(e.host))
+    for index, entry in enumerate(hosted):
+        order.insert(2 * index + 1, entry)
+    for entry in entries:
+        if entry.network == "own":
+            order.insert(3, entry)
+    return tuple(order)
+
+
+@cache
+def catalogue(path: Path = CATALOGUE_FILE) -> Mapping[str, tuple[CatalogueEntry, ...]]:
+    """Every supported country's sites, from targets.toml, in layout order (see `_layout`).
+
+    A page shows the target's expect_text, or else its host.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the simulator's sites come from govwatch's catalogue {path}, which is missing: "
+            "run the simulator from a govwatch checkout (pip install -e .)"
+        )
+    config = load_config(path)
+    entries: dict[str, list[CatalogueEntry]] = {country: [] for country in COUNTRY_INFRA}
+    for target in config.targets:
+        if target.country in entries:
+            title = target.expect_text or target.name
+            entries[target.country].append(
+                _entry(target.country, target.host, target.sector, title)
+            )
+    for country, extras in EXTRA_SITES.items():
+        entries[country] += [_entry(country, host, sector, host) for host, sector in extras]
+    return MappingProxyType({c: _layout(c, e) for c, e in entries.items()})
 
 
 # --- topology ------------------------------------------------------------------
@@ -496,7 +464,7 @@ def _canary_network() -> Network:
 
 def _country_entries(country: str, count: int) -> list[CatalogueEntry]:
     """The first `count` catalogue entries, padded with generated ministries if needed."""
-    entries = list(CATALOGUE[country][:count])
+    entries = list(catalogue()[country][:count])
     for number in range(len(entries) + 1, count + 1):
         domain = f"gov.{country.lower()}"
         entries.append(_E(f"service{number}.{domain}", "agency", f"{country} service {number}"))

@@ -15,19 +15,26 @@ from pathlib import Path
 import pytest
 import trustme
 
+from monitor.config import load_config
 from monitor.outage import TargetInfra, dominant_reason, shared_infrastructure
 from monitor.settings import Canary, OutageSettings, Target
 from monitor.state import TargetState, TargetStatus, initial_status, observe
 from probes.results import ProbeKind, ProbeResult, Reason
 from simulator.region import (
-    CATALOGUE,
+    CATALOGUE_FILE,
+    COUNTRY_INFRA,
+    EXTRA_SITES,
     FAULT_MODES,
+    HOSTING_PROVIDERS,
+    LOGINS,
+    SUPPORTED_COUNTRIES,
     CertVariant,
     FaultBook,
     Region,
     Scope,
     SiteFaults,
     build_region,
+    catalogue,
     expected_http_reason,
     parse_mode,
 )
@@ -93,7 +100,7 @@ def test_moldova_hosting_greek_login_and_canaries() -> None:
 
 
 def test_every_address_is_loopback_and_unique() -> None:
-    region = build_region(list(CATALOGUE), 12, vantages=("home", "abroad", "third"))
+    region = build_region(SUPPORTED_COUNTRIES, 12, vantages=("home", "abroad", "third"))
     addresses = [region.address(s, v) for s in region.sites for v in region.vantages]
     addresses += [a for v in region.vantages for a in region.nameserver_addresses(v).values()]
     addresses += [region.resolver_address(v) for v in region.vantages]
@@ -114,11 +121,36 @@ def test_vantages_see_shifted_copies_of_every_address() -> None:
         region.address(site, "mars")
 
 
+def test_the_sites_are_the_shipped_catalogues_plus_a_few_extras() -> None:
+    shipped = load_config(CATALOGUE_FILE)
+    for country, entries in catalogue().items():
+        hosts = [e.host for e in entries]
+        extras = [host for host, _ in EXTRA_SITES.get(country, ())]
+        assert sorted(hosts) == sorted(
+            [t.host for t in shipped.targets if t.country == country] + extras
+        )
+        assert len(set(hosts)) == len(hosts)
+    assert not {host for extras in EXTRA_SITES.values() for host, _ in extras} & {
+        t.host for t in shipped.targets
+    }  # an extra that targets.toml lists now is no longer an extra
+    # Every host the simulator's structure names is a site it can stand up.
+    known = {e.host for entries in catalogue().values() for e in entries}
+    named = {h for infra in COUNTRY_INFRA.values() for h in (infra.own_hosted, *infra.featured)}
+    named |= {h for provider in HOSTING_PROVIDERS.values() for h in provider.sites}
+    named |= {h for login in LOGINS.values() for h in (login.host, *login.users)}
+    assert named - {None} <= known
+
+
+def test_a_missing_catalogue_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"catalogue .*missing\.toml, which is missing"):
+        catalogue(tmp_path / "missing.toml")
+
+
 def test_padding_beyond_the_catalogue_and_bad_layouts() -> None:
-    region = build_region(["AL"], len(CATALOGUE["AL"]) + 2)
+    region = build_region(["AL"], len(catalogue()["AL"]) + 2)
     assert [s.host for s in region.targets][-2:] == [
-        f"service{len(CATALOGUE['AL']) + 1}.gov.al.test",
-        f"service{len(CATALOGUE['AL']) + 2}.gov.al.test",
+        f"service{len(catalogue()['AL']) + 1}.gov.al.test",
+        f"service{len(catalogue()['AL']) + 2}.gov.al.test",
     ]
     with pytest.raises(ValueError, match="unsupported countries ZZ"):
         build_region(["AL", "ZZ"], 2)
@@ -270,7 +302,7 @@ def test_rendered_targets_file_is_valid_config(tmp_path: Path) -> None:
     config = parse_config(text, tmp_path / "targets-abroad.toml")
     assert [t.name for t in config.targets] == [s.host for s in region.targets]
     assert config.targets[0].url == "https://e-albania.al.test:4443/"
-    assert config.targets[0].expect_text == "e-Albania"
+    assert config.targets[0].expect_text == "e-albania.al"  # the page shows the real host
     assert [str(r) for r in config.monitor.resolvers] == ["127.113.0.1:5353"]
     assert config.monitor.authoritative_port == 5353
     assert len(config.canaries) == 3
