@@ -110,7 +110,8 @@ def _run_loop(main: Coroutine[Any, Any, int], event_loop: str) -> int:
                 print("govwatch: --event-loop uvloop: uvloop is not installed", file=sys.stderr)
                 return EXIT_CONFIG
         else:
-            return uvloop.run(main)
+            exit_code: int = uvloop.run(main)
+            return exit_code
     return asyncio.run(main)
 
 
