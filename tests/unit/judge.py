@@ -30,6 +30,20 @@ from probes.results import ProbeResult
 INTERVAL_S = 30.0
 
 
+def catalogue(countries: Mapping[str, int]) -> tuple[Target, ...]:
+    """{"AL": 2} -> targets al1, al2 in AL."""
+    return tuple(
+        Target(
+            name=f"{cc.lower()}{i}",
+            url=f"https://{cc.lower()}{i}.test/",
+            country=cc,
+            sector="portal",
+        )
+        for cc, count in countries.items()
+        for i in range(1, count + 1)
+    )
+
+
 @dataclass(frozen=True)
 class Judged:
     """What one tick concluded, in the words of the tests."""

@@ -19,26 +19,13 @@ from monitor.core import (
     step,
 )
 from monitor.outage import Scope
-from monitor.settings import Canary, OutageSettings, Target
+from monitor.settings import Canary, OutageSettings
 from monitor.state import TargetState
 from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
-from tests.unit.judge import CoreSim
+from tests.unit.judge import CoreSim, catalogue
 
 T0 = 1_700_000_000.0
 SETTINGS = OutageSettings(impairment_hold_s=30.0, overload_lag_s=1.0)
-
-
-def region(countries: dict[str, int]) -> tuple[Target, ...]:
-    return tuple(
-        Target(
-            name=f"{cc.lower()}{i}",
-            url=f"https://{cc.lower()}{i}.test/",
-            country=cc,
-            sector="portal",
-        )
-        for cc, count in countries.items()
-        for i in range(1, count + 1)
-    )
 
 
 CANARIES = tuple(Canary(name=f"canary{i}", url=f"https://canary{i}.test/") for i in range(3))
@@ -54,7 +41,7 @@ def result(
 
 
 def healthy(countries: dict[str, int]) -> CoreSim:
-    sim = CoreSim(region(countries), CANARIES, SETTINGS)
+    sim = CoreSim(catalogue(countries), CANARIES, SETTINGS)
     for name in [t.name for t in sim.world.targets] + [c.name for c in CANARIES]:
         for kind in (ProbeKind.HTTP, ProbeKind.DNS):
             sim.result(name, result(True, T0, kind=kind), T0)

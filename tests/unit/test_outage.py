@@ -23,27 +23,13 @@ from monitor.outage import (
     dominant_reason,
     shared_infrastructure,
 )
-from monitor.settings import Canary, OutageSettings, Target
+from monitor.settings import Canary, OutageSettings
 from monitor.state import TargetState
 from probes.results import ProbeKind, ProbeResult, Reason
-from tests.unit.judge import CoreSim, Judged
+from tests.unit.judge import CoreSim, Judged, catalogue
 
 T0 = 1_700_000_000.0
 TIMEOUT = Reason.CONNECT_TIMEOUT
-
-
-def catalogue(countries: Mapping[str, int]) -> tuple[Target, ...]:
-    """{"AL": 2} -> targets al1, al2 in AL."""
-    return tuple(
-        Target(
-            name=f"{cc.lower()}{i}",
-            url=f"https://{cc.lower()}{i}.test/",
-            country=cc,
-            sector="portal",
-        )
-        for cc, count in countries.items()
-        for i in range(1, count + 1)
-    )
 
 
 class Sim:

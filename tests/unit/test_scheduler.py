@@ -13,6 +13,7 @@ import pytest
 from monitor.logs import JsonFormatter
 from monitor.scheduler import Job, LagTracker, LoopWatch, Scheduler, in_shard, stable_offset
 from probes.context import ProbeContext, make_resolver, make_ssl_context
+from probes.registry import ProbeFunction
 from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
 from probes.settings import ProbeSettings, ProbeTarget
 
@@ -161,26 +162,25 @@ def test_json_log_lines() -> None:
     assert event["target"] == "e-albania.al" and event["ts"].endswith("Z")
 
 
-async def test_an_overrun_is_a_failed_result_blamed_on_the_monitor() -> None:
-    """A probe past its guard yields a failed result marked as the monitor's own overload,
-    so the target's state never rests on a stale success and the core sees the overload."""
+async def first_result(
+    probe: ProbeFunction, *, timeout_s: float, loop_watch: LoopWatch | None = None
+) -> ProbeResult:
+    """The first result one job of `probe` hands to the pipeline."""
     seen: list[ProbeResult] = []
-
-    async def hangs(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
-        await asyncio.sleep(10)
-        raise AssertionError("unreachable")
 
     async def collect(job: Job, result: ProbeResult) -> None:
         seen.append(result)
 
+    watcher = asyncio.create_task(loop_watch.run()) if loop_watch is not None else None
     scheduler = Scheduler(
         context(),
         collect,
         concurrency=1,
-        timeout_s=0.01,
+        timeout_s=timeout_s,
         lag_window_s=1.0,
-        probes={ProbeKind.HTTP: hangs},
+        probes={ProbeKind.HTTP: probe},
         jitter_s=0.0,
+        loop_watch=loop_watch,
     )
     scheduler.replace_jobs([job("x", 0.5)])
     for _ in range(100):
@@ -188,76 +188,42 @@ async def test_an_overrun_is_a_failed_result_blamed_on_the_monitor() -> None:
             break
         await asyncio.sleep(0.05)
     await scheduler.stop()
-    result = seen[0]
+    if watcher is not None:
+        watcher.cancel()
+    return seen[0]
+
+
+async def test_an_overrun_is_a_failed_result_blamed_on_the_monitor() -> None:
+    """A probe past its guard yields a failed result marked as the monitor's own overload,
+    so the target's state never rests on a stale success and the core sees the overload."""
+
+    async def hangs(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
+        await asyncio.sleep(10)
+        raise AssertionError("unreachable")
+
+    result = await first_result(hangs, timeout_s=0.01)
     assert not result.ok and result.reason is Reason.HTTP_TIMEOUT
     assert result.local_fault is LocalFault.OVERLOAD
 
 
 async def test_a_probe_that_timed_out_while_the_loop_was_blocked_was_starved() -> None:
-    seen: list[ProbeResult] = []
-    watch = LoopWatch(period_s=0.01)
-    watcher = asyncio.create_task(watch.run())
-
     async def blocked_then_timed_out(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
         await asyncio.sleep(0.02)
         time.sleep(0.3)  # noqa: ASYNC251 -- the whole loop stalls, as under CPU starvation
         await asyncio.sleep(0.02)
         return ProbeResult(ProbeKind.HTTP, False, Reason.CONNECT_TIMEOUT, 0.5, time.time())
 
-    async def collect(job: Job, result: ProbeResult) -> None:
-        seen.append(result)
-
-    scheduler = Scheduler(
-        context(),
-        collect,
-        concurrency=1,
-        timeout_s=0.5,
-        lag_window_s=1.0,
-        probes={ProbeKind.HTTP: blocked_then_timed_out},
-        jitter_s=0.0,
-        loop_watch=watch,
-    )
-    scheduler.replace_jobs([job("x", 0.5)])
-    for _ in range(100):
-        if seen:
-            break
-        await asyncio.sleep(0.05)
-    await scheduler.stop()
-    watcher.cancel()
-    result = seen[0]
+    watch = LoopWatch(period_s=0.01)
+    result = await first_result(blocked_then_timed_out, timeout_s=0.5, loop_watch=watch)
     assert result.reason is Reason.CONNECT_TIMEOUT and result.local_fault is LocalFault.OVERLOAD
 
 
 async def test_a_timeout_on_an_idle_loop_is_the_targets() -> None:
-    seen: list[ProbeResult] = []
-    watch = LoopWatch(period_s=0.01)
-    watcher = asyncio.create_task(watch.run())
-
     async def timed_out(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
         await asyncio.sleep(0.1)
         return ProbeResult(ProbeKind.HTTP, False, Reason.CONNECT_TIMEOUT, 0.5, time.time())
 
-    async def collect(job: Job, result: ProbeResult) -> None:
-        seen.append(result)
-
-    scheduler = Scheduler(
-        context(),
-        collect,
-        concurrency=1,
-        timeout_s=0.5,
-        lag_window_s=1.0,
-        probes={ProbeKind.HTTP: timed_out},
-        jitter_s=0.0,
-        loop_watch=watch,
-    )
-    scheduler.replace_jobs([job("x", 0.5)])
-    for _ in range(100):
-        if seen:
-            break
-        await asyncio.sleep(0.05)
-    await scheduler.stop()
-    watcher.cancel()
-    result = seen[0]
+    result = await first_result(timed_out, timeout_s=0.5, loop_watch=LoopWatch(period_s=0.01))
     assert result.local_fault is None
 
 
