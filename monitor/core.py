@@ -299,9 +299,6 @@ class World:
         """Open incidents by start."""
         return tuple(sorted(self.incidents.values(), key=lambda i: (i.started_at, i.id)))
 
-    def status(self, name: str) -> TargetStatus:
-        return self.statuses[name]
-
 
 def initial_world(
     targets: Sequence[Target],

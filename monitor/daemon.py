@@ -28,6 +28,7 @@ from monitor.api import build_app
 from monitor.config import ConfigError, load_config
 from monitor.core import (
     CheckCanaries,
+    Effect,
     Event,
     Log,
     ProbeSoon,
@@ -179,7 +180,7 @@ class Daemon:
         self.world, effects = step(self.world, event, now)
         self._apply(effects, now)
 
-    def _apply(self, effects: Sequence[object], now: float) -> None:
+    def _apply(self, effects: Sequence[Effect], now: float) -> None:
         changed: dict[str, None] = {}
         quiet = 0
         for effect in effects:
