@@ -12,28 +12,29 @@ from enum import StrEnum
 
 from monitor.countries import country_name
 from monitor.hints import hint_sentence, hint_what, hint_who
+from probes.results import Reason
 
 # One phrase per failure reason (the closed enum in probes/results.py), in the plural because a
 # banner speaks about many services at once.
-REASON_PHRASES: Mapping[str, str] = {
-    "dns_nxdomain": "domain names not found (NXDOMAIN)",
-    "dns_servfail": "DNS server failures (SERVFAIL)",
-    "dns_timeout": "DNS timeouts",
-    "dns_error": "DNS errors",
-    "dnssec_bogus": "bogus DNSSEC signatures",
-    "connect_refused": "connections refused",
-    "connect_timeout": "connection timeouts",
-    "network_unreachable": "network unreachable",
-    "tls_handshake": "TLS handshake failures",
-    "tls_cert_expired": "expired certificates",
-    "tls_cert_untrusted": "untrusted certificates",
-    "tls_hostname_mismatch": "certificates for the wrong name",
-    "http_timeout": "HTTP timeouts",
-    "http_status": "HTTP error statuses",
-    "http_content": "unexpected page content",
-    "http_too_large": "oversized responses",
-    "http_redirect_loop": "redirect loops",
-    "protocol_error": "protocol errors",
+REASON_PHRASES: Mapping[Reason, str] = {
+    Reason.DNS_NXDOMAIN: "domain names not found (NXDOMAIN)",
+    Reason.DNS_SERVFAIL: "DNS server failures (SERVFAIL)",
+    Reason.DNS_TIMEOUT: "DNS timeouts",
+    Reason.DNS_ERROR: "DNS errors",
+    Reason.DNSSEC_BOGUS: "bogus DNSSEC signatures",
+    Reason.CONNECT_REFUSED: "connections refused",
+    Reason.CONNECT_TIMEOUT: "connection timeouts",
+    Reason.NETWORK_UNREACHABLE: "network unreachable",
+    Reason.TLS_HANDSHAKE: "TLS handshake failures",
+    Reason.TLS_CERT_EXPIRED: "expired certificates",
+    Reason.TLS_CERT_UNTRUSTED: "untrusted certificates",
+    Reason.TLS_HOSTNAME_MISMATCH: "certificates for the wrong name",
+    Reason.HTTP_TIMEOUT: "HTTP timeouts",
+    Reason.HTTP_STATUS: "HTTP error statuses",
+    Reason.HTTP_CONTENT: "unexpected page content",
+    Reason.HTTP_TOO_LARGE: "oversized responses",
+    Reason.HTTP_REDIRECT_LOOP: "redirect loops",
+    Reason.PROTOCOL_ERROR: "protocol errors",
 }
 
 
@@ -80,7 +81,10 @@ class VantageFacts:
 def reason_phrase(reason: str | None) -> str:
     if not reason:
         return "reason unknown"
-    return REASON_PHRASES.get(reason, reason.replace("_", " "))
+    try:
+        return REASON_PHRASES[Reason(reason)]
+    except ValueError:  # a reason this version does not know (a newer daemon's)
+        return reason.replace("_", " ")
 
 
 @dataclass(frozen=True, slots=True)

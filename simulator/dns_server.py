@@ -411,11 +411,6 @@ class DnsServer:
                 return
         self._zones.append(served)
 
-    def remove_zone(self, origin: str | dns.name.Name) -> None:
-        """Stop serving every version of the zone at `origin`."""
-        name = _name(origin)
-        self._zones = [served for served in self._zones if served.origin != name]
-
     def set_fault(
         self,
         fault: Fault | str,

@@ -73,12 +73,6 @@ class SimulatorPKI:
             self._contexts[key] = context
         return context
 
-    def client_context(self) -> ssl.SSLContext:
-        """A verifying client context that trusts only this simulator's root."""
-        context = ssl.create_default_context()
-        self.root.configure_trust(context)
-        return context
-
     def write_ca(self, path: Path) -> Path:
         """Write the root certificate (PEM) to `path`; govwatch's `ca_file` points here."""
         path.parent.mkdir(parents=True, exist_ok=True)

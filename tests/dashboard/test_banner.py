@@ -177,3 +177,10 @@ def test_region_first_then_countries_by_start() -> None:
 )  # fmt: skip
 def test_without_outages(counts: dict[str, int], severity: Severity, text: str) -> None:
     assert status_banners(FRESH, [], counts, NOW, STALE) == [Banner(severity, text)]
+
+
+def test_every_failure_reason_has_a_phrase() -> None:
+    """The phrases are keyed by the probes' own enum, so a new reason cannot go unphrased."""
+    assert set(REASON_PHRASES) == set(Reason)
+    assert reason_phrase("connect_timeout") == "connection timeouts"
+    assert reason_phrase("from_a_newer_daemon") == "from a newer daemon"
