@@ -99,7 +99,8 @@ def status_to_dict(
     """The /api/v1/status document. `countries` filters countries, targets and
     incidents; `states` filters targets. The region block always covers everything."""
     world = snapshot.world
-    country_of = {view.target.name: view.target.country for view in snapshot.targets}
+    views = snapshot.targets  # built from the world on each read: once per document
+    country_of = {view.target.name: view.target.country for view in views}
 
     def wanted_country(code: str | None) -> bool:
         return countries is None or code in countries
@@ -138,7 +139,7 @@ def status_to_dict(
         ],
         "targets": [
             target_to_dict(view, details=details)
-            for view in snapshot.targets
+            for view in views
             if wanted_country(view.target.country) and (states is None or view.state in states)
         ],
         "incidents": [

@@ -27,6 +27,7 @@ from aiohttp import web
 from monitor.api import build_app
 from monitor.config import ConfigError, load_config
 from monitor.core import (
+    Change,
     CheckCanaries,
     Effect,
     Event,
@@ -182,7 +183,6 @@ class Daemon:
 
     def _apply(self, effects: Sequence[Effect], now: float) -> None:
         changed: dict[str, None] = {}
-        quiet = 0
         for effect in effects:
             if isinstance(effect, RecordProbe):
                 self._writer.add_probe(effect.name, effect.result)
@@ -191,9 +191,7 @@ class Daemon:
             elif isinstance(effect, RecordTransition):
                 t = effect.transition
                 self._writer.add_transition(t)
-                if effect.quiet:
-                    quiet += 1
-                else:
+                if not effect.quiet:  # the one vantage line speaks for the quiet ones
                     log.info(
                         "target %s: %s -> %s%s",
                         t.target,
@@ -273,7 +271,7 @@ def _tune_garbage_collector() -> None:
 def _log_incident(effect: RecordIncident) -> None:
     incident = effect.incident
     about = incident.target or incident.country or ""
-    if effect.change.value == "opened":
+    if effect.change is Change.OPENED:
         level = logging.ERROR if incident.scope is Scope.REGION else logging.WARNING
         log.log(
             level,
@@ -283,7 +281,7 @@ def _log_incident(effect: RecordIncident) -> None:
             incident.dominant_reason or "no reason",
             f"; {incident.hint_text}" if incident.hint_text else "",
         )
-    elif effect.change.value == "closed":
+    elif effect.change is Change.CLOSED:
         log.info("incident closed: %s", incident.id)
 
 

@@ -86,8 +86,11 @@ class LagTracker:
             self._samples.popleft()
 
     def worst(self, now: float) -> float:
-        cutoff = now - self.window_s
-        return max((lag for at, lag in self._samples if at >= cutoff), default=0.0)
+        return self.worst_since(now - self.window_s)
+
+    def worst_since(self, since: float) -> float:
+        """The largest lag recorded at or after `since` (within the window)."""
+        return max((lag for at, lag in self._samples if at >= since), default=0.0)
 
 
 class LoopWatch:
@@ -100,7 +103,7 @@ class LoopWatch:
     def __init__(self, period_s: float = 0.1) -> None:
         self.period_s = period_s
         self._worst = 0.0  # since the last take_worst()
-        self._recent: list[tuple[float, float]] = []  # (loop time, lag), the last minute
+        self._recent = LagTracker(window_s=60.0)  # lags longer than a period, the last minute
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -111,9 +114,7 @@ class LoopWatch:
             lag = max(0.0, now - before - self.period_s)
             self._worst = max(self._worst, lag)
             if lag > self.period_s:
-                self._recent.append((now, lag))
-                if self._recent[0][0] < now - 60.0:
-                    self._recent = [(at, x) for at, x in self._recent if at >= now - 60.0]
+                self._recent.record(now, lag)
 
     def take_worst(self) -> float:
         """The worst lag since the last call."""
@@ -121,8 +122,8 @@ class LoopWatch:
         return worst
 
     def worst_since(self, since: float) -> float:
-        """The worst lag seen at or after loop time `since` (within the last minute)."""
-        return max((lag for at, lag in self._recent if at >= since), default=max(0.0, self._worst))
+        """The worst lag longer than a period seen at or after loop time `since`."""
+        return self._recent.worst_since(since)
 
 
 # A probe that ran out of time while the loop lagged by this share of its budget was starved.
