@@ -6,13 +6,14 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from monitor.scheduler import Job, guarded_probe
 from monitor.settings import Config, Target
 from probes.context import ProbeContext, open_probe_context
-from probes.registry import PROBES
+from probes.registry import PROBES, ProbeFunction
 from probes.results import ProbeKind, ProbeResult
 
 
@@ -30,7 +31,11 @@ class TargetCheck:
 
 
 async def check_targets(
-    config: Config, targets: Sequence[Target], *, progress: TextIO | None = None
+    config: Config,
+    targets: Sequence[Target],
+    *,
+    progress: TextIO | None = None,
+    probes: Mapping[ProbeKind, ProbeFunction] = PROBES,
 ) -> list[TargetCheck]:
     """Probe every target once with every probe, `monitor.concurrency` at a time."""
     semaphore = asyncio.Semaphore(config.monitor.concurrency)
@@ -39,8 +44,11 @@ async def check_targets(
 
     async def one(kind: ProbeKind, target: Target, ctx: ProbeContext) -> ProbeResult:
         nonlocal done
+        job = Job(target.name, kind, target.probe_target, config.monitor.interval_s)
         async with semaphore:
-            result = await PROBES[kind](target.probe_target, ctx)
+            # Guarded like the daemon's probes: one target that breaks a probe is a failed
+            # row, not the end of the whole check.
+            result = await guarded_probe(probes[kind], job, ctx, timeout_s=config.monitor.timeout_s)
         done += 1
         if progress is not None:
             progress.write(f"\rprobed {done}/{total}")

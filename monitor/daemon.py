@@ -46,7 +46,7 @@ from monitor.core import (
 )
 from monitor.exporter import make_registry
 from monitor.outage import Scope
-from monitor.scheduler import GUARD_FACTOR, GUARD_SLACK_S, Job, LoopWatch, Scheduler, in_shard
+from monitor.scheduler import Job, LoopWatch, Scheduler, guard_s, in_shard
 from monitor.settings import Canary, Config, Target
 from monitor.snapshot import Snapshot
 from monitor.storage import (
@@ -152,6 +152,9 @@ class Daemon:
         except ConfigError as exc:
             for issue in exc.issues:
                 log.error("reload failed: %s", issue)
+        except Exception as exc:
+            # A bug in validation must not pass for a good reload: the metric says it failed.
+            log.error("reload failed: %s: %s: %s", path, type(exc).__name__, exc, exc_info=True)
         self.reload_failed()
         return None
 
@@ -300,7 +303,7 @@ class _ProbeContexts:
         context = await stack.enter_async_context(open_probe_context(settings))
         if self._current is not None:
             old_settings, old_stack, _ = self._current
-            grace_s = max(old_settings.timeout_s, settings.timeout_s) * GUARD_FACTOR + GUARD_SLACK_S
+            grace_s = guard_s(max(old_settings.timeout_s, settings.timeout_s))
             task = asyncio.create_task(self._close_later(old_stack, grace_s))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)

@@ -171,12 +171,12 @@ class Scheduler:
         self._handle_result = handle_result
         self._semaphore = asyncio.Semaphore(concurrency)
         self._timeout_s = timeout_s
-        self._guard_s = timeout_s * GUARD_FACTOR + GUARD_SLACK_S
         self._loop_watch = loop_watch
         self._probes = probes
         self._jitter_s = jitter_s
         self._runs: dict[tuple[str, ProbeKind], _JobRun] = {}
         self.lag = LagTracker(lag_window_s)
+        self._raised: set[tuple[str, ProbeKind]] = set()  # jobs whose probe raised once
         self.last_probe_at: float | None = None
 
     @property
@@ -185,7 +185,6 @@ class Scheduler:
 
     def set_timeout(self, timeout_s: float) -> None:
         self._timeout_s = timeout_s
-        self._guard_s = timeout_s * GUARD_FACTOR + GUARD_SLACK_S
 
     def replace_jobs(self, jobs: Iterable[Job]) -> None:
         """Start new jobs, stop removed ones; a job whose settings are unchanged keeps running."""
@@ -246,43 +245,25 @@ class Scheduler:
                 self.lag.record(started, max(0.0, started - due))
                 result = await self._probe_once(job)
             due = started + job.interval_s
-            if result is not None:
-                try:
-                    await self._handle_result(job, result)
-                except Exception:
-                    # A bug in the pipeline must not kill the job; it is logged once here.
-                    log.exception("pipeline failed for %s/%s", job.name, job.kind)
-                else:
-                    # Only a probe that produced a result and went through the pipeline
-                    # counts: /healthz must not call a broken monitor healthy.
-                    self.last_probe_at = time.time()
+            try:
+                await self._handle_result(job, result)
+            except Exception:
+                # A bug in the pipeline must not kill the job; it is logged once here.
+                log.exception("pipeline failed for %s/%s", job.name, job.kind)
+            else:
+                # Only a probe whose result went through the pipeline counts: /healthz
+                # must not call a broken monitor healthy.
+                self.last_probe_at = time.time()
 
-    async def _probe_once(self, job: Job) -> ProbeResult | None:
-        probe = self._probes[job.kind]
-        loop = asyncio.get_running_loop()
-        began, started_at = loop.time(), time.time()
-        try:
-            async with asyncio.timeout(self._guard_s):
-                result = await probe(job.target, self.context)
-        except TimeoutError:
-            log.error(
-                "probe %s/%s overran its budget by %.1fs; counted as the monitor's own overload",
-                job.name,
-                job.kind,
-                self._guard_s - self._timeout_s,
-            )
-            return ProbeResult(
-                kind=job.kind,
-                ok=False,
-                reason=_OVERRUN_REASON[job.kind],
-                duration_s=loop.time() - began,
-                started_at=started_at,
-                error=f"no result within {self._guard_s:g}s (budget {self._timeout_s:g}s)",
-                local_fault=LocalFault.OVERLOAD,
-            )
-        except Exception:
-            log.exception("probe %s/%s raised; probes must return results", job.name, job.kind)
-            return None
+    async def _probe_once(self, job: Job) -> ProbeResult:
+        began = asyncio.get_running_loop().time()
+        result = await guarded_probe(
+            self._probes[job.kind],
+            job,
+            self.context,
+            timeout_s=self._timeout_s,
+            raised_before=self._raised,
+        )
         if (
             result.reason in _TIMEOUT_REASONS
             and result.local_fault is None
@@ -292,3 +273,69 @@ class Scheduler:
             # It ran out of time while the loop could not run it: starved, not the target's fault.
             return dataclasses.replace(result, local_fault=LocalFault.OVERLOAD)
         return result
+
+
+def guard_s(timeout_s: float) -> float:
+    """How long a probe may run before the guard gives up on it."""
+    return timeout_s * GUARD_FACTOR + GUARD_SLACK_S
+
+
+async def guarded_probe(
+    probe: ProbeFunction,
+    job: Job,
+    context: ProbeContext,
+    *,
+    timeout_s: float,
+    raised_before: set[tuple[str, ProbeKind]] | None = None,
+) -> ProbeResult:
+    """Run one probe; always a result, whatever the probe does.
+
+    A probe enforces its own budget and never raises for what a server sends. If
+    one overruns anyway, the result is a failure marked as the monitor's own
+    overload; if one raises (a bug a hostile server found), the result is a
+    failure with `protocol_error`, so the target never stays "up" on a stale
+    result. The traceback is logged the first time per job (`raised_before`
+    remembers), then one line, so a hostile site cannot flood the log.
+    """
+    loop = asyncio.get_running_loop()
+    began, started_at = loop.time(), time.time()
+    limit_s = guard_s(timeout_s)
+    try:
+        async with asyncio.timeout(limit_s):
+            return await probe(job.target, context)
+    except TimeoutError:
+        log.error(
+            "probe %s/%s overran its budget by %.1fs; counted as the monitor's own overload",
+            job.name,
+            job.kind,
+            limit_s - timeout_s,
+        )
+        return ProbeResult(
+            kind=job.kind,
+            ok=False,
+            reason=_OVERRUN_REASON[job.kind],
+            duration_s=loop.time() - began,
+            started_at=started_at,
+            error=f"no result within {limit_s:g}s (budget {timeout_s:g}s)",
+            local_fault=LocalFault.OVERLOAD,
+        )
+    except Exception as exc:
+        first = raised_before is None or job.key not in raised_before
+        if raised_before is not None:
+            raised_before.add(job.key)
+        log.error(
+            "probe %s/%s raised (a bug; recorded as a failed probe): %s: %s",
+            job.name,
+            job.kind,
+            type(exc).__name__,
+            exc,
+            exc_info=first,
+        )
+        return ProbeResult(
+            kind=job.kind,
+            ok=False,
+            reason=Reason.PROTOCOL_ERROR,
+            duration_s=loop.time() - began,
+            started_at=started_at,
+            error=f"the probe failed on this answer: {type(exc).__name__}: {exc}"[:300],
+        )

@@ -8,6 +8,10 @@ import sys
 
 from monitor.check import check_targets, to_table
 from monitor.config import load_config
+from probes.context import ProbeContext
+from probes.registry import PROBES
+from probes.results import ProbeKind, ProbeResult, Reason
+from probes.settings import ProbeTarget
 from simulator.runner import SimulatedRegion
 
 
@@ -73,3 +77,26 @@ async def test_check_in_process_table_names_reasons(simulated_region: SimulatedR
     table = to_table(checks)
     row = next(line for line in table.splitlines() if line.startswith("akshi.gov.al.test"))
     assert "DOWN http_status" in row and " 503 " in row
+
+
+async def test_a_probe_that_raises_is_a_failed_row_not_the_end_of_the_check(
+    simulated_region: SimulatedRegion,
+) -> None:
+    config = load_config(simulated_region.targets_file())
+    targets = [t for t in config.targets if t.country == "AL"]
+    hostile = targets[0].name
+
+    async def http_that_breaks_on_one_site(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
+        if hostile in target.url:
+            raise LookupError("unknown encoding: undefined")  # what a hostile charset did
+        return await PROBES[ProbeKind.HTTP](target, ctx)
+
+    checks = await check_targets(
+        config, targets, probes={**PROBES, ProbeKind.HTTP: http_that_breaks_on_one_site}
+    )
+    assert len(checks) == len(targets)
+    broken = next(c for c in checks if c.target.name == hostile)
+    http = broken.result(ProbeKind.HTTP)
+    assert http is not None and not http.ok and http.reason is Reason.PROTOCOL_ERROR
+    assert all(c.ok for c in checks if c.target.name != hostile)
+    assert "DOWN protocol_error" in to_table(checks)

@@ -154,3 +154,20 @@ def test_tls_only_for_https(tmp_path: Path, url: str) -> None:
     text = f'[[target]]\nname = "x"\nurl = "{url}"\ncountry = "AL"\nsector = "portal"\n'
     (target,) = config(tmp_path, text).targets
     assert (ProbeKind.TLS in target.probe_kinds) == url.startswith("https")
+
+
+async def test_a_reload_that_breaks_validation_itself_is_a_failed_reload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = await HistoryWriter.open(tmp_path / "h.sqlite3", background=False)
+    daemon = Daemon(config(tmp_path), writer, clock=Clock())
+
+    def deep(path: Path) -> Config:
+        raise RecursionError("maximum recursion depth exceeded")  # what 100k-deep nesting did
+
+    monkeypatch.setattr("monitor.daemon.load_config", deep)
+    assert await daemon.load(tmp_path / "targets.toml") is None
+    snapshot = daemon.snapshot()
+    assert snapshot is not None and snapshot.config_reload_ok is False
+    assert "reload failed" in caplog.text and "RecursionError" in caplog.text
+    await writer.close()

@@ -108,18 +108,22 @@ async def test_a_probe_that_raises_or_hangs_does_not_kill_its_job(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     calls = 0
+    results: list[ProbeResult] = []
 
     async def broken(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
         nonlocal calls
         calls += 1
-        if calls == 1:
-            raise RuntimeError("bug")
+        if calls <= 3:
+            raise UnicodeDecodeError("hex", b"HACKED", 0, 1, "a hostile charset")
         await asyncio.sleep(10)  # never returns within the guard
         raise AssertionError("unreachable")
 
+    async def record(job: Job, result: ProbeResult) -> None:
+        results.append(result)
+
     scheduler = Scheduler(
         context(),
-        handled,
+        record,
         concurrency=1,
         timeout_s=0.01,
         lag_window_s=1.0,
@@ -129,8 +133,17 @@ async def test_a_probe_that_raises_or_hangs_does_not_kill_its_job(
     scheduler.replace_jobs([job("x", 0.01)])
     await asyncio.sleep(1.3)
     await scheduler.stop()
-    assert calls >= 2
-    assert "probes must return results" in caplog.text and "overran its budget" in caplog.text
+    assert calls >= 4
+    # A probe that raised is a failed result, never nothing: the target cannot stay "up"
+    # on a stale success while a hostile page is served.
+    raised = [r for r in results if r.reason is Reason.PROTOCOL_ERROR]
+    assert len(raised) == 3 and not any(r.ok for r in raised)
+    assert all("UnicodeDecodeError" in (r.error or "") for r in raised)
+    assert results[3].local_fault is LocalFault.OVERLOAD  # the one that hung past the guard
+    # The traceback once per job, then one line each: a hostile site cannot flood the log.
+    assert caplog.text.count("Traceback") == 1
+    assert caplog.text.count("raised (a bug; recorded as a failed probe)") == 3
+    assert "overran its budget" in caplog.text
 
 
 def test_lag_tracker_keeps_only_the_window() -> None:
