@@ -92,6 +92,38 @@ def jobs_for(config: Config, targets: Iterable[Target]) -> list[Job]:
     return jobs
 
 
+# Descriptors one probe in flight may hold at its peak (its connection, resolver sockets,
+# a DNS probe's bounded fan-out to name servers), and those the rest of the daemon needs
+# (the history database and its journal, logs, the loop's own, the signal pipe).
+FDS_PER_PROBE = 8
+FDS_RESERVED = 64
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft limit on open files to the hard one; return the limit now in force.
+
+    The 1,024 soft default is what a flood of idle clients exhausted; systemd's
+    LimitNOFILE (deploy/systemd) sets both limits for the service.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if wanted > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, wanted, exc)
+            return soft
+        return wanted
+    return soft
+
+
+def probe_slots(fd_limit: int, concurrency: int, api_clients: int) -> int:
+    """How many probes may run at once within `fd_limit`, keeping a reserve for the daemon
+    and the API's clients, so neither probes nor clients can starve the other of descriptors."""
+    available = fd_limit - FDS_RESERVED - api_clients
+    return max(1, min(concurrency, available // FDS_PER_PROBE))
+
+
 def fd_ratio() -> float:
     """Open file descriptors / the soft limit (0 where /proc is not there)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -124,6 +156,7 @@ class Daemon:
         self._reload_ok = True
         self._reload_at: float | None = self._started_at
         self.scheduler: Scheduler | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start(); counts its tasks
         self.schedule_lag_s = 0.0
         self.targets = self._in_shard(config)
         self.world: World = initial_world(
@@ -240,10 +273,13 @@ class Daemon:
             last_probe_at=scheduler.last_probe_at if scheduler is not None else None,
             config_reload_ok=self._reload_ok,
             config_reload_at=self._reload_at,
+            history=self._writer.stats,
+            tasks=len(asyncio.all_tasks(self._loop)) if self._loop is not None else None,
         )
 
     def start(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
+        self._loop = asyncio.get_running_loop()
         self.feed(Tick())
         scheduler.replace_jobs(self.jobs())
 

@@ -93,6 +93,7 @@ class SnapshotCollector:
             yield from _probe_families(targets, families, sets)
             yield from _target_families(targets, families, sets)
             yield from _aggregate_families(snapshot, families)
+            yield from _health_families(snapshot, families)
             # A plain swap: a scrape running in another thread keeps the dicts it read.
             self._label_sets = sets.current
         if self._process is not None:
@@ -391,6 +392,39 @@ def _aggregate_families(snapshot: Snapshot, f: _Families) -> Iterator[Metric]:
     started = f.gauge("govwatch_start_time_seconds", "Unix time the daemon started.")
     started.add_metric(f.values(), snapshot.started_at)
     yield started
+
+
+def _health_families(snapshot: Snapshot, f: _Families) -> Iterator[Metric]:
+    """The daemon's own plumbing: is the history being written, are tasks leaking?"""
+    if snapshot.tasks is not None:
+        tasks = f.gauge("govwatch_asyncio_tasks", "asyncio tasks alive in the daemon.")
+        tasks.add_metric(f.values(), float(snapshot.tasks))
+        yield tasks
+    history = snapshot.history
+    if history is None:
+        return
+    written = f.counter("govwatch_history_records_written", "Records committed to the history.")
+    written.add_metric(f.values(), float(history.written))
+    failed = f.counter(
+        "govwatch_history_write_errors",
+        "Failed history writes (disk full, I/O error, corrupt page) and unstorable records.",
+    )
+    failed.add_metric(f.values(), float(history.errors))
+    dropped = f.counter(
+        "govwatch_history_records_dropped",
+        "Records given up on: the backlog was full or a batch failed too often.",
+    )
+    dropped.add_metric(f.values(), float(history.dropped))
+    pending = f.gauge("govwatch_history_pending_records", "Records waiting to be written.")
+    pending.add_metric(f.values(), float(history.pending))
+    yield from (written, failed, dropped, pending)
+    if history.last_flush_at is not None:
+        last = f.gauge(
+            "govwatch_history_last_write_timestamp_seconds",
+            "Unix time of the last successful history write.",
+        )
+        last.add_metric(f.values(), history.last_flush_at)
+        yield last
 
 
 def _go_float(value: float) -> str:

@@ -14,6 +14,7 @@ from monitor.core import World
 from monitor.outage import Incident
 from monitor.settings import Canary, Target
 from monitor.state import TargetState, TargetStatus
+from monitor.storage.writer import WriterStats
 from probes.results import ProbeKind, ProbeResult, Reason
 
 
@@ -54,6 +55,8 @@ class Snapshot:
     last_probe_at: float | None
     config_reload_ok: bool
     config_reload_at: float | None  # last successful (re)load
+    history: WriterStats | None = None  # the history writer's counters, when there is one
+    tasks: int | None = None  # asyncio tasks alive: flat in a healthy daemon (leak watch)
 
     @property
     def targets(self) -> tuple[TargetView, ...]:

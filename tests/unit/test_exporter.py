@@ -26,6 +26,7 @@ from monitor.exporter import Renderer, SnapshotCollector, make_registry
 from monitor.outage import TargetInfra
 from monitor.settings import Canary, OutageSettings, Target
 from monitor.snapshot import Snapshot
+from monitor.storage import WriterStats
 from probes.certs import judge_chain
 from probes.results import (
     CertificateReport,
@@ -587,6 +588,26 @@ def test_daemon_metrics() -> None:
     assert value("govwatch_start_time_seconds", {}) == STARTED
 
 
+def test_history_and_task_health_is_exported() -> None:
+    world = World({"AL": 1})
+    world.all_ok(T0)
+    history = WriterStats(
+        written=120, flushes=4, errors=3, dropped=500, pruned=0, pending=42,
+        last_flush_at=T0 + 5, last_error="OperationalError: database or disk is full",
+    )  # fmt: skip
+    snapshot = replace(world.snapshot(T0 + 20), history=history, tasks=17)
+    value = registry_for(snapshot).get_sample_value
+    assert value("govwatch_history_records_written_total", {}) == 120
+    assert value("govwatch_history_write_errors_total", {}) == 3
+    assert value("govwatch_history_records_dropped_total", {}) == 500
+    assert value("govwatch_history_pending_records", {}) == 42
+    assert value("govwatch_history_last_write_timestamp_seconds", {}) == T0 + 5
+    assert value("govwatch_asyncio_tasks", {}) == 17
+    # Without a writer (tests, benchmarks) the families are simply absent.
+    bare = registry_for(world.snapshot(T0 + 20))
+    assert series(bare, "govwatch_history_write_errors_total") == []
+
+
 def test_without_a_snapshot_only_build_info_is_exported() -> None:
     registry = registry_for(None)
     names = {s.name for family in registry.collect() for s in family.samples}
@@ -670,7 +691,9 @@ def test_promtool_check_metrics_passes(vantage: str | None) -> None:
     world.all_ok(T0)
     world.fail(["al1", "al2", "al3"], T0 + 10)
     world.fail(["xk1"], T0 + 10, Reason.DNSSEC_BOGUS, kind=ProbeKind.DNS)
-    registry = registry_for(world.snapshot(T0 + 20, vantage=vantage), process_metrics=True)
+    history = WriterStats(1, 1, 0, 0, 0, 0, T0, None)
+    snapshot = replace(world.snapshot(T0 + 20, vantage=vantage), history=history, tasks=3)
+    registry = registry_for(snapshot, process_metrics=True)
     exposition = generate_latest(registry)
     checked = subprocess.run(
         [PROMTOOL, "check", "metrics"], input=exposition, capture_output=True, timeout=10
