@@ -17,6 +17,7 @@ import logging
 import os
 import resource
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ from monitor.storage import (
     HistoryWriter,
     Restored,
     StatusRow,
+    StorageError,
     StorageSettings,
 )
 from probes.context import ProbeContext, open_probe_context
@@ -91,6 +93,9 @@ def jobs_for(config: Config, targets: Iterable[Target]) -> list[Job]:
             jobs.append(Job(entry.name, kind, entry.probe_target, every, canary=canary))
     return jobs
 
+
+# `govwatch run` exits with 2 when the history cannot be opened, as for a bad config.
+EXIT_STORAGE = 2
 
 # Descriptors one probe in flight may hold at its peak (its connection, resolver sockets,
 # a DNS probe's bounded fan-out to name servers), and those the rest of the daemon needs
@@ -365,13 +370,24 @@ class _ProbeContexts:
 async def run_daemon(options: RunOptions, config: Config) -> int:
     """Run until SIGTERM/SIGINT. Returns the exit code."""
     loop = asyncio.get_running_loop()
-    options.db_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = await HistoryWriter.open(
-        options.db_path,
-        vantage=options.vantage or "",
-        settings=StorageSettings(retention_s=options.retention_s),
-    )
-    restored = await writer.restore()
+    try:
+        options.db_path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await HistoryWriter.open(
+            options.db_path,
+            vantage=options.vantage or "",
+            settings=StorageSettings(retention_s=options.retention_s),
+        )
+    except (StorageError, OSError) as exc:
+        # One line an operator can act on (a corrupt file, a read-only disk), not a traceback.
+        detail = str(exc) if isinstance(exc, StorageError) else f"{options.db_path}: {exc}"
+        log.error("cannot open the history: %s", detail)
+        return EXIT_STORAGE
+    try:
+        restored = await writer.restore()
+    except (StorageError, sqlite3.Error) as exc:
+        log.error("cannot read the history in %s: %s", options.db_path, exc)
+        await writer.close()
+        return EXIT_STORAGE
     daemon = Daemon(config, writer, vantage=options.vantage, shard=options.shard, restored=restored)
     contexts = _ProbeContexts()
     loop_watch = LoopWatch()
