@@ -7,9 +7,16 @@ APT_PACKAGES := prometheus prometheus-alertmanager chromium chromium-driver
 
 .PHONY: test run demo lint typecheck pytest validate system-deps clean
 
-$(STAMP): pyproject.toml
+# Two stamps: `make run` needs only the runtime dependencies, `make test` also the test tools.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+
+$(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): pyproject.toml $(RUNTIME_STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -45,18 +52,15 @@ pytest: $(STAMP) system-deps
 
 test: lint typecheck pytest
 
-# The daemon on the shipped catalogue plus the dashboard, SQLite under ./data/.
-# Ctrl-C stops both.
-run: $(STAMP)
+# The daemon on the shipped catalogue plus the dashboard, SQLite under ./data/, both
+# supervised by one process: Ctrl-C or closing the terminal stops both.
+run: $(RUNTIME_STAMP)
 	@mkdir -p data
-	@trap 'kill $$daemon 2>/dev/null; wait $$daemon 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/govwatch run targets.toml --db data/govwatch.sqlite3 --listen 127.0.0.1:9781 & daemon=$$!; \
-	echo "daemon: http://127.0.0.1:9781/api/v1/status  dashboard: http://127.0.0.1:8501"; \
-	$(BIN)/govwatch dashboard --db data/govwatch.sqlite3 --port 8501
+	$(BIN)/govwatch up targets.toml --db data/govwatch.sqlite3 --listen 127.0.0.1:9781 --dashboard-port 8501
 
 # A simulated region on loopback replaying outages (the `tour` scenario in a loop),
 # the daemon watching it and the dashboard: govwatch working with no internet at all.
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	@rm -rf data/demo && mkdir -p data/demo
 	@trap 'kill $$sim $$daemon 2>/dev/null; wait 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/govwatch simulate --out data/demo/region --scenario tour --loop & sim=$$!; \
@@ -66,7 +70,7 @@ demo: $(STAMP)
 	echo "daemon: http://127.0.0.1:9791/api/v1/status  dashboard: http://127.0.0.1:8502"; \
 	$(BIN)/govwatch dashboard --db data/demo/govwatch.sqlite3 --port 8502
 
-validate: $(STAMP)
+validate: $(RUNTIME_STAMP)
 	$(BIN)/govwatch validate targets.toml
 
 clean:

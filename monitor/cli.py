@@ -115,6 +115,22 @@ def _run_loop(main: Coroutine[Any, Any, int], event_loop: str) -> int:
     return asyncio.run(main)
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    from monitor.up import UpOptions, supervise
+
+    if _load_or_report(args.targets) is None:
+        return EXIT_CONFIG
+    options = UpOptions(
+        targets=args.targets,
+        db=args.db,
+        listen=args.listen,
+        dashboard_address=args.dashboard_address,
+        dashboard_port=args.dashboard_port,
+        refresh_s=args.refresh,
+    )
+    return supervise(options)
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Replace this process with `streamlit run dashboard/app.py` (headless, no telemetry),
     so signals from systemd or `make run` reach Streamlit itself."""
@@ -226,6 +242,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="the event loop: uvloop when installed (auto, the default), or the standard one",
     )
     run.set_defaults(handler=cmd_run)
+
+    up = commands.add_parser(
+        "up",
+        help="run the daemon and the dashboard together (what `make run` does)",
+        description="Start the daemon and the dashboard and supervise both: any of SIGINT, "
+        "SIGTERM, SIGHUP (a closed terminal) or SIGQUIT stops both, and if one exits the "
+        "other is stopped. Exit 0 after a requested stop, 2 on a bad config, else 1 or the "
+        "failed child's status.",
+    )
+    _add_targets_argument(up)
+    up.add_argument(
+        "--listen",
+        type=_listen,
+        default=("127.0.0.1", 9781),
+        metavar="HOST:PORT",
+        help="the daemon's metrics and API (default: 127.0.0.1:9781)",
+    )
+    up.add_argument(
+        "--db",
+        type=Path,
+        default=DEFAULT_DB_PATH,
+        help=f"SQLite history (default: {DEFAULT_DB_PATH})",
+    )
+    up.add_argument(
+        "--dashboard-address",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="where the dashboard listens (default: 127.0.0.1, this machine only; "
+        "0.0.0.0 shows it to the network, e.g. a wall screen: see the README)",
+    )
+    up.add_argument(
+        "--dashboard-port", type=int, default=8501, metavar="PORT", help="default: 8501"
+    )
+    up.add_argument(
+        "--refresh",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="seconds between dashboard refreshes (default: 15)",
+    )
+    up.set_defaults(handler=cmd_up)
 
     add_simulate_command(commands)
 
