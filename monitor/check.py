@@ -10,16 +10,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from monitor.outage import uplink_ok
 from monitor.scheduler import Job, guarded_probe
-from monitor.settings import Config, Target
+from monitor.settings import Canary, Config, OutageSettings, Target
+from monitor.state import TargetState
 from probes.context import ProbeContext, open_probe_context
 from probes.registry import PROBES, ProbeFunction
 from probes.results import ProbeKind, ProbeResult
 
+# `govwatch check` exits 3 when this machine looks offline (documented in the README).
+EXIT_OFFLINE = 3
+
 
 @dataclass(frozen=True, slots=True)
 class TargetCheck:
-    target: Target
+    target: Target | Canary
     results: tuple[ProbeResult, ...]  # in PROBES order; TLS only for https URLs
 
     @property
@@ -30,9 +35,32 @@ class TargetCheck:
         return next((r for r in self.results if r.kind is kind), None)
 
 
+@dataclass(frozen=True, slots=True)
+class CheckRound:
+    """One round: the targets' results and the canaries' word on this machine's uplink."""
+
+    targets: list[TargetCheck]
+    canaries: list[TargetCheck]
+    settings: OutageSettings
+
+    @property
+    def failing_canaries(self) -> list[TargetCheck]:
+        return [c for c in self.canaries if not c.ok]
+
+    @property
+    def offline(self) -> bool:
+        """The daemon's rule: enough canaries fail that this machine, not the region, is cut off."""
+        return not uplink_ok(len(self.failing_canaries), len(self.canaries), self.settings)
+
+    def state(self, check: TargetCheck) -> TargetState:
+        if self.offline:
+            return TargetState.UNKNOWN
+        return TargetState.UP if check.ok else TargetState.DOWN
+
+
 async def check_targets(
     config: Config,
-    targets: Sequence[Target],
+    targets: Sequence[Target | Canary],
     *,
     progress: TextIO | None = None,
     probes: Mapping[ProbeKind, ProbeFunction] = PROBES,
@@ -42,7 +70,7 @@ async def check_targets(
     total = sum(len(t.probe_kinds) for t in targets)
     done = 0
 
-    async def one(kind: ProbeKind, target: Target, ctx: ProbeContext) -> ProbeResult:
+    async def one(kind: ProbeKind, target: Target | Canary, ctx: ProbeContext) -> ProbeResult:
         nonlocal done
         job = Job(target.name, kind, target.probe_target, config.monitor.interval_s)
         async with semaphore:
@@ -64,12 +92,31 @@ async def check_targets(
     return [TargetCheck(t, tuple(results)) for t, results in zip(targets, per_target, strict=True)]
 
 
-def to_json(checks: Sequence[TargetCheck]) -> str:
+async def check_round(
+    config: Config,
+    targets: Sequence[Target],
+    *,
+    progress: TextIO | None = None,
+    probes: Mapping[ProbeKind, ProbeFunction] = PROBES,
+) -> CheckRound:
+    """The targets and the canaries, probed together in one round."""
+    checks = await check_targets(
+        config, [*config.canaries, *targets], progress=progress, probes=probes
+    )
+    count = len(config.canaries)
+    return CheckRound(checks[count:], checks[:count], config.outage)
+
+
+def to_json(checked: CheckRound) -> str:
     rows: list[dict[str, Any]] = []
-    for check in checks:
+    for check in checked.targets:
+        assert isinstance(check.target, Target)
+        state = checked.state(check).value
         for result in check.results:
             rows.append(
-                {"target": check.target.name, "country": check.target.country} | result.to_dict()
+                {"target": check.target.name, "country": check.target.country}
+                | result.to_dict()
+                | {"target_state": state}
             )
     return json.dumps(rows, indent=2)
 
@@ -102,15 +149,19 @@ def _tls_cell(result: ProbeResult | None, now: float) -> str:
     return str(result.reason) if result.reason else "-"
 
 
-def to_table(checks: Sequence[TargetCheck], now: float | None = None) -> str:
+def to_table(checked: CheckRound, now: float | None = None) -> str:
     now = time.time() if now is None else now
     header = ("TARGET", "CC", "HTTP", "DNS", "DNSSEC", "TLS LEFT", "VERDICT")
     rows = [header]
-    for check in checks:
+    for check in checked.targets:
+        assert isinstance(check.target, Target)
         dns_cell, dnssec_cell = _dns_cells(check.result(ProbeKind.DNS))
         failed = [r for r in check.results if not r.ok]
-        reasons = dict.fromkeys(str(r.reason) for r in failed)  # ordered, no repeats
-        verdict = "DOWN " + ",".join(reasons) if failed else "UP"
+        reasons = ",".join(dict.fromkeys(str(r.reason) for r in failed))  # ordered, no repeats
+        if checked.offline:
+            verdict = "UNKNOWN" + (f" ({reasons})" if reasons else "")
+        else:
+            verdict = "DOWN " + reasons if failed else "UP"
         rows.append(
             (
                 check.target.name,
@@ -125,15 +176,35 @@ def to_table(checks: Sequence[TargetCheck], now: float | None = None) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
              for row in rows]  # fmt: skip
-    up = sum(c.ok for c in checks)
-    lines.append(f"{up} of {len(checks)} targets up")
+    if checked.offline:
+        lines.append(offline_message(checked))
+    else:
+        up = sum(c.ok for c in checked.targets)
+        lines.append(f"{up} of {len(checked.targets)} targets up")
     return "\n".join(lines)
 
 
+def offline_message(checked: CheckRound) -> str:
+    failing = checked.failing_canaries
+    why = "; ".join(
+        f"{c.target.name}: {','.join(dict.fromkeys(str(r.reason) for r in c.results if not r.ok))}"
+        for c in failing
+    )
+    return (
+        f"this machine looks offline: {len(failing)} of {len(checked.canaries)} canaries "
+        f"(sites outside the region) failed ({why}); no target judged"
+    )
+
+
 def run_check(config: Config, countries: Sequence[str], output_format: str) -> int:
-    """Exit 0 when every selected target is up, 1 when any is down."""
+    """Exit 0 when every selected target is up, 1 when any is down, 3 when this machine
+    looks offline (the canaries failed): then nothing is said about the targets."""
     targets = [t for t in config.targets if not countries or t.country in countries]
     progress = sys.stderr if sys.stderr.isatty() and len(targets) > 10 else None
-    checks = asyncio.run(check_targets(config, targets, progress=progress))
-    print(to_json(checks) if output_format == "json" else to_table(checks))
-    return 0 if all(c.ok for c in checks) else 1
+    checked = asyncio.run(check_round(config, targets, progress=progress))
+    print(to_json(checked) if output_format == "json" else to_table(checked))
+    if checked.offline:
+        if output_format == "json":
+            print(offline_message(checked), file=sys.stderr)
+        return EXIT_OFFLINE
+    return 0 if all(c.ok for c in checked.targets) else 1

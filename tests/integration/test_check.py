@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 
-from monitor.check import check_targets, to_table
+from monitor.check import check_round, to_table
 from monitor.config import load_config
 from probes.context import ProbeContext
 from probes.registry import PROBES
@@ -73,8 +73,7 @@ async def test_check_in_process_table_names_reasons(simulated_region: SimulatedR
     config = load_config(simulated_region.targets_file())
     await simulated_region.apply_fault("site", "akshi.gov.al.test", "5xx")
     targets = [t for t in config.targets if t.country == "AL"]
-    checks = await check_targets(config, targets)
-    table = to_table(checks)
+    table = to_table(await check_round(config, targets))
     row = next(line for line in table.splitlines() if line.startswith("akshi.gov.al.test"))
     assert "DOWN http_status" in row and " 503 " in row
 
@@ -91,12 +90,39 @@ async def test_a_probe_that_raises_is_a_failed_row_not_the_end_of_the_check(
             raise LookupError("unknown encoding: undefined")  # what a hostile charset did
         return await PROBES[ProbeKind.HTTP](target, ctx)
 
-    checks = await check_targets(
+    checked = await check_round(
         config, targets, probes={**PROBES, ProbeKind.HTTP: http_that_breaks_on_one_site}
     )
-    assert len(checks) == len(targets)
-    broken = next(c for c in checks if c.target.name == hostile)
+    assert len(checked.targets) == len(targets)
+    broken = next(c for c in checked.targets if c.target.name == hostile)
     http = broken.result(ProbeKind.HTTP)
     assert http is not None and not http.ok and http.reason is Reason.PROTOCOL_ERROR
-    assert all(c.ok for c in checks if c.target.name != hostile)
-    assert "DOWN protocol_error" in to_table(checks)
+    assert all(c.ok for c in checked.targets if c.target.name != hostile)
+    assert "DOWN protocol_error" in to_table(checked)
+
+
+async def test_offline_machine_is_exit_3_and_blames_no_target(
+    simulated_region: SimulatedRegion,
+) -> None:
+    path = simulated_region.targets_file()
+    await simulated_region.apply_fault("all", "*", "drop")  # this machine's uplink is cut
+    code, out, _ = await _cli("check", str(path), "--country", "AL")
+    assert code == 3, out
+    lines = out.splitlines()
+    assert lines[-1].startswith("this machine looks offline: 3 of 3 canaries")
+    assert "no target judged" in lines[-1]
+    rows = [line for line in lines[1:-1] if " AL " in line]
+    assert len(rows) == 4 and all(" UNKNOWN (" in row for row in rows), out
+    assert "DOWN" not in out
+
+    code, out, err = await _cli("check", str(path), "--country", "AL", "--format", "json")
+    assert code == 3 and "this machine looks offline" in err
+    assert {row["target_state"] for row in json.loads(out)} == {"unknown"}
+
+
+async def test_one_canary_down_is_not_offline(simulated_region: SimulatedRegion) -> None:
+    config = load_config(simulated_region.targets_file())
+    await simulated_region.apply_fault("canaries", "quad9.canary.test", "drop")
+    checked = await check_round(config, [t for t in config.targets if t.country == "AL"])
+    assert len(checked.failing_canaries) == 1 and not checked.offline
+    assert all(checked.state(c).value == "up" for c in checked.targets)
