@@ -136,8 +136,10 @@ class RecordProbe:
 class RecordTransition:
     """A change of a reported state (targets) or confirmed state (canaries).
 
-    `quiet` when it is one of many caused by the vantage changing: the shell
-    logs the one vantage line instead.
+    `quiet` when it is one of many caused by the vantage changing (the shell logs
+    the one vantage line instead), or routine: a target becoming known to be up (after
+    the start or a blind spell, every target, none of it news) or going unknown while
+    its failure waits for the canaries. Quiet transitions are stored, not logged.
     """
 
     transition: Transition
@@ -446,7 +448,11 @@ def _report(
         return world
     country = world.by_name[name].country
     reason = status.reason if new is TargetState.DOWN else None
-    effects.append(RecordTransition(Transition(name, old, new, now, reason), quiet=quiet))
+    # Not news: a target learned to be up (at the start, after blindness: all of them), or
+    # one whose failure waits a few seconds for the canaries' word before it is "down".
+    routine = new is TargetState.UNKNOWN or (old is TargetState.UNKNOWN and new is TargetState.UP)
+    transition = Transition(name, old, new, now, reason)
+    effects.append(RecordTransition(transition, quiet=quiet or routine))
     effects.append(StatusChanged(name))  # the stored row holds the reported state
     down = world.down.set(name, True) if new is TargetState.DOWN else world.down
     if old is TargetState.DOWN:

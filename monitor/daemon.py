@@ -232,14 +232,15 @@ class Daemon:
             elif isinstance(effect, RecordTransition):
                 t = effect.transition
                 self._writer.add_transition(t)
-                if not effect.quiet:  # the one vantage line speaks for the quiet ones
-                    log.info(
-                        "target %s: %s -> %s%s",
-                        t.target,
-                        t.old,
-                        t.new,
-                        f" ({t.reason})" if t.reason else "",
-                    )
+                # Quiet ones are routine or spoken for by the one vantage line: DEBUG only.
+                log.log(
+                    logging.DEBUG if effect.quiet else logging.INFO,
+                    "target %s: %s -> %s%s",
+                    t.target,
+                    t.old,
+                    t.new,
+                    f" ({t.reason})" if t.reason else "",
+                )
             elif isinstance(effect, RecordIncident):
                 self._writer.add_incident(effect.incident)
                 _log_incident(effect)

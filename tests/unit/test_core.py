@@ -102,6 +102,35 @@ def test_impairment_is_logged_once_and_transitions_are_quiet() -> None:
     assert len(moved) == 30 and all(e.quiet for e in moved)
 
 
+def test_targets_learned_up_are_quiet_and_news_is_not() -> None:
+    """After the start or a blind spell every target goes unknown -> up: one vantage line
+    speaks for them (64 'unknown -> up' lines did). A target going down is still news,
+    in one line."""
+    sim = healthy({"AL": 30})
+    judged = sim.tick(T0 + 5, Tick(loop_lag_s=5.0))
+    later = T0 + 10 + SETTINGS.impairment_hold_s
+    effects: list[Effect] = []
+    for name in names(sim):
+        effects += sim.result(name, result(True, later), later)
+    effects += sim.tick(later).effects
+    back = [e for e in effects if isinstance(e, RecordTransition)]
+    assert len(back) == 30 and all(e.transition.new is TargetState.UP for e in back)
+    assert all(e.quiet for e in back)
+    (line,) = [e.message for e in effects if isinstance(e, Log)]
+    assert "back online" in line and judged.vantage_up is False
+    now = later + 30
+    for second in (0, 2):  # a failure and its quick re-probe confirm it
+        sim.result("al1", result(False, now + second), now + second)
+    for canary in CANARIES:  # the canaries vouch for the vantage
+        for kind in (ProbeKind.HTTP, ProbeKind.DNS):
+            sim.result(canary.name, result(True, now + 3, kind=kind), now + 3)
+    down = sim.tick(now + 4).effects
+    loud = [e.transition for e in down if isinstance(e, RecordTransition) and not e.quiet]
+    # The few seconds it waited for the canaries' word (reported unknown) are stored, not
+    # logged: one line for one event.
+    assert [(t.target, t.new) for t in loud] == [("al1", TargetState.DOWN)]
+
+
 def test_a_frozen_fleet_gives_one_vantage_incident_and_no_down_row() -> None:
     """Every site and canary silent for two intervals, then back: the history holds one
     vantage incident and not one 'down' transition (the uplink-loss race, event by event)."""
