@@ -189,7 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
         "is down, 2 on a bad config.",
     )
     _add_targets_argument(check)
-    check.add_argument("--format", choices=("table", "json"), default="table")
+    check.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="a table for people (default) or JSON, one object per target and probe",
+    )
     check.add_argument(
         "--country",
         action="append",
@@ -233,8 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help=f"history kept (default: {DEFAULT_RETENTION_S / 86400:g}d)",
     )
-    run.add_argument("--log-format", choices=("text", "json"), default="text")
-    run.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO")
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text (default) or one JSON object each, for a log pipeline",
+    )
+    run.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default="INFO",
+        help="least severe lines logged (default: INFO; DEBUG adds every routine transition)",
+    )
     run.add_argument(
         "--event-loop",
         choices=("auto", "uvloop", "asyncio"),
@@ -303,8 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="read a Prometheus server instead (multi-vantage deployments)",
     )
-    dashboard.add_argument("--port", type=int, default=8501)
-    dashboard.add_argument("--address", default="127.0.0.1", help="default: loopback only")
+    dashboard.add_argument(
+        "--port", type=int, default=8501, help="the dashboard's HTTP port (default: 8501)"
+    )
+    dashboard.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="where the dashboard listens (default: 127.0.0.1, this machine only; "
+        "0.0.0.0 shows it to the network, e.g. a wall screen: see the README)",
+    )
     dashboard.add_argument(
         "--refresh",
         type=float,

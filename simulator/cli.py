@@ -118,7 +118,11 @@ def add_simulate_command(commands: Any) -> None:
         "--no-dnssec", action="store_true", help="serve unsigned zones (starts faster)"
     )
     simulate.set_defaults(handler=cmd_simulate)
-    actions = simulate.add_subparsers(dest="simulate_command", metavar="ACTION")
+    actions = simulate.add_subparsers(
+        dest="simulate_command",
+        metavar="ACTION",
+        help="act on a running simulator instead of starting one",
+    )
 
     fault = actions.add_parser(
         "fault",
