@@ -13,16 +13,21 @@ import asyncio
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from monitor.config import parse_duration
 from simulator.client import DEFAULT_CONTROL_PORT, DEFAULT_CONTROL_URL, ControlError, call_control
+from simulator.flapping import DEFAULT_HALF_PERIOD_S
 from simulator.region import (
     DEFAULT_COUNTRIES,
     DEFAULT_PER_COUNTRY,
     FAULT_MODES,
     HOME_VANTAGE,
     RECOVER,
+    REHEARSAL_INTERVAL,
+    REHEARSAL_TIMEOUT,
     SUPPORTED_COUNTRIES,
     Scope,
     parse_mode,
@@ -50,6 +55,34 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be positive")
     return value
+
+
+def _duration(text: str) -> str:
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _duration_range(text: str) -> tuple[float, float]:
+    """ "20s-60s" -> (20.0, 60.0); one duration is a fixed period."""
+    shortest, _, longest = text.partition("-")
+    try:
+        low = parse_duration(shortest)
+        high = parse_duration(longest) if longest else low
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX with 0 < MIN <= MAX, got {text!r}")
+    return low, high
 
 
 def add_simulate_command(commands: Any) -> None:
@@ -116,6 +149,44 @@ def add_simulate_command(commands: Any) -> None:
     )
     simulate.add_argument(
         "--no-dnssec", action="store_true", help="serve unsigned zones (starts faster)"
+    )
+    simulate.add_argument(
+        "--interval",
+        type=_duration,
+        default=REHEARSAL_INTERVAL,
+        metavar="DURATION",
+        help=f"probe interval written into the targets files (default {REHEARSAL_INTERVAL})",
+    )
+    simulate.add_argument(
+        "--timeout",
+        type=_duration,
+        default=REHEARSAL_TIMEOUT,
+        metavar="DURATION",
+        help=f"probe timeout written into the targets files (default {REHEARSAL_TIMEOUT})",
+    )
+    simulate.add_argument(
+        "--flapping",
+        type=_share,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the targets (0-1) that fail and recover on their own, each in its "
+        "own fault mode and rhythm, until stopped (not with --scenario)",
+    )
+    simulate.add_argument(
+        "--flap-period",
+        type=_duration_range,
+        default=DEFAULT_HALF_PERIOD_S,
+        metavar="MIN-MAX",
+        help="how long a flapping target stays up, then down: each draws its own from this "
+        "range (default {:g}s-{:g}s)".format(*DEFAULT_HALF_PERIOD_S),
+    )
+    simulate.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="which targets flap, in which mode and rhythm: the same seed, the same run "
+        "(default 0)",
     )
     simulate.set_defaults(handler=cmd_simulate)
     actions = simulate.add_subparsers(
@@ -188,7 +259,7 @@ def _add_client_options(parser: argparse.ArgumentParser, *, vantage: bool = True
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from monitor.logs import configure_logging
-    from simulator.runner import SimulateOptions, serve
+    from simulator.runner import SimulateOptions, Timing, serve
     from simulator.scenarios import ScenarioError, find_scenario
 
     configure_logging("text", "INFO")  # every fault switched is logged
@@ -208,7 +279,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             speed=args.speed,
             control=args.control,
             dnssec=not args.no_dnssec,
+            timing=replace(Timing(), interval=args.interval, timeout=args.timeout),
+            flapping=args.flapping,
+            flap_half_period_s=args.flap_period,
+            seed=args.seed,
         )
+        if parse_duration(args.timeout) >= parse_duration(args.interval):
+            raise ValueError("--timeout must be shorter than --interval")
         asyncio.run(serve(options, out=lambda line: print(line, flush=True)))
     except ScenarioError as exc:
         for issue in exc.issues:

@@ -48,9 +48,15 @@ _CANARY_OCTET = 40
 _RESOLVER_OCTET = 53
 _FIRST_HOST = 10  # sites take .10, .11, ...; name servers .53 and .54
 _NAMESERVER_HOSTS = (53, 54)
+_LAST_HOST = 254
+# Every site of a country can sit on its government network's /24: .10-.254 but .53/.54.
+MAX_PER_COUNTRY = _LAST_HOST - _FIRST_HOST + 1 - len(_NAMESERVER_HOSTS)
 PUBLIC_ISSUER = "Simulated Public CA"
 CANARY_ISSUER = "Simulated Global CA"
 LOGIN_FAILURE_STATUS = 502  # what a site answers when the login behind it fails
+# The probe timing the generated targets files ask for (runner.Timing): quick rehearsals.
+REHEARSAL_INTERVAL = "10s"
+REHEARSAL_TIMEOUT = "2s"
 
 
 # --- catalogue -----------------------------------------------------------------
@@ -309,9 +315,17 @@ class Region:
     networks: Mapping[str, Network]
     vantages: tuple[str, ...] = (HOME_VANTAGE,)
     _by_host: Mapping[str, Site] = field(default_factory=dict, repr=False)
+    _dependants: Mapping[str, tuple[Site, ...]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_host", MappingProxyType({s.host: s for s in self.sites}))
+        dependants: dict[str, list[Site]] = {}
+        for site in self.sites:
+            if site.depends_on is not None:
+                dependants.setdefault(site.depends_on, []).append(site)
+        object.__setattr__(
+            self, "_dependants", MappingProxyType({k: tuple(v) for k, v in dependants.items()})
+        )
 
     @property
     def countries(self) -> tuple[str, ...]:
@@ -359,7 +373,7 @@ class Region:
         }
 
     def dependants(self, host: str) -> tuple[Site, ...]:
-        return tuple(s for s in self.sites if s.depends_on == host)
+        return self._dependants.get(host, ())
 
     def select(self, scope: Scope, selector: str) -> tuple[Site, ...]:
         """The sites a fault `scope`+`selector` addresses. Raises LookupError if none."""
@@ -488,8 +502,8 @@ def build_region(
         raise ValueError("at least one country is needed")
     if len(set(codes)) != len(codes):
         raise ValueError(f"countries repeated: {', '.join(codes)}")
-    if not 1 <= per_country <= 150:
-        raise ValueError(f"per_country must be 1-150, got {per_country}")
+    if not 1 <= per_country <= MAX_PER_COUNTRY:
+        raise ValueError(f"per_country must be 1-{MAX_PER_COUNTRY}, got {per_country}")
     if not 1 <= len(vantages) <= MAX_VANTAGES or len(set(vantages)) != len(vantages):
         raise ValueError(f"between 1 and {MAX_VANTAGES} distinct vantages, got {list(vantages)}")
     if not 0 <= canaries <= len(CANARY_CATALOGUE):
@@ -752,7 +766,11 @@ class FaultBook:
         for name in vantages:
             self.region.vantage_index(name)  # raises for an unknown vantage
         sites = self.region.select(scope, selector)
-        before = self.snapshot()
+        # Only these sites and those behind them can change: a flapping site among
+        # thousands costs as little as in a small region.
+        touched = {s.host for site in sites for s in (site, *self.region.dependants(site.host))}
+        keys = [(s.host, v) for s in self.region.sites if s.host in touched for v in vantages]
+        before = {key: self.effective(*key) for key in keys}
         for site in sites:
             for name in vantages:
                 updated = self.faults(site.host, name).with_mode(mode)
@@ -768,8 +786,10 @@ class FaultBook:
         return self._changes(before)
 
     def _changes(self, before: Mapping[tuple[str, str], Effective]) -> list[FaultChange]:
-        return [
-            FaultChange(host, vantage, now)
-            for (host, vantage), now in self.snapshot().items()
-            if before[(host, vantage)] != now
-        ]
+        """What differs now from `before`, in `before`'s order."""
+        changes = []
+        for (host, vantage), then in before.items():
+            now = self.effective(host, vantage)
+            if now != then:
+                changes.append(FaultChange(host, vantage, now))
+        return changes

@@ -24,7 +24,7 @@ import logging
 import signal
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -39,16 +39,20 @@ from simulator.dns_server import (
     DnsServer,
     Fault,
     ZoneKey,
+    ancestors,
     delegate,
     make_zone,
     sign_zone,
 )
+from simulator.flapping import DEFAULT_HALF_PERIOD_S, Flapper, plan_flapping, play_flapping
 from simulator.pki import SimulatorPKI
 from simulator.region import (
     DEFAULT_COUNTRIES,
     DEFAULT_PER_COUNTRY,
     HOME_VANTAGE,
     LOGIN_FAILURE_STATUS,
+    REHEARSAL_INTERVAL,
+    REHEARSAL_TIMEOUT,
     CertVariant,
     Effective,
     FaultBook,
@@ -88,8 +92,8 @@ _ROOT = "test."
 class Timing:
     """The probe timing written into the generated targets files (fast, for rehearsals)."""
 
-    interval: str = "10s"
-    timeout: str = "2s"
+    interval: str = REHEARSAL_INTERVAL
+    timeout: str = REHEARSAL_TIMEOUT
     tls_interval: str = "1m"
     reprobe_delay: str = "1s"
 
@@ -162,10 +166,10 @@ def _absolute(name: str) -> dns.name.Name:
     return dns.name.from_text(name)
 
 
-def _parent_origin(origin: dns.name.Name, origins: Sequence[dns.name.Name]) -> dns.name.Name:
+def _parent_origin(origin: dns.name.Name, origins: Container[dns.name.Name]) -> dns.name.Name:
     """The most specific other origin above `origin` (the root `test.` at worst)."""
-    above = [o for o in origins if o != origin and origin.is_subdomain(o)]
-    return max(above, key=len) if above else _absolute(_ROOT)
+    above = (name for name in ancestors(origin)[1:] if name in origins)
+    return next(above, _absolute(_ROOT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +190,9 @@ def plan_zones(region: Region) -> list[_ZonePlan]:
     extra_origins: dict[dns.name.Name, tuple[str, ...]] = {}
     for ns, network in ns_network.items():
         name = _absolute(ns)
-        holders = [o for o in site_origins if name.is_subdomain(o)]
-        if holders:
-            home = max(holders, key=len)
+        holder = next((o for o in ancestors(name) if o in site_origins), None)
+        if holder is not None:
+            home = holder
         else:
             home = name.parent()  # ns11.akshi.al.test -> its own zone akshi.al.test
             extra_origins.setdefault(home, network.nameservers)
@@ -237,9 +241,8 @@ def build_zones(
         served_on[plan.origin] = frozenset({resolver, *(ns_addresses[n] for n in plan.nameservers)})
     root = make_zone(_ROOT, nameservers={f"ns.{_ROOT}": resolver})
     if keys is not None:
-        origins = list(zones)
         for origin, zone in zones.items():
-            parent_origin = _parent_origin(origin, origins)
+            parent_origin = _parent_origin(origin, zones)
             parent = zones.get(parent_origin, root)
             delegate(parent, zone, ds_keys=[keys[origin]])
         for origin, zone in zones.items():
@@ -570,6 +573,14 @@ class SimulateOptions:
     control: tuple[str, int] | None = (DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT)
     dnssec: bool = True
     timing: Timing = Timing()
+    flapping: float = 0.0  # share of the targets that fail and recover on their own
+    flap_half_period_s: tuple[float, float] = DEFAULT_HALF_PERIOD_S
+    seed: int = 0  # which targets flap, how and when
+
+    def __post_init__(self) -> None:
+        if self.flapping and self.scenario is not None:
+            # Both switch faults: a flapping site's recovery would undo a scenario's step.
+            raise ValueError("flapping and a scenario cannot be combined")
 
 
 def region_for(options: SimulateOptions) -> Region:
@@ -590,7 +601,12 @@ def region_for(options: SimulateOptions) -> Region:
     return region
 
 
-def _banner(sim: SimulatedRegion, control: ControlServer | None, options: SimulateOptions) -> str:
+def _banner(
+    sim: SimulatedRegion,
+    control: ControlServer | None,
+    options: SimulateOptions,
+    flapping: Sequence[Flapper],
+) -> str:
     region = sim.region
     lines = [
         f"govwatch simulator: {len(region.countries)} countries "
@@ -612,6 +628,12 @@ def _banner(sim: SimulatedRegion, control: ControlServer | None, options: Simula
         lines.append(
             f"  control:    {control.url}  e.g. govwatch simulate fault country "
             f"{region.countries[0]} drop --control {control.url}"
+        )
+    if flapping:
+        shortest, longest = options.flap_half_period_s
+        lines.append(
+            f"  flapping:   {len(flapping)} targets, each up then down for {shortest:g}-"
+            f"{longest:g} s in turn (seed {options.seed})"
         )
     if options.scenario is not None:
         looping = " (looping)" if options.loop else ""
@@ -644,6 +666,9 @@ async def serve(
     Without `stop`, SIGINT and SIGTERM end it. A non-looping scenario ends it too.
     """
     region = region_for(options)
+    flapping = plan_flapping(
+        region, options.flapping, half_period_s=options.flap_half_period_s, seed=options.seed
+    )
     stop = stop if stop is not None else _signal_event()
     async with SimulatedRegion(
         region, options.out_dir, timing=options.timing, dnssec=options.dnssec
@@ -653,8 +678,10 @@ async def serve(
             control = ControlServer(sim, *options.control)
             await control.start()
         try:
-            out(_banner(sim, control, options))
-            player = None
+            out(_banner(sim, control, options, flapping))
+            players: set[asyncio.Task[None]] = set()
+            if flapping:
+                players.add(asyncio.create_task(play_flapping(flapping, sim)))
             if options.scenario is not None:
                 scenario = options.scenario
 
@@ -663,19 +690,21 @@ async def serve(
                         control.scenario_status = status.to_dict(step)
                     out(_step_line(status, step, region.vantages))
 
-                player = asyncio.create_task(
-                    play_scenario(
-                        scenario, sim, loop=options.loop, speed=options.speed, on_step=on_step
+                players.add(
+                    asyncio.create_task(
+                        play_scenario(
+                            scenario, sim, loop=options.loop, speed=options.speed, on_step=on_step
+                        )
                     )
                 )
             waiter = asyncio.create_task(stop.wait())
-            pending = {waiter} | ({player} if player is not None else set())
+            pending = {waiter} | players
             done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in pending - done:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            if player is not None and player in done:
-                player.result()  # a scenario that failed says why
+            for player in players & done:
+                player.result()  # a scenario (or flapping) that failed says why
         finally:
             if control is not None:
                 await control.stop()

@@ -49,6 +49,7 @@ from probes.results import Reason
 from simulator.region import (
     COUNTRY_INDEX,
     HOME_VANTAGE,
+    MAX_PER_COUNTRY,
     MAX_VANTAGES,
     Region,
     Scope,
@@ -343,8 +344,11 @@ class _ScenarioParser:
         if "countries" not in document:
             c.error(top, f"{label}: missing required key 'countries'")
         per_country = c.value(document, top, label, "per_country", int)
-        if per_country is not None and not 1 <= per_country <= 150:
-            c.error(("per_country",), f"{label}.per_country: must be 1-150, got {per_country}")
+        if per_country is not None and not 1 <= per_country <= MAX_PER_COUNTRY:
+            c.error(
+                ("per_country",),
+                f"{label}.per_country: must be 1-{MAX_PER_COUNTRY}, got {per_country}",
+            )
         vantages = c.converted(document, top, label, "vantages", _name_list)
         if vantages is not None:
             if not 1 <= len(vantages) <= MAX_VANTAGES or len(set(vantages)) != len(vantages):

@@ -29,6 +29,7 @@ from probes.results import DnsDetails, DnssecStatus, HttpDetails, ProbeResult, R
 from probes.settings import ProbeTarget
 from probes.tls import probe_tls
 from simulator.control import ControlServer
+from simulator.flapping import plan_flapping
 from simulator.region import (
     FAULT_MODES,
     LOGIN_FAILURE_STATUS,
@@ -532,3 +533,67 @@ async def test_serve_loops_reports_the_scenario_on_the_control_api_and_stops(
     assert status["expect"] and status["expect"][0]["summary"]
     stop.set()
     await asyncio.wait_for(server, 10)
+
+
+async def test_serve_flaps_targets_in_their_own_modes_as_the_probes_see_it(
+    tmp_path: Path,
+) -> None:
+    half_period = (1.5, 1.5)
+    options = SimulateOptions(
+        out_dir=tmp_path / "out",
+        countries=("AL",),
+        per_country=4,
+        control=("127.0.0.1", 0),
+        dnssec=False,
+        timing=TEST_TIMING,
+        flapping=0.5,
+        flap_half_period_s=half_period,
+        seed=1,
+    )
+    # What serve plays: a black-holed site (a timeout) and an NXDOMAIN one (the resolver).
+    plan = plan_flapping(build_region(("AL",), 4), 0.5, half_period_s=half_period, seed=1)
+    assert sorted(f.mode for f in plan) == ["blackhole", "nxdomain"]
+    lines: list[str] = []
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(options, stop=stop, out=lines.append))
+    while not any("control:" in line for line in lines):
+        assert not server.done(), lines
+        await asyncio.sleep(0.05)
+    text = "\n".join(lines)
+    assert "flapping:   2 targets, each up then down for 1.5-1.5 s in turn (seed 1)" in text
+    url = next(line for line in text.splitlines() if "control:" in line).split()[1]
+    config = load_config(tmp_path / "out" / "targets.toml")
+    seen_down: dict[str, Reason | None] = {}
+    seen_up: dict[str, bool] = {}
+    previous: dict[str, bool] = {}
+    deadline = time.monotonic() + 20
+    try:
+        async with (
+            open_probe_context(config.probe_settings) as ctx,
+            aiohttp.ClientSession() as http,
+        ):
+            while len(seen_up) < len(plan) and time.monotonic() < deadline:
+                async with http.get(f"{url}/api/sites") as response:
+                    faults = {row["host"]: row["faults"]["home"] for row in await response.json()}
+                flapping = {f.host for f in plan}
+                assert not any(faults[h] for h in faults if h not in flapping)  # nor canaries
+                for flapper in plan:
+                    down = faults[flapper.host] == [flapper.mode]
+                    assert down or faults[flapper.host] == []
+                    went = previous.get(flapper.host)
+                    previous[flapper.host] = down
+                    if went is None or went == down:
+                        continue
+                    # Just switched: a probe now sees what the spell shows (1 s budget < 1.5 s).
+                    target = _target(config, flapper.host)
+                    result = await probe_http(target, ctx)
+                    if down and flapper.host not in seen_down:
+                        seen_down[flapper.host] = result.reason
+                    elif not down and flapper.host in seen_down:
+                        seen_up[flapper.host] = result.ok
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
+    assert seen_down == {f.host: FAULT_MODES[f.mode].http_reason for f in plan}
+    assert seen_up == {f.host: True for f in plan}

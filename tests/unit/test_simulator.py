@@ -8,18 +8,22 @@ be what the scenario file says govwatch will conclude.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.resources
 import ipaddress
+import time
 from pathlib import Path
 
 import pytest
 import trustme
 
+from monitor.cli import build_parser
 from monitor.config import load_config
 from monitor.outage import TargetInfra, dominant_reason, shared_infrastructure
 from monitor.settings import Canary, OutageSettings, Target
 from monitor.state import TargetState, TargetStatus, initial_status, observe
 from probes.results import ProbeKind, ProbeResult, Reason
+from simulator.flapping import FLAPPING_MODES, Flapper, plan_flapping, play_flapping
 from simulator.region import (
     CATALOGUE_FILE,
     COUNTRY_INFRA,
@@ -27,6 +31,8 @@ from simulator.region import (
     FAULT_MODES,
     HOSTING_PROVIDERS,
     LOGINS,
+    MAX_PER_COUNTRY,
+    RECOVER,
     SUPPORTED_COUNTRIES,
     CertVariant,
     FaultBook,
@@ -38,7 +44,7 @@ from simulator.region import (
     expected_http_reason,
     parse_mode,
 )
-from simulator.runner import plan_zones, render_targets
+from simulator.runner import SimulateOptions, plan_zones, render_targets
 from simulator.scenarios import (
     Expectation,
     Scenario,
@@ -109,6 +115,19 @@ def test_every_address_is_loopback_and_unique() -> None:
     hosts = [s.host for s in region.sites]
     assert len(set(hosts)) == len(hosts)
     assert all(h.endswith(".test") for h in hosts)
+
+
+def test_a_country_can_fill_its_network_with_sites() -> None:
+    """2,002 targets (13 x 154, the soak's) and up to a full /24 per country."""
+    region = build_region(SUPPORTED_COUNTRIES, 154)
+    assert len(region.targets) == 2002
+    full = build_region(["AL"], MAX_PER_COUNTRY)
+    gov = [s.address for s in full.sites if s.network == "AL-gov"]
+    assert len(set(gov)) == len(gov) == MAX_PER_COUNTRY - 1  # one site is hosted on its own
+    assert all(a in ipaddress.IPv4Network("127.10.1.0/24") for a in gov)
+    assert not {str(a).rsplit(".", 1)[1] for a in gov} & {"0", "53", "54", "255"}
+    with pytest.raises(ValueError, match=f"per_country must be 1-{MAX_PER_COUNTRY}"):
+        build_region(["AL"], MAX_PER_COUNTRY + 1)
 
 
 def test_vantages_see_shifted_copies_of_every_address() -> None:
@@ -441,3 +460,94 @@ def test_scenario_expectations_are_what_govwatch_concludes(name: str) -> None:
 def test_every_fault_mode_has_a_description_and_layer() -> None:
     assert {m.layer for m in FAULT_MODES.values()} == {"web", "tls", "dns"}
     assert all(m.description for m in FAULT_MODES.values())
+
+
+# --- flapping --------------------------------------------------------------------------------
+
+
+def test_flapping_plan_is_a_share_of_the_targets_fixed_by_the_seed() -> None:
+    region = build_region(SUPPORTED_COUNTRIES, 20)
+    plan = plan_flapping(region, 0.1, half_period_s=(20.0, 60.0), seed=7)
+    assert plan == plan_flapping(region, 0.1, half_period_s=(20.0, 60.0), seed=7)
+    assert plan != plan_flapping(region, 0.1, half_period_s=(20.0, 60.0), seed=8)
+    assert len(plan) == 26  # 10 % of 260
+    hosts = [f.host for f in plan]
+    assert len(set(hosts)) == len(hosts)
+    assert set(hosts) <= {s.host for s in region.targets}  # never a canary
+    assert {f.mode for f in plan} <= set(FLAPPING_MODES)
+    assert all(20.0 <= f.half_period_s <= 60.0 for f in plan)
+    assert all(0.0 <= f.phase_s < 2 * f.half_period_s for f in plan)
+    # Every mode it may draw fails a probe: a flapping site really goes down.
+    assert all(FAULT_MODES[mode].http_reason is not None for mode in FLAPPING_MODES)
+    assert {"refuse", "drop", "blackhole", "gzip_bomb", "expired_cert", "dns_drop"} <= set(
+        FLAPPING_MODES
+    )
+    assert plan_flapping(region, 0.0) == ()
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        plan_flapping(region, 1.5)
+    with pytest.raises(ValueError, match="positive, shortest first"):
+        plan_flapping(region, 0.1, half_period_s=(60.0, 20.0))
+
+
+def test_a_flapping_site_is_up_then_down_for_its_half_period_in_turn() -> None:
+    flapper = Flapper("e-albania.al.test", "refuse", half_period_s=10.0, phase_s=3.0)
+    assert [flapper.down_at(t) for t in (0.0, 6.9, 7.0, 16.9, 17.0, 26.9, 27.0)] == [
+        False, False, True, True, False, False, True,
+    ]  # fmt: skip
+    assert flapper.next_switch_after(0.0) == pytest.approx(7.0)
+    assert flapper.next_switch_after(7.0) == pytest.approx(17.0)
+    assert flapper.next_switch_after(20.0) == pytest.approx(27.0)
+
+
+class _RecordingSink:
+    def __init__(self) -> None:
+        self.switches: list[tuple[float, str, str]] = []
+
+    async def apply_fault(
+        self, scope: Scope, selector: str, mode: str, vantage: str | None = None
+    ) -> tuple[str, ...]:
+        assert scope is Scope.SITE and vantage is None
+        self.switches.append((time.monotonic(), selector, mode))
+        return (selector,)
+
+    async def recover_all(self) -> None:
+        raise AssertionError("flapping never clears the whole region")
+
+
+async def test_play_flapping_switches_each_site_on_its_own_rhythm() -> None:
+    plan = (
+        Flapper("a.test", "refuse", half_period_s=0.1, phase_s=0.15),  # starts down
+        Flapper("b.test", "nxdomain", half_period_s=0.25, phase_s=0.0),  # starts up
+    )
+    sink = _RecordingSink()
+    began = time.monotonic()
+    player = asyncio.create_task(play_flapping(plan, sink))
+    await asyncio.sleep(0.62)
+    elapsed = time.monotonic() - began
+    player.cancel()
+    await asyncio.gather(player, return_exceptions=True)
+    modes = {
+        host: [mode for _, h, mode in sink.switches if h == host] for host in ("a.test", "b.test")
+    }
+    # Down at once, then recovered and failed in turn, each site in its own mode.
+    assert modes["a.test"][:4] == ["refuse", RECOVER, "refuse", RECOVER]
+    assert modes["b.test"][:2] == ["nxdomain", RECOVER]
+    # a: at 0, then at 0.05 s and every 0.1 s; b: every 0.25 s (one either side: timers)
+    assert abs(len(modes["a.test"]) - (2 + int((elapsed - 0.05) / 0.1))) <= 1
+    assert abs(len(modes["b.test"]) - int(elapsed / 0.25)) <= 1
+    b_times = [at for at, h, _ in sink.switches if h == "b.test"]
+    assert b_times[1] - b_times[0] >= 0.24
+
+
+def test_flapping_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="cannot be combined"):
+        SimulateOptions(
+            out_dir=Path("x"), flapping=0.1, scenario=load_scenario(builtin_scenarios()["tour"])
+        )
+    parser = build_parser()
+    args = parser.parse_args(["simulate", "--flapping", "0.1", "--flap-period", "5s-1m"])
+    assert (args.flapping, args.flap_period) == (0.1, (5.0, 60.0))
+    assert parser.parse_args(["simulate", "--flap-period", "30s"]).flap_period == (30.0, 30.0)
+    for bad in (["--flapping", "2"], ["--flap-period", "1m-5s"], ["--interval", "soon"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["simulate", *bad])
