@@ -4,19 +4,28 @@ Every handler reads the snapshot the daemon last published (one reference,
 swapped whole), so a response is always one consistent view and no handler
 takes a lock. `incident_to_dict` is THE serialised form of an incident;
 storage and the dashboard may reuse it.
+
+`serve_api` puts the application on the network with bounded clients (`ClientLimits`:
+idle and slow clients cannot take the descriptors the probes need) and, with a web
+config, TLS, basic authentication and response headers (monitor/webconfig.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import math
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
 from monitor.countries import country_name
@@ -24,6 +33,7 @@ from monitor.exporter import Renderer, SnapshotSource
 from monitor.outage import Incident, InfraHint
 from monitor.snapshot import Snapshot, TargetView
 from monitor.state import TargetState
+from monitor.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -311,3 +321,335 @@ def build_app(
     app.router.add_get("/api/v1/incidents", api.incidents)
     app.router.add_get("/healthz", api.healthz)
     return app
+
+
+# --- serving: bounded clients --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """How many API clients may hold a connection, and how long one may wait without a request.
+
+    Every client holds a file descriptor, and the probes need them too: 1,100 idle
+    connections once made every probe fail with EMFILE (issue 12).
+    """
+
+    max_clients: int = 64
+    # From the accept (TLS handshake included) to a complete request head: a client that
+    # drips its headers (slowloris) is closed after this.
+    header_timeout_s: float = 10.0
+    # Between the end of a response and the next request head (keep-alive); longer than a
+    # usual scrape interval, so a scraper keeps its connection.
+    idle_timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_clients < 1 or self.header_timeout_s <= 0 or self.idle_timeout_s <= 0:
+            raise ValueError(f"client limits must be positive: {self}")
+
+
+# After accept() fails for want of descriptors or memory, wait this long before the next
+# try: the pending connection stays in the backlog, and retrying at once would spin.
+ACCEPT_PAUSE_S: Final = 1.0
+# accept() errors that concern one client only (gone before it was accepted, refused by a
+# firewall rule): the next accept is fine.
+_CLIENT_ACCEPT_ERRNOS: Final = frozenset(
+    {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR, errno.EAGAIN}
+)
+
+
+class _Client:
+    """One accepted connection, from accept to close."""
+
+    __slots__ = ("busy", "requests", "socket", "task", "transport", "waiting_since")
+
+    def __init__(self, sock: socket.socket, now: float) -> None:
+        self.socket: socket.socket | None = sock  # until handed to a transport, which closes it
+        self.task: asyncio.Task[None] | None = None  # connecting (and TLS handshake)
+        self.transport: asyncio.Transport | None = None
+        self.waiting_since = now  # when it began waiting for a request head
+        self.requests = 0
+        self.busy = 0  # requests being handled now
+
+
+class ClientGate:
+    """Admits at most `max_clients` API connections and closes those that wait too long for
+    a request (`ClientLimits`). When full, a newcomer takes the place of the connection that
+    has waited longest without a request in progress (headers first, then keep-alive); when
+    every connection is handling a request, the newcomer is closed at once. So a flood of
+    idle connections costs at most `max_clients` descriptors and does not lock out a real
+    client, which sends its request as soon as it connects.
+
+    `track` must be the application's outermost middleware: it tells requests in progress.
+    """
+
+    def __init__(self, limits: ClientLimits, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._clients: set[_Client] = set()
+        self._by_transport: dict[asyncio.Transport, _Client] = {}
+
+    def held(self) -> int:
+        """Connections held now (connecting, waiting or being served)."""
+        self._forget_closed()
+        return len(self._clients)
+
+    def admit(self, sock: socket.socket) -> _Client | None:
+        """A place for the connection on `sock`, making room if needed; None: no room."""
+        self._forget_closed()
+        if len(self._clients) >= self.limits.max_clients:
+            idle = [client for client in self._clients if not client.busy]
+            if not idle:
+                return None
+            self.close(min(idle, key=lambda c: (c.requests > 0, c.waiting_since)))
+        client = _Client(sock, self._clock())
+        self._clients.add(client)
+        return client
+
+    def connected(self, client: _Client, transport: asyncio.Transport) -> None:
+        if client in self._clients:
+            client.transport = transport
+            self._by_transport[transport] = client
+        else:  # closed while its handshake finished
+            transport.abort()
+
+    def close(self, client: _Client) -> None:
+        """Close the connection now (RST: the descriptor is free at once) and forget it."""
+        self.forget(client)
+        if client.transport is not None:
+            client.transport.abort()
+        elif client.task is not None:
+            client.task.cancel()  # its transport, if it has one yet, closes the socket
+        if client.socket is not None:
+            client.socket.close()
+            client.socket = None
+
+    def forget(self, client: _Client) -> None:
+        self._clients.discard(client)
+        if client.transport is not None:
+            self._by_transport.pop(client.transport, None)
+
+    def expire(self) -> None:
+        """Close every connection that has waited too long for a request."""
+        now = self._clock()
+        self._forget_closed()
+        for client in list(self._clients):
+            if client.busy:
+                continue
+            limit = self.limits.idle_timeout_s if client.requests else self.limits.header_timeout_s
+            if now - client.waiting_since > limit:
+                self.close(client)
+
+    def close_connecting(self) -> None:
+        """Close the connections not yet handed to aiohttp (in their TLS handshake)."""
+        for client in list(self._clients):
+            if client.transport is None:
+                self.close(client)
+
+    def _forget_closed(self) -> None:
+        for client in list(self._clients):
+            if client.transport is not None and client.transport.is_closing():
+                self.forget(client)
+
+    @web.middleware
+    async def track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        client = self._by_transport.get(request.transport) if request.transport else None
+        if client is None:
+            return await handler(request)
+        client.busy += 1
+        client.requests += 1
+        try:
+            return await handler(request)
+        finally:
+            client.busy -= 1
+            client.waiting_since = self._clock()
+
+
+async def _listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Bound, listening, non-blocking sockets for every address of `host` (as
+    loop.create_server makes them)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+class ApiSite(web.BaseSite):
+    """An aiohttp site that accepts its connections itself, through a `ClientGate`.
+
+    aiohttp's TCPSite leaves accepting to the event loop, which has no connection cap,
+    no deadline for a TLS handshake plus request head, and logs a traceback for every
+    accept() that fails for want of descriptors. Here a failed accept is reported to the
+    loop's exception handler (monitor/loop_errors.py summarises) and retried after
+    ACCEPT_PAUSE_S.
+    """
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        gate: ClientGate,
+        ssl_context: ssl.SSLContext | None = None,
+        backlog: int = 128,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._host, self._port = host, port
+        self._gate = gate
+        self._listeners: list[socket.socket] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def port(self) -> int:
+        """The bound port (the asked one before start)."""
+        return int(self._listeners[0].getsockname()[1]) if self._listeners else self._port
+
+    @property
+    def clients(self) -> int:
+        """Connections held now (connecting, waiting or being served)."""
+        return self._gate.held()
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        host = f"[{self._host}]" if ":" in self._host else self._host or "0.0.0.0"
+        return f"{scheme}://{host}:{self.port}"
+
+    async def start(self) -> None:
+        await super().start()
+        self._listeners = await _listening_sockets(self._host, self._port, self._backlog)
+        self._tasks = [
+            asyncio.create_task(self._accept(sock), name=f"accept {sock.getsockname()}")
+            for sock in self._listeners
+        ]
+        self._tasks.append(asyncio.create_task(self._expire(), name="expire API clients"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sock in self._listeners:
+            sock.close()
+        self._gate.close_connecting()  # the runner then shuts down the others
+        await super().stop()
+
+    async def _expire(self) -> None:
+        limits = self._gate.limits
+        # Fine enough that a deadline is kept within 5 %.
+        period = min(0.5, limits.header_timeout_s / 20, limits.idle_timeout_s / 20)
+        while True:
+            await asyncio.sleep(period)
+            self._gate.expire()
+
+    async def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(listener)
+            except OSError as exc:
+                if exc.errno in _CLIENT_ACCEPT_ERRNOS:
+                    continue
+                loop.call_exception_handler(
+                    {
+                        "message": f"cannot accept API clients on {self.name} "
+                        f"(retrying in {ACCEPT_PAUSE_S:g}s)",
+                        "exception": exc,
+                    }
+                )
+                await asyncio.sleep(ACCEPT_PAUSE_S)
+                continue
+            client = self._gate.admit(sock)
+            if client is None:
+                sock.close()  # every place is handling a request: this one must come back
+                continue
+            client.task = asyncio.create_task(self._connect(client))
+
+    async def _connect(self, client: _Client) -> None:
+        loop = asyncio.get_running_loop()
+        server = self._runner.server
+        sock, client.socket = client.socket, None  # the transport owns (and closes) it now
+        assert server is not None and sock is not None
+        try:
+            if self._ssl_context is None:
+                transport, _ = await loop.connect_accepted_socket(server, sock)
+            else:
+                transport, _ = await loop.connect_accepted_socket(
+                    server,
+                    sock,
+                    ssl=self._ssl_context,
+                    ssl_handshake_timeout=self._gate.limits.header_timeout_s,
+                )
+        except Exception as exc:  # the client's doing: a failed handshake, a reset
+            log.debug("api: a client's connection failed: %s: %s", type(exc).__name__, exc)
+            self._gate.forget(client)
+            return
+        finally:
+            client.task = None
+        self._gate.connected(client, transport)
+
+
+class ApiServer:
+    """The API on the network: `await ApiServer.start(...)`, then `close()`."""
+
+    def __init__(self, runner: web.AppRunner, site: ApiSite) -> None:
+        self.runner, self.site = runner, site
+
+    @classmethod
+    async def start(
+        cls,
+        app: web.Application,
+        host: str,
+        port: int,
+        *,
+        limits: ClientLimits | None = None,
+        web_config: WebConfig | None = None,
+        shutdown_timeout_s: float = 1.0,
+    ) -> ApiServer:
+        """Serve `app` on host:port within `limits`, with `web_config`'s TLS, authentication
+        and headers on every endpoint. OSError when it cannot listen."""
+        limits = limits or ClientLimits()
+        gate = ClientGate(limits)
+        app.middlewares.insert(0, gate.track)
+        if web_config is not None:
+            app.middlewares.insert(1, web_config.middleware())
+        tls = web_config.tls.ssl_context() if web_config and web_config.tls else None
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=shutdown_timeout_s,
+            # aiohttp's own keep-alive timer also runs from the accept: a backstop that must not
+            # close a connection before the gate's deadlines.
+            keepalive_timeout=max(limits.idle_timeout_s, limits.header_timeout_s),
+        )
+        await runner.setup()
+        site = ApiSite(runner, host, port, gate=gate, ssl_context=tls)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        return cls(runner, site)
+
+    @property
+    def url(self) -> str:
+        return self.site.name
+
+    async def close(self) -> None:
+        await self.runner.cleanup()

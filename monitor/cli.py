@@ -26,9 +26,13 @@ def _load_or_report(path: Path) -> Config | None:
     try:
         return load_config(path)
     except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
+        _print_issues(exc)
         return None
+
+
+def _print_issues(exc: ConfigError) -> None:
+    for issue in exc.issues:
+        print(issue, file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -83,6 +87,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load_or_report(args.targets)
     if config is None:
         return EXIT_CONFIG
+    web_config = None
+    if args.web_config is not None:
+        from monitor.webconfig import load_web_config
+
+        try:
+            web_config = load_web_config(args.web_config)
+        except ConfigError as exc:
+            _print_issues(exc)
+            return EXIT_CONFIG
     options = RunOptions(
         targets_path=args.targets,
         listen_host=args.listen[0],
@@ -91,6 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         vantage=args.vantage,
         shard=args.shard,
         retention_s=args.retention,
+        web_config=web_config,
     )
     try:
         return _run_loop(run_daemon(options, config), args.event_loop)
@@ -223,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=DEFAULT_DB_PATH,
         help=f"SQLite history (default: {DEFAULT_DB_PATH})",
+    )
+    run.add_argument(
+        "--web-config",
+        type=Path,
+        metavar="FILE",
+        help="TLS, basic authentication and headers for every endpoint, in Prometheus "
+        "exporter-toolkit's web configuration format (default: plain HTTP, no authentication)",
     )
     run.add_argument("--vantage", help="this instance's vantage point name (a metric label)")
     run.add_argument(

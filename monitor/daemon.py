@@ -20,12 +20,10 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiohttp import web
-
-from monitor.api import build_app
+from monitor.api import ApiServer, ClientLimits, build_app
 from monitor.config import ConfigError, load_config
 from monitor.core import (
     Change,
@@ -46,6 +44,7 @@ from monitor.core import (
     step,
 )
 from monitor.exporter import make_registry
+from monitor.loop_errors import LoopErrorSummary
 from monitor.outage import Scope
 from monitor.scheduler import Job, LoopWatch, Scheduler, guard_s, in_shard
 from monitor.settings import Canary, Config, Target
@@ -59,6 +58,7 @@ from monitor.storage import (
     StorageError,
     StorageSettings,
 )
+from monitor.webconfig import WebConfig
 from probes.context import ProbeContext, open_probe_context
 from probes.results import ProbeKind, ProbeResult
 from probes.settings import ProbeSettings
@@ -78,6 +78,8 @@ class RunOptions:
     vantage: str | None = None
     shard: tuple[int, int] | None = None  # (K, N), 1-based
     retention_s: float = DEFAULT_RETENTION_S
+    api_limits: ClientLimits = field(default_factory=ClientLimits)  # the API's clients
+    web_config: WebConfig | None = None  # TLS, basic authentication, headers (--web-config)
 
 
 def jobs_for(config: Config, targets: Iterable[Target]) -> list[Job]:
@@ -371,6 +373,7 @@ class _ProbeContexts:
 async def run_daemon(options: RunOptions, config: Config) -> int:
     """Run until SIGTERM/SIGINT. Returns the exit code."""
     loop = asyncio.get_running_loop()
+    LoopErrorSummary(log).install(loop)  # a flood of clients must not flood the log
     try:
         options.db_path.parent.mkdir(parents=True, exist_ok=True)
         writer = await HistoryWriter.open(
@@ -406,15 +409,17 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
         incidents_since=writer.incidents_since,
         interval_s=config.monitor.interval_s,
     )
-    # A short shutdown_timeout: a slow client must not eat the 5 s SIGTERM budget.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, options.listen_host, options.listen_port)
     try:
-        await site.start()
-    except OSError as exc:
+        # Its default 1 s shutdown timeout: a slow client must not eat the 5 s SIGTERM budget.
+        api = await ApiServer.start(
+            app,
+            options.listen_host,
+            options.listen_port,
+            limits=options.api_limits,
+            web_config=options.web_config,
+        )
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         log.error("cannot listen on %s:%d: %s", options.listen_host, options.listen_port, exc)
-        await runner.cleanup()
         await contexts.close()
         await writer.close()
         return 1
@@ -453,10 +458,10 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
         asyncio.create_task(daemon.watch(loop_watch), name="tick"),
     ]
     log.info(
-        "govwatch running: %s; listening on http://%s:%d; history in %s%s%s",
+        "govwatch running: %s; listening on %s%s; history in %s%s%s",
         config.summary(),
-        options.listen_host,
-        options.listen_port,
+        api.url,
+        " (basic authentication)" if options.web_config and options.web_config.users else "",
         options.db_path,
         f"; vantage {options.vantage}" if options.vantage else "",
         f"; shard {options.shard[0]}/{options.shard[1]}" if options.shard else "",
@@ -471,7 +476,7 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
             await asyncio.gather(*watchers, return_exceptions=True)
             await scheduler.stop()
             await writer.close()
-            await runner.cleanup()
+            await api.close()
             await contexts.close()
     except TimeoutError:
         log.error("shutdown took longer than %.1fs; exiting anyway", SHUTDOWN_BUDGET_S)

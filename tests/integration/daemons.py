@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 import signal
 import socket
+import ssl
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,24 @@ async def wait_for(check: Callable[[], Awaitable[bool]], budget_s: float, what: 
 class Daemon:
     """A `govwatch run` subprocess and a client for its endpoints."""
 
-    def __init__(self, targets: Path, db: Path, vantage: str | None = None) -> None:
+    def __init__(
+        self,
+        targets: Path,
+        db: Path,
+        vantage: str | None = None,
+        *,
+        extra_args: Sequence[str] = (),
+        tls: ssl.SSLContext | None = None,
+        headers: Mapping[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
+        """`extra_args` go to `govwatch run`; with `--web-config`, `tls` (the client context
+        trusting its certificate) and `headers` (Authorization) are what the client presents."""
         self.targets, self.db, self.vantage = targets, db, vantage
+        self.extra_args, self.preexec_fn = extra_args, preexec_fn
+        self.tls, self.headers = tls, headers
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.process: asyncio.subprocess.Process | None = None
         self.session: aiohttp.ClientSession | None = None
         self.log = db.with_suffix(".log")
@@ -63,9 +78,12 @@ class Daemon:
             args += ["--vantage", self.vantage]
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "monitor", *args, stdout=log, stderr=log
-            )
-        self.session = self.session or aiohttp.ClientSession()
+                sys.executable, "-m", "monitor", *args, *self.extra_args,
+                stdout=log, stderr=log, preexec_fn=self.preexec_fn,
+            )  # fmt: skip
+        self.session = self.session or aiohttp.ClientSession(
+            headers=self.headers, connector=aiohttp.TCPConnector(ssl=self.tls) if self.tls else None
+        )
         await wait_for(self._answers, 15.0, "the daemon to listen")
 
     async def _answers(self) -> bool:

@@ -12,6 +12,10 @@ shipped, `for:` durations included, so those set the test's length:
 * GovwatchTargetDown has `for: 3m`: waiting it out would triple the test, so its alerts are
   asserted present and pending (active since the fault), not firing.
 
+The daemons are locked down as the README says (`govwatch run --web-config`: TLS with a
+trustme certificate and a bcrypt basic-auth user), and Prometheus scrapes them with the
+`scheme`, `tls_config` and `basic_auth` the shipped prometheus.yml shows in its comments.
+
 Every wait is bounded; Prometheus, the daemons and the region are torn down even on failure.
 """
 
@@ -35,6 +39,7 @@ import yaml
 from simulator.runner import Timing
 from tests.integration.conftest import RegionFactory
 from tests.integration.daemons import Daemon, free_port, wait_for
+from tests.unit.test_webconfig import LockedDown
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
@@ -78,8 +83,9 @@ def prometheus_binary() -> str:
     return path
 
 
-def e2e_prometheus_config(daemons: Mapping[str, Daemon]) -> dict[str, Any]:
-    """The shipped prometheus.yml, pointed at `daemons` (by vantage) and sped up."""
+def e2e_prometheus_config(daemons: Mapping[str, Daemon], locked: LockedDown) -> dict[str, Any]:
+    """The shipped prometheus.yml, pointed at `daemons` (by vantage), through TLS and basic
+    authentication, and sped up."""
     config: dict[str, Any] = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
     config["global"].update(
         scrape_interval=f"{SCRAPE_S:g}s",
@@ -94,6 +100,10 @@ def e2e_prometheus_config(daemons: Mapping[str, Daemon]) -> dict[str, Any]:
     assert job["honor_labels"] is True, "the shipped job must keep the daemons' vantage label"
     for key in ("scrape_interval", "scrape_timeout"):
         job.pop(key, None)
+    # What the shipped job's comments say to add for a daemon run with --web-config.
+    job["scheme"] = "https"
+    job["tls_config"] = {"ca_file": str(locked.ca_file)}
+    job["basic_auth"] = {"username": locked.username, "password": locked.password}
     job["static_configs"] = [
         {"targets": [f"127.0.0.1:{daemon.port}"], "labels": {"vantage": vantage}}
         for vantage, daemon in daemons.items()
@@ -206,10 +216,18 @@ def one_line(text: str) -> str:
 
 @contextlib.asynccontextmanager
 async def running_daemons(
-    targets: Mapping[str, Path], tmp_path: Path
+    targets: Mapping[str, Path], tmp_path: Path, locked: LockedDown
 ) -> AsyncIterator[dict[str, Daemon]]:
     daemons = {
-        v: Daemon(path, tmp_path / f"govwatch-{v}.sqlite3", v) for v, path in targets.items()
+        v: Daemon(
+            path,
+            tmp_path / f"govwatch-{v}.sqlite3",
+            v,
+            extra_args=["--web-config", str(locked.web_config)],
+            tls=locked.client_tls(),
+            headers=locked.authorization(),
+        )
+        for v, path in targets.items()
     }
     try:
         # A task group: if one daemon fails to start, the other's start is cancelled too.
@@ -276,14 +294,17 @@ async def test_shipped_rules_fire_for_a_dark_country_and_a_blind_vantage(
     assert alert_for_seconds("GovwatchTargetDown") == TARGET_DOWN_FOR_S
 
     timeline = Timeline()
+    locked = LockedDown.create(tmp_path)
     region = make_simulated_region(
         countries=COUNTRIES, per_country=PER_COUNTRY, vantages=VANTAGES, timing=DAEMON_TIMING
     )
     try:
         async with (
             region as sim,
-            running_daemons({v: sim.targets_file(v) for v in VANTAGES}, tmp_path) as daemons,
-            running_prometheus(e2e_prometheus_config(daemons), tmp_path) as prometheus,
+            running_daemons(
+                {v: sim.targets_file(v) for v in VANTAGES}, tmp_path, locked
+            ) as daemons,
+            running_prometheus(e2e_prometheus_config(daemons, locked), tmp_path) as prometheus,
         ):
             timeline.mark("region, two daemons and Prometheus started")
             targets = {t.host for t in sim.region.targets}
@@ -309,6 +330,19 @@ async def test_shipped_rules_fire_for_a_dark_country_and_a_blind_vantage(
                 for s in await prometheus.query('up{job=~"govwatch.*"}')
             }
             assert instances == {v: f"127.0.0.1:{d.port}" for v, d in daemons.items()}
+            # Scraped over TLS with the password; without it the daemons answer 401.
+            assert {
+                s["metric"]["vantage"]: s["value"][1]
+                for s in await prometheus.query('up{job=~"govwatch.*"}')
+            } == dict.fromkeys(VANTAGES, "1")
+            for daemon in daemons.values():
+                async with (
+                    aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(ssl=locked.client_tls())
+                    ) as anonymous,
+                    anonymous.get(f"{daemon.base}/metrics") as response,
+                ):
+                    assert response.status == 401
             assert not await prometheus.query('ALERTS{scope=~"target|country|region"}')
 
             # --- 4. one country blackholed from everywhere

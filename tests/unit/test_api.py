@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import socket
+import ssl
+import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import bcrypt
 import pytest
+import trustme
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from monitor.api import (
+    ACCEPT_PAUSE_S,
     DEFAULT_INCIDENT_WINDOW_S,
     HEALTH_INTERVALS,
+    ApiServer,
+    ClientLimits,
     build_app,
     incident_to_dict,
     parse_since,
 )
 from monitor.exporter import make_registry
+from monitor.loop_errors import LoopErrorSummary
 from monitor.outage import Incident, TargetInfra
 from monitor.snapshot import Snapshot
+from monitor.webconfig import MAX_PENDING_CHECKS, WebConfig, load_web_config
 from probes.results import Reason
 from tests.unit.test_exporter import STARTED, T0, World
+from tests.unit.test_storage import wait_until
+from tests.unit.test_webconfig import LockedDown, basic_auth
 
 INTERVAL = 30.0
 JULY_1_2024 = 1_719_792_000.0  # 2024-07-01T00:00:00Z
@@ -436,3 +455,301 @@ async def test_metrics_follow_the_current_snapshot() -> None:
 def test_build_app_rejects_a_non_positive_interval() -> None:
     with pytest.raises(ValueError, match="interval_s"):
         build_app(get_snapshot=lambda: None, registry=CollectorRegistry(), interval_s=0)
+
+
+# --- serving: bounded clients ------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def api_server(
+    *,
+    limits: ClientLimits | None = None,
+    web_config: WebConfig | None = None,
+    incidents_since: Any = None,
+) -> AsyncIterator[ApiServer]:
+    """The daemon's app over the dark-Albania snapshot, served as the daemon serves it."""
+    snapshot = albania_dark().snapshot(T0 + 20, vantage="sofia")
+    app = build_app(
+        get_snapshot=lambda: snapshot,
+        registry=make_registry(lambda: snapshot, process_metrics=False),
+        incidents_since=incidents_since,
+        interval_s=INTERVAL,
+        clock=Clock(T0 + 30),
+    )
+    server = await ApiServer.start(app, "127.0.0.1", 0, limits=limits, web_config=web_config)
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def connect(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    return sock
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+async def closed_at(sock: socket.socket, budget_s: float) -> float:
+    """When (time.monotonic) the server closes `sock`; what it sends is read and dropped."""
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(ConnectionResetError):
+        async with asyncio.timeout(budget_s):
+            while await loop.sock_recv(sock, 4096):
+                pass
+    return time.monotonic()
+
+
+def gate_busy(server: ApiServer) -> int:
+    """Connections the server sees handling a request now."""
+    return sum(1 for client in server.site._gate._clients if client.busy)
+
+
+async def get(port: int, path: str = "/healthz") -> bytes:
+    """One HTTP/1.1 request over a raw socket; the raw response."""
+    sock = await connect(port)
+    loop = asyncio.get_running_loop()
+    try:
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        await loop.sock_sendall(sock, request.encode())
+        chunks = []
+        async with asyncio.timeout(5.0):
+            while chunk := await loop.sock_recv(sock, 65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        sock.close()
+
+
+async def test_idle_connections_beyond_the_cap_make_room_for_a_real_client() -> None:
+    limits = ClientLimits(max_clients=8, header_timeout_s=30.0)
+    async with api_server(limits=limits) as server:
+        flood = [await connect(server.site.port) for _ in range(50)]
+        try:
+            # The server holds at most 8; the others were closed, the oldest first.
+            await wait_until(lambda: sum(map(closed_by_peer, flood)) >= 42, 5.0)
+            assert server.site.clients <= 8
+            assert not any(closed_by_peer(sock) for sock in flood[-8:])
+            # A client that sends its request takes an idle connection's place at once,
+            # long before any header timeout (30 s) could have freed one.
+            async with asyncio.timeout(5.0):
+                response = await get(server.site.port)
+            assert response.startswith(b"HTTP/1.1 200 OK"), response
+            assert server.site.clients <= 8
+        finally:
+            for sock in flood:
+                sock.close()
+
+
+async def test_connections_handling_a_request_are_never_evicted() -> None:
+    release = asyncio.Event()
+
+    async def slow_history(since: float) -> list[Incident]:
+        await release.wait()
+        return []
+
+    limits = ClientLimits(max_clients=2, header_timeout_s=30.0)
+    async with api_server(limits=limits, incidents_since=slow_history) as server:
+        busy = [asyncio.create_task(get(server.site.port, "/api/v1/incidents")) for _ in range(2)]
+        await wait_until(lambda: gate_busy(server) == 2, 5.0)
+        # Full of requests in progress: a newcomer is closed at once, nobody is evicted.
+        newcomer = await connect(server.site.port)
+        await closed_at(newcomer, 5.0)  # within the budget, or TimeoutError
+        newcomer.close()
+        release.set()
+        for response in await asyncio.gather(*busy):
+            assert response.startswith(b"HTTP/1.1 200 OK"), response
+
+
+async def test_slow_headers_and_idle_keep_alive_are_closed_at_their_deadlines() -> None:
+    limits = ClientLimits(header_timeout_s=2.0, idle_timeout_s=1.5)
+    async with api_server(limits=limits) as server:
+        loop = asyncio.get_running_loop()
+        # Slowloris: a request head dripped one byte every 0.25 s never completes.
+        slowloris = await connect(server.site.port)
+        accepted = time.monotonic()
+
+        async def drip() -> None:
+            with contextlib.suppress(OSError):
+                for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 1000:
+                    await loop.sock_sendall(slowloris, bytes([byte]))
+                    await asyncio.sleep(0.25)
+
+        # Keep-alive: one request answered, then silence.
+        keep_alive = await connect(server.site.port)
+        await loop.sock_sendall(keep_alive, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = await loop.sock_recv(keep_alive, 65536)
+        answered = time.monotonic()
+        assert response.startswith(b"HTTP/1.1 200 OK")
+
+        dripping = asyncio.create_task(drip())
+        try:
+            slow_closed, idle_closed = await asyncio.gather(
+                closed_at(slowloris, 10.0), closed_at(keep_alive, 10.0)
+            )
+        finally:
+            dripping.cancel()
+            slowloris.close()
+            keep_alive.close()
+        # Closed by its deadline (not before: not evicted), within the deadline + 10 %.
+        assert 2.0 <= slow_closed - accepted <= 2.0 * 1.1
+        assert 1.5 <= idle_closed - answered <= 1.5 * 1.1
+        assert server.site.clients == 0
+
+
+async def test_accept_out_of_descriptors_is_reported_once_and_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = asyncio.get_running_loop()
+    summary = LoopErrorSummary(logging.getLogger("test.loop"))
+    reports: list[dict[str, Any]] = []
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        reports.append(context)
+        summary(loop, context)
+
+    loop.set_exception_handler(handler)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    async with api_server() as server:
+        client = socket.socket()
+        client.setblocking(False)
+        fillers = []
+        try:
+            # No descriptor left below the limit: the server's accept() fails with EMFILE.
+            highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1, hard))
+            with contextlib.suppress(OSError):
+                while True:
+                    fillers.append(os.open(os.devnull, os.O_RDONLY))
+            with contextlib.suppress(BlockingIOError):
+                client.connect(("127.0.0.1", server.site.port))
+            starved_s = 2.5
+            await asyncio.sleep(starved_s)
+        finally:
+            for fd in fillers:
+                os.close(fd)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            loop.set_exception_handler(None)
+        # Retried once per ACCEPT_PAUSE_S (no spinning), and logged once, without a traceback.
+        assert 1 <= len(reports) <= starved_s / ACCEPT_PAUSE_S + 1
+        assert all(isinstance(r["exception"], OSError) for r in reports)
+        lines = [r for r in caplog.records if r.name == "test.loop"]
+        assert [r.getMessage() for r in lines] == [
+            f"out of file descriptors or memory: cannot accept API clients on {server.url} "
+            "(retrying in 1s): [Errno 24] Too many open files"
+        ]
+        assert lines[0].exc_info is None
+        # Descriptors back: the waiting client is accepted and answered.
+        await loop.sock_sendall(client, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(5.0):
+            assert (await loop.sock_recv(client, 65536)).startswith(b"HTTP/1.1 200 OK")
+        client.close()
+
+
+# --- serving: --web-config (TLS, basic authentication, headers) --------------------------
+
+
+def session(tls: ssl.SSLContext) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls, force_close=True))
+
+
+async def test_tls_and_basic_auth_guard_every_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = LockedDown.create(tmp_path)
+    checks: list[bytes] = []
+    real_checkpw = bcrypt.checkpw
+
+    def counting_checkpw(password: bytes, hashed: bytes) -> bool:
+        checks.append(password)
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting_checkpw)
+    right, password = locked.authorization(), locked.password
+    config = load_web_config(locked.web_config)
+    async with (
+        api_server(web_config=config) as server,
+        session(locked.client_tls()) as client,
+    ):
+        assert server.url.startswith("https://127.0.0.1:")
+        secured = dict(locked.headers)
+        for path in ("/metrics", "/api/v1/status", "/api/v1/incidents", "/healthz"):
+            async with client.get(server.url + path, headers=right) as response:
+                assert response.status == 200, path
+                assert {k: response.headers[k] for k in secured} == secured
+            for wrong in ({}, basic_auth("prometheus", "wrong"), basic_auth("eve", password)):
+                async with client.get(server.url + path, headers=wrong) as response:
+                    assert response.status == 401, (path, wrong)
+                    assert response.headers["WWW-Authenticate"].startswith("Basic ")
+                    assert {k: response.headers[k] for k in secured} == secured
+        async with client.get(server.url + "/nowhere", headers=right) as response:
+            assert response.status == 404
+            assert {k: response.headers[k] for k in secured} == secured
+        # The right password paid bcrypt once; every wrong or unknown one pays it each time
+        # (an unknown user too, so timing does not tell who exists).
+        assert checks.count(password.encode()) == 1 + 4  # + "eve" on each of the 4 paths
+        assert checks.count(b"wrong") == 4
+        # Plain HTTP to the TLS port gets no answer.
+        plain_url = server.url.replace("https://", "http://")
+        async with aiohttp.ClientSession() as plain:
+            with pytest.raises(aiohttp.ClientError):
+                async with plain.get(plain_url + "/healthz", headers=right) as response:
+                    await response.read()
+
+
+async def test_client_certificates_when_the_web_config_requires_them(tmp_path: Path) -> None:
+    locked = LockedDown.create(tmp_path)
+    clients_ca = trustme.CA()
+    clients_ca.cert_pem.write_to_path(tmp_path / "clients-ca.pem")
+    path = tmp_path / "mtls.yml"
+    path.write_text(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients-ca.pem\n"
+    )
+    config = load_web_config(path)
+    async with api_server(web_config=config) as server:
+        client_tls = locked.client_tls()
+        async with session(client_tls) as client:  # no client certificate
+            with pytest.raises(aiohttp.ClientError):
+                async with client.get(server.url + "/healthz") as response:
+                    await response.read()
+        clients_ca.issue_cert("prometheus.govwatch.test").configure_cert(client_tls)
+        async with session(client_tls) as client, client.get(server.url + "/healthz") as response:
+            assert response.status == 200
+        assert server.site.clients <= 1
+
+
+async def test_logins_beyond_those_bcrypt_can_check_are_told_to_retry(tmp_path: Path) -> None:
+    # Cost 10 (htpasswd's): a check takes long enough (tens of ms) for all the logins below to
+    # arrive meanwhile.
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=10)).decode()
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  prometheus: {hashed}\n")
+    async with api_server(web_config=load_web_config(path)) as server:
+
+        async def login(password: str) -> tuple[int, str | None]:
+            async with (
+                aiohttp.ClientSession() as client,
+                client.get(
+                    server.url + "/healthz", headers=basic_auth("prometheus", password)
+                ) as response,
+            ):
+                return response.status, response.headers.get("Retry-After")
+
+        answers = await asyncio.gather(
+            *(login(f"guess-{i}") for i in range(MAX_PENDING_CHECKS + 4))
+        )
+        # At most MAX_PENDING_CHECKS wait for bcrypt; the rest are answered at once.
+        assert answers.count((401, None)) <= MAX_PENDING_CHECKS
+        assert (503, "1") in answers
+        assert set(answers) == {(401, None), (503, "1")}
+        assert await login("right") == (200, None)
