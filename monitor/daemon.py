@@ -374,6 +374,16 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
     """Run until SIGTERM/SIGINT. Returns the exit code."""
     loop = asyncio.get_running_loop()
     LoopErrorSummary(log).install(loop)  # a flood of clients must not flood the log
+    fd_limit = raise_fd_limit()
+    slots = probe_slots(fd_limit, config.monitor.concurrency, options.api_limits.max_clients)
+    if slots < config.monitor.concurrency:
+        log.warning(
+            "open-file limit %d leaves room for %d probes at once, not the %d configured "
+            "(concurrency); raise the limit (ulimit -n, systemd LimitNOFILE) to probe faster",
+            fd_limit,
+            slots,
+            config.monitor.concurrency,
+        )
     try:
         options.db_path.parent.mkdir(parents=True, exist_ok=True)
         writer = await HistoryWriter.open(
@@ -398,7 +408,7 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
     scheduler = Scheduler(
         await contexts.get(config.probe_settings),
         daemon.handle_result,
-        concurrency=config.monitor.concurrency,
+        concurrency=slots,
         timeout_s=config.monitor.timeout_s,
         lag_window_s=config.monitor.interval_s,
         loop_watch=loop_watch,
