@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import ipaddress
 import re
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http.cookies import BaseCookie
@@ -50,6 +51,9 @@ PHASES = (Phase.RESOLVE, Phase.CONNECT, Phase.TLS, Phase.PROCESSING, Phase.TRANS
 MAX_HEADER_FIELD_BYTES = 64 * 1024
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _CHARSET_SNIFF_BYTES = 4096
+_MAX_CHARSET_NAME = 64  # real charset names are short; a long one is garbage
+# Text codecs Python has that no web page is written in: they turn HTML into garbage.
+_NOT_CHARSETS = frozenset({"punycode", "idna", "raw-unicode-escape", "unicode-escape"})
 
 # Errors a network, a resolver or a misbehaving server can cause; anything else is a bug.
 _NETWORK_ERRORS = (
@@ -71,7 +75,18 @@ class _Timeline:
     this probe only (aiohttp's per-request trace context and a ContextVar).
     """
 
-    __slots__ = ("_since", "addresses", "peer", "phase", "seconds", "tls_cipher", "tls_version")
+    __slots__ = (
+        "_since",
+        "addresses",
+        "home_is_private",
+        "hops",
+        "peer",
+        "phase",
+        "refused",
+        "seconds",
+        "tls_cipher",
+        "tls_version",
+    )
 
     def __init__(self, started: float) -> None:
         self.phase = Phase.CONNECT
@@ -82,6 +97,23 @@ class _Timeline:
         self.peer: tuple[str, int] | None = None
         self.tls_version: str | None = None
         self.tls_cipher: str | None = None
+        # Where the target itself lives decides whether its redirects may lead into
+        # private address space (probes.http.private_address).
+        self.hops = 0  # requests made so far: 0 while the target's own URL is fetched
+        self.home_is_private = False
+        self.refused: str | None = None  # a private address a redirect led to, not contacted
+
+    def check_addresses(self, addresses: Sequence[str]) -> bool:
+        """Note the first hop's addresses; for a redirect, False when it leads into private
+        space the target does not live in (the address is kept in `refused`)."""
+        private = [a for a in addresses if private_address(a)]
+        if self.hops <= 1:
+            self.home_is_private = bool(private)
+            return True
+        if private and not self.home_is_private:
+            self.refused = private[0]
+            return False
+        return True
 
     def new_connection(self) -> None:
         self.addresses, self.peer, self.tls_version, self.tls_cipher = (), None, None, None
@@ -150,6 +182,8 @@ class ConfiguredResolver(aiohttp.abc.AbstractResolver):
         timeline = _current_timeline.get()
         if timeline is not None:
             timeline.addresses = addresses
+            if not timeline.check_addresses(addresses):
+                raise NameResolutionError(f"{host} is in private address space")
         results: list[aiohttp.abc.ResolveResult] = []
         for address in addresses:
             address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -296,8 +330,12 @@ async def probe_http(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
         reason = classify(TimeoutError(), timeline.phase)
         error = f"no answer within {ctx.settings.timeout_s:g} s during {timeline.phase.value}"
     except _NETWORK_ERRORS as exc:
-        reason, error = classify(exc, timeline.phase), _describe(exc)
-        fault = local_fault(exc)
+        if timeline.refused is not None:  # the resolver refused a redirect's address
+            refused = _refused_redirect(timeline)
+            reason, error = refused.reason, str(refused)
+        else:
+            reason, error = classify(exc, timeline.phase), _describe(exc)
+            fault = local_fault(exc)
     finally:
         _current_timeline.reset(token)
     finished = time.perf_counter()
@@ -334,8 +372,11 @@ async def _fetch(
         seen.add(visit)
         observed.next_request(str(url))
         timeline.new_connection()
+        timeline.hops += 1
         if is_ip_literal(url.host):
             timeline.addresses = (str(url.host),)  # as probes.resolve answers for literals
+            if not timeline.check_addresses(timeline.addresses):
+                raise _refused_redirect(timeline)
         async with session.get(
             url, allow_redirects=False, cookies=cookies or None, trace_request_ctx=timeline
         ) as response:
@@ -350,7 +391,7 @@ async def _fetch(
                 response, settings.max_body_bytes, observed, keep=target.expect_text is not None
             )
         if target.expect_text is not None and body is not None:
-            text = body.decode(_charset(response, body), errors="replace")
+            text = _page_text(response, body)
             if target.expect_text not in text:
                 raise _Failed(Reason.HTTP_CONTENT, f"body does not contain {target.expect_text!r}")
         return
@@ -367,13 +408,44 @@ def _observe_response(response: aiohttp.ClientResponse, observed: _Observed) -> 
 
 
 def _redirect_target(current: URL, location: str) -> URL:
+    shown = location if len(location) <= 200 else location[:200] + "..."
     try:
         target = current.join(URL(location))
-    except ValueError as exc:
-        raise _Failed(Reason.PROTOCOL_ERROR, f"bad redirect location {location!r}") from exc
-    if target.scheme not in ("http", "https") or not target.host:
-        raise _Failed(Reason.PROTOCOL_ERROR, f"redirect to a non-HTTP URL {location!r}")
+        # yarl decodes the host lazily: invalid punycode (xn--a) raises only here.
+        host, port = target.host, target.port
+    except ValueError as exc:  # UnicodeError included
+        raise _Failed(Reason.PROTOCOL_ERROR, f"bad redirect location {shown!r}") from exc
+    if target.scheme not in ("http", "https") or not host:
+        raise _Failed(Reason.PROTOCOL_ERROR, f"redirect to a non-HTTP URL {shown!r}")
+    if not _plausible_host(host) or port is None or not 0 < port < 65536:
+        raise _Failed(Reason.PROTOCOL_ERROR, f"bad redirect location {shown!r}")
     return target
+
+
+def private_address(address: str) -> bool:
+    """Loopback, link-local, private, unspecified, reserved...: any address that is not
+    globally routable. A public site that redirects there points at someone's internal
+    service (a cloud metadata endpoint, an admin page); the probe must not fetch it."""
+    try:
+        return not ipaddress.ip_address(address.split("%", 1)[0]).is_global
+    except ValueError:
+        return False
+
+
+def _refused_redirect(timeline: _Timeline) -> _Failed:
+    return _Failed(
+        Reason.PROTOCOL_ERROR,
+        f"redirect to a private address ({timeline.refused or timeline.addresses[0]}) not "
+        "followed: the target does not live in private address space",
+    )
+
+
+def _plausible_host(host: str) -> bool:
+    """A host a redirect may name: an IP literal, or a DNS name within DNS's limits."""
+    if is_ip_literal(host):
+        return True
+    labels = host.rstrip(".").split(".")
+    return len(host) <= 253 and all(0 < len(label) <= 63 for label in labels)
 
 
 def _check_status(status: int, expected: frozenset[int] | None) -> None:
@@ -407,17 +479,30 @@ async def _read_body(
     return kept
 
 
+def _page_text(response: aiohttp.ClientResponse, body: bytearray) -> str:
+    """The body as text in its declared charset, or UTF-8: whatever the page declares
+    (hex, rot13, "undefined", a codec that refuses errors="replace"), never an exception."""
+    charset = _charset(response, body)
+    try:
+        return body.decode(charset, errors="replace")
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        return body.decode("utf-8", errors="replace")
+
+
 def _charset(response: aiohttp.ClientResponse, body: bytearray) -> str:
-    """The declared charset (header, then <meta>), if Python knows it; else UTF-8."""
+    """The declared charset (header, then <meta>) if it names a text encoding Python
+    knows; else UTF-8. Codecs such as hex, rot13 or zlib are not text encodings."""
     declared = response.charset
     if declared is None:
         match = _META_CHARSET.search(body, 0, _CHARSET_SNIFF_BYTES)
         declared = match[1].decode("ascii") if match else None
-    if declared is not None:
+    if declared is not None and len(declared) <= _MAX_CHARSET_NAME:
         try:
-            return codecs.lookup(declared).name
-        except LookupError:
-            pass
+            codec = codecs.lookup(declared)
+        except (LookupError, ValueError):
+            return "utf-8"
+        if getattr(codec, "_is_text_encoding", True) and codec.name not in _NOT_CHARSETS:
+            return codec.name
     return "utf-8"
 
 
