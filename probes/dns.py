@@ -44,12 +44,13 @@ from probes.dnssec import (
     load_trust_anchors,
     names_below,
 )
-from probes.errors import Phase, classify
+from probes.errors import Phase, classify, local_fault
 from probes.results import (
     AuthoritativeAnswer,
     DnsDetails,
     DnssecDetails,
     DnssecStatus,
+    LocalFault,
     ProbeKind,
     ProbeResult,
     Reason,
@@ -61,6 +62,11 @@ _EDNS_PAYLOAD = 1232  # DNS flag day 2020: no IP fragmentation
 _DAY = 86_400.0
 # When several resolvers all fail, the most telling answer names the failure.
 _REASON_PRIORITY = (Reason.DNS_NXDOMAIN, Reason.DNS_SERVFAIL, Reason.DNS_ERROR, Reason.DNS_TIMEOUT)
+
+# Bounds on what one probe asks a zone's name servers (real zones have 2-8 of them).
+MAX_NS_NAMES = 8
+MAX_NS_ADDRESSES = 16
+MAX_NS_QUERIES_AT_ONCE = 4  # each asks SOA and NS: at most 8 sockets at a time
 
 _T = TypeVar("_T")
 
@@ -92,8 +98,10 @@ async def probe_dns(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
             phases=MappingProxyType({"resolve": resolve_s}),
             details=details,
             error=error,
+            local_fault=fault,
         )
 
+    fault: LocalFault | None = None
     if is_ip_literal(host):
         return result(None, DnsDetails(host=host, addresses=(host,), resolvers=()), 0.0, None)
     resolvers = resolver_servers(ctx)
@@ -129,6 +137,9 @@ async def probe_dns(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
     )
     answered = [lookup for lookup in lookups if lookup.reason is None]
     reason, error = _verdict(lookups, zone_details.dnssec)
+    if not answered:
+        # Out of descriptors or buffers here: the monitor's trouble, not the target's.
+        fault = next((lookup.local_fault for lookup in lookups if lookup.local_fault), None)
     details = dataclasses.replace(
         zone_details,
         host=host,
@@ -250,6 +261,7 @@ async def _lookup(qname: dns.name.Name, server: Nameserver, deadline: float) -> 
         over_tcp,
         classify(failure, Phase.RESOLVE),
         f"{server}: {failure}",
+        local_fault(failure),
     )
 
 
@@ -359,13 +371,26 @@ async def _check_name_servers(
     except (dns.exception.DNSException, OSError) as exc:
         return DnsDetails(host=host, addresses=(), resolvers=(), zone=zone_text, error=f"NS: {exc}")
     ns_rrset = response.get_rrset(response.answer, zone, dns.rdataclass.IN, dns.rdatatype.NS)
-    names = sorted({cast(NS, rdata).target for rdata in ns_rrset or ()})
+    every_name = sorted({cast(NS, rdata).target for rdata in ns_rrset or ()})
+    # A hostile zone may list thousands of name servers (one probe opened 6,007 sockets):
+    # a bounded few are checked, a bounded few at a time.
+    names = every_name[:MAX_NS_NAMES]
     address_lists = await _all(_addresses_of(name, stub) for name in names)
-    answers = await _all(
-        _ask_authority(zone, name, address, port, deadline)
+    servers = [
+        (name, address)
         for name, addresses in zip(names, address_lists, strict=True)
         for address in addresses
+    ][:MAX_NS_ADDRESSES]
+    answers = await _bounded(
+        (_ask_authority(zone, name, address, port, deadline) for name, address in servers),
+        MAX_NS_QUERIES_AT_ONCE,
     )
+    partial = None
+    if len(every_name) > len(names) or len(servers) < sum(map(len, address_lists)):
+        partial = (
+            f"NS set of {len(every_name)} names: checked {len(names)} names, "
+            f"{len(servers)} addresses"
+        )
     answered = [answer for answer in answers if answer.serial is not None]
     agree = bool(answered) and (
         len({answer.serial for answer in answered}) == 1
@@ -383,7 +408,7 @@ async def _check_name_servers(
         authoritative=tuple(answers),
         serials=MappingProxyType({answer.address: answer.serial for answer in answers}),
         agree=agree,
-        error=None if names else "no NS records",
+        error=partial if names else "no NS records",
     )
 
 
@@ -531,6 +556,17 @@ async def _all(awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(_as_coroutine(awaitable)) for awaitable in awaitables]
     return [task.result() for task in tasks]
+
+
+async def _bounded(awaitables: Iterable[Awaitable[_T]], limit: int) -> list[_T]:
+    """Like _all, with at most `limit` running at once."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(awaitable: Awaitable[_T]) -> _T:
+        async with gate:
+            return await awaitable
+
+    return await _all(one(awaitable) for awaitable in awaitables)
 
 
 async def _as_coroutine(awaitable: Awaitable[_T]) -> _T:

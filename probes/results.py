@@ -124,6 +124,7 @@ class ResolverLookup:
     over_tcp: bool  # the UDP answer was truncated and TCP was used
     reason: Reason | None  # None: addresses were found
     error: str | None = None
+    local_fault: LocalFault | None = None  # the lookup failed for this machine's own want
 
 
 @dataclass(frozen=True, slots=True)
