@@ -18,6 +18,7 @@ from dashboard.banner import Banner, Severity, VantageFacts
 from dashboard.prom import PrometheusSource
 from dashboard.queries import SqliteSource
 from dashboard.source import Source
+from dashboard.text import as_text
 from monitor.storage import DEFAULT_DB_PATH
 
 OPTIONS_KEY = "govwatch_options"
@@ -160,11 +161,11 @@ def render_banners(banners: Sequence[Banner]) -> None:
     for banner in banners:
         icon = _BANNER_ICONS[banner.severity]
         if banner.severity is Severity.OUTAGE:
-            st.error(banner.text, icon=icon)
+            st.error(as_text(banner.text), icon=icon)
         elif banner.severity is Severity.OFFLINE:
             # Distinct from an outage: the region may be fine, we cannot tell.
-            st.warning(banner.text, icon=icon)
+            st.warning(as_text(banner.text), icon=icon)
         elif banner.severity is Severity.DEGRADED:
-            st.info(banner.text, icon=icon)
+            st.info(as_text(banner.text), icon=icon)
         else:
-            st.success(banner.text, icon=icon)
+            st.success(as_text(banner.text), icon=icon)

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.source import SourceError, utc_day
+from dashboard.text import as_text
 from monitor.countries import country_name
 
 SPANS = {"7 d": 7, "14 d": 14, "30 d": 30}
@@ -25,7 +26,7 @@ since = utc_day(now) - timedelta(days=days - 1)
 try:
     daily = ui.daily_availability(options.source, since, now.replace(second=0, microsecond=0))
 except SourceError as exc:
-    st.error(f"Cannot read the monitor's data — {exc}")
+    st.error(f"Cannot read the monitor's data — {as_text(exc)}")
     st.stop()
 
 if daily.empty:

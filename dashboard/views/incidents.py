@@ -14,6 +14,7 @@ import streamlit as st
 from dashboard import ui
 from dashboard.banner import format_clock, format_duration, reason_phrase
 from dashboard.source import SourceError
+from dashboard.text import as_text
 from monitor.countries import country_name
 
 SPANS = {"24 h": timedelta(hours=24), "7 d": timedelta(days=7), "30 d": timedelta(days=30)}
@@ -69,7 +70,7 @@ st.header("Incidents")
 try:
     open_now = ui.open_incidents(options.source)
 except SourceError as exc:
-    st.error(f"Cannot read the monitor's data — {exc}")
+    st.error(f"Cannot read the monitor's data — {as_text(exc)}")
     st.stop()
 
 serious = open_now[open_now["scope"] != "target"]
@@ -83,7 +84,7 @@ else:
     show_incidents(open_now)
     with st.expander("Affected services of the open outages"):
         for row in serious.itertuples(index=False):
-            st.markdown(f"**{where(row._asdict())}** ({row.affected_count})")
+            st.markdown(f"**{as_text(where(row._asdict()))}** ({row.affected_count})")
             st.text(", ".join(row.affected) or "—")
 
 st.subheader("Timeline")

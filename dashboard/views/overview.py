@@ -13,6 +13,7 @@ import streamlit as st
 from dashboard import queries, tiles, ui
 from dashboard.banner import format_clock, format_duration, reason_phrase, status_banners
 from dashboard.source import DOWN, UNKNOWN, UP, SourceError
+from dashboard.text import as_text
 from monitor.countries import country_name
 
 TILE_PX = 112
@@ -29,7 +30,7 @@ def live_overview() -> None:
         incidents = ui.open_incidents(options.source)
         vantage = ui.vantage_status(options.source)
     except SourceError as exc:
-        st.error(f"Cannot read the monitor's data — {exc}", icon=":material/database:")
+        st.error(f"Cannot read the monitor's data — {as_text(exc)}", icon=":material/database:")
         return
 
     counts = status["state"].value_counts().to_dict()
@@ -115,7 +116,7 @@ def live_overview() -> None:
             },
         )
     st.caption(
-        f"{options.source.caption()} · refreshed {now:%H:%M:%S} UTC, every {options.refresh_s:g} s"
+        f"{as_text(options.source.caption())} · refreshed {now:%H:%M:%S} UTC, every {options.refresh_s:g} s"
     )
 
 

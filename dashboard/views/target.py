@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard import ui
 from dashboard.banner import format_clock, format_duration, reason_phrase
 from dashboard.source import DOWN, UP, SourceError
+from dashboard.text import as_text
 from monitor.countries import country_name
 
 SPANS = {"24 h": timedelta(hours=24), "7 d": timedelta(days=7), "30 d": timedelta(days=30)}
@@ -22,7 +23,7 @@ now = ui.utc_now()
 try:
     status = ui.target_status(options.source)
 except SourceError as exc:
-    st.error(f"Cannot read the monitor's data — {exc}")
+    st.error(f"Cannot read the monitor's data — {as_text(exc)}")
     st.stop()
 
 names = list(status["target"])
@@ -36,16 +37,18 @@ name = st.selectbox(
 st.query_params["target"] = name
 row = status[status["target"] == name].iloc[0]
 
-st.header(name)
+st.header(as_text(name))
 st.caption(
-    f"{country_name(str(row['country']))} · {row['sector']}"
-    + (f" · {row['url']}" if isinstance(row["url"], str) else "")
+    as_text(
+        f"{country_name(str(row['country']))} · {row['sector']}"
+        + (f" · {row['url']}" if isinstance(row["url"], str) else "")
+    )
 )
 state = str(row["state"])
 since = row["since"]
 since_text = "" if since is None or since != since else f" since {format_clock(since, now)}"
 if state == DOWN:
-    st.error(f"Down{since_text} — {reason_phrase(row['reason'])}", icon=":material/error:")
+    st.error(as_text(f"Down{since_text} — {reason_phrase(row['reason'])}"), icon=":material/error:")
 elif state == UP:
     st.success(f"Up{since_text}", icon=":material/check_circle:")
 else:

@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import ui
 from dashboard.banner import reason_phrase
 from dashboard.source import DOWN, UNKNOWN, UP, SourceError
+from dashboard.text import as_text
 from monitor.countries import country_name
 
 SPARKLINE_POINTS = 30
@@ -20,7 +21,7 @@ try:
     table = ui.target_table(options.source, now.replace(second=0, microsecond=0))
     sparklines = ui.latency_sparklines(options.source, SPARKLINE_POINTS)
 except SourceError as exc:
-    st.error(f"Cannot read the monitor's data — {exc}")
+    st.error(f"Cannot read the monitor's data — {as_text(exc)}")
     st.stop()
 
 filters = st.columns([2, 2, 1, 2])
