@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 # /healthz fails when no probe finished within this many probe intervals.
 HEALTH_INTERVALS: Final = 3
+# ...and when history writes have failed for this long (one busy moment is not a failure).
+HISTORY_FAILING_GRACE_S: Final = 10.0
 DEFAULT_INCIDENT_WINDOW_S: Final = 24 * 3600.0
 
 IncidentReader = Callable[[float], Awaitable[list[Incident]]]
@@ -286,12 +288,29 @@ class _Api:
             "age_s": round(age, 3),
             "limit_s": limit,
         }
+        history = snapshot.history
+        failing_s: float | None = None
+        if history is not None:
+            if history.failing_since is not None:
+                failing_s = max(0.0, self.clock() - history.failing_since)
+            body["history"] = {
+                "ok": failing_s is None,
+                "failing_s": None if failing_s is None else round(failing_s, 3),
+                "last_error": history.last_error if failing_s is not None else None,
+                "write_errors": history.errors,
+                "dropped_records": history.dropped,
+                "pending_records": history.pending,
+            }
         if age > limit:
             if snapshot.last_probe_at is None:
                 reason = f"no probe has finished in the {age:.0f}s since the start"
             else:
                 reason = f"the latest probe finished {age:.0f}s ago"
             reason += f" (limit {limit:.0f}s)"
+            return web.json_response({"status": "unhealthy", "reason": reason, **body}, status=503)
+        if failing_s is not None and failing_s >= HISTORY_FAILING_GRACE_S and history is not None:
+            # Probing goes on, but what it finds is not being kept: the operator must know.
+            reason = f"history writes failing for {failing_s:.0f}s: {history.last_error}"
             return web.json_response({"status": "unhealthy", "reason": reason, **body}, status=503)
         return web.json_response({"status": "ok", **body})
 

@@ -237,10 +237,13 @@ DEFAULT_DB_PATH = Path("data/govwatch.sqlite3")
 DEFAULT_RETENTION_S = 30 * 86400.0
 
 
+FAILURE_LOG_INTERVAL_S = 60.0
+
+
 @dataclass(frozen=True, slots=True)
 class StorageSettings:
     batch_size: int = 500  # records per transaction; a full batch also triggers a flush
-    flush_interval_s: float = 2.0
+    flush_interval_s: float = 1.0  # kill -9 loses at most about this much history
     max_pending: int = 50_000  # beyond this, new records are dropped (and counted)
     max_attempts: int = 3  # a batch that fails this many times is dropped
     retention_s: float = DEFAULT_RETENTION_S
@@ -260,6 +263,9 @@ class WriterStats:
     pending: int  # records waiting for the next flush
     last_flush_at: float | None
     last_error: str | None
+    # Since when every write has failed (disk full, I/O error, a corrupt page); None while
+    # the last write succeeded. /healthz reports the history failing from this.
+    failing_since: float | None = None
 
 
 class HistoryWriter:
@@ -316,6 +322,8 @@ class HistoryWriter:
         self._pruned = 0
         self._last_flush_at: float | None = None
         self._last_error: str | None = None
+        self._failing_since: float | None = None
+        self._failure_logged_at = 0.0  # when the last "still failing" line was written
         self._flush_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._closer: asyncio.Future[None] | None = None
@@ -424,6 +432,7 @@ class HistoryWriter:
             pending=len(self._pending),
             last_flush_at=self._last_flush_at,
             last_error=self._last_error,
+            failing_since=self._failing_since,
         )
 
     # -- flushing --
@@ -467,6 +476,13 @@ class HistoryWriter:
         self._dropped += outcome.skipped + outcome.bad_status
         self._flushes += 1
         self._last_flush_at = outcome.at
+        if self._failing_since is not None:
+            log.warning(
+                "storage: writes resume after %.0fs of failures (%d records dropped so far)",
+                outcome.at - self._failing_since,
+                self._dropped,
+            )
+            self._failing_since = None
 
     def _note_failure(
         self, failure: _Failure, batch: list[Record], status: Sequence[StatusRow]
@@ -474,23 +490,40 @@ class HistoryWriter:
         self._errors += 1
         self._last_error = failure.message
         self._attempts += 1
+        self._note_failing()
         # Status rows stay queued even when the batch is given up: they are the latest
         # word on their targets, and nothing else would rewrite them.
         self._requeue_status(status)
         if self._attempts < self._settings.max_attempts:
-            log.error(
-                "storage: write of %d records failed, will retry: %s", len(batch), failure.message
-            )
             self._pending.extendleft(reversed(batch))
             return
-        log.error(
-            "storage: write of %d records failed %d times, dropping them: %s",
-            len(batch),
-            self._attempts,
-            failure.message,
-        )
         self._dropped += len(batch)
         self._attempts = 0
+
+    def _note_failing(self) -> None:
+        """One error line when writes start failing, then a summary at most once a
+        minute: a full disk retried every 2 s must not fill the log (or the disk)."""
+        now = self._clock()
+        if self._failing_since is None:
+            self._failing_since = now
+            self._failure_logged_at = now
+            log.error(
+                "storage: writing the history fails; records stay queued (up to %d) and are "
+                "retried: %s",
+                self._settings.max_pending,
+                self._last_error,
+            )
+        elif now - self._failure_logged_at >= FAILURE_LOG_INTERVAL_S:
+            self._failure_logged_at = now
+            log.error(
+                "storage: writes still failing after %.0fs: %d failed writes, %d records "
+                "dropped, %d waiting: %s",
+                now - self._failing_since,
+                self._errors,
+                self._dropped,
+                len(self._pending),
+                self._last_error,
+            )
 
     def _requeue_status(self, rows: Sequence[StatusRow]) -> None:
         """Queue again the rows of a failed write that nothing newer has replaced."""
@@ -515,6 +548,7 @@ class HistoryWriter:
             self._errors += 1
             self._dropped += size
             self._last_error = outcome.message
+            self._note_failing()
             self._requeue_status(status)
         else:
             self._note_success(outcome, size)

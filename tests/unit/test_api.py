@@ -11,6 +11,7 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from monitor.exporter import make_registry
 from monitor.loop_errors import LoopErrorSummary
 from monitor.outage import Incident, TargetInfra
 from monitor.snapshot import Snapshot
+from monitor.storage import WriterStats
 from monitor.webconfig import MAX_PENDING_CHECKS, WebConfig, load_web_config
 from probes.results import Reason
 from tests.unit.test_exporter import STARTED, T0, World
@@ -408,6 +410,32 @@ async def test_healthz_reports_the_daemon_not_the_region() -> None:
     assert not snapshot.vantage_up
     async for client in serve(lambda: snapshot, clock=Clock(T0 + 45)):
         assert (await get_json(client, "/healthz"))["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("failing_for_s", "status"),
+    [(None, 200), (5.0, 200), (30.0, 503)],  # fine; one busy moment; a full disk
+)
+async def test_healthz_says_when_the_history_is_failing(
+    failing_for_s: float | None, status: int
+) -> None:
+    world = World({"AL": 1})
+    world.all_ok(T0)
+    now = T0 + 20
+    history = WriterStats(
+        written=10, flushes=2, errors=4, dropped=0, pruned=0, pending=300,
+        last_flush_at=T0, last_error="OperationalError: database or disk is full",
+        failing_since=None if failing_for_s is None else now - failing_for_s,
+    )  # fmt: skip
+    snapshot = replace(world.snapshot(T0 + 12), history=history)
+    async for client in serve(lambda: snapshot, clock=Clock(now)):
+        body = await get_json(client, "/healthz", status)
+    assert body["history"]["ok"] is (failing_for_s is None)
+    assert body["history"]["pending_records"] == 300
+    if status == 503:
+        assert body["reason"] == (
+            "history writes failing for 30s: OperationalError: database or disk is full"
+        )
 
 
 async def test_healthz_before_any_probe() -> None:
