@@ -116,8 +116,8 @@ class Target:
 
     @property
     def probe_kinds(self) -> tuple[ProbeKind, ...]:
-        """HTTP and DNS always; TLS for https URLs."""
-        https = self.url.startswith("https://")
+        """HTTP and DNS always; TLS for https URLs (in any case: "HTTPS://" too)."""
+        https = urlsplit(self.url).scheme == "https"  # urlsplit lower-cases the scheme
         return tuple(kind for kind in ProbeKind if kind is not ProbeKind.TLS or https)
 
 

@@ -66,7 +66,7 @@ async def test_check_exit_codes_for_config_problems(simulated_region: SimulatedR
     code, _, err = await _cli("check", str(simulated_region.targets_file()), "--country", "FR")
     assert code == 2 and "no targets in FR" in err
     code, _, err = await _cli("check", "/nonexistent/targets.toml")
-    assert code == 2 and "/nonexistent/targets.toml:0: cannot read" in err
+    assert code == 2 and "/nonexistent/targets.toml: cannot read" in err
 
 
 async def test_check_in_process_table_names_reasons(simulated_region: SimulatedRegion) -> None:
