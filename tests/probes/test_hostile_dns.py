@@ -7,11 +7,13 @@ import contextlib
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 
+import pytest
+
 from probes.dns import MAX_NS_ADDRESSES, MAX_NS_NAMES, probe_dns
-from probes.results import DnsDetails, LocalFault
+from probes.results import DnsDetails, LocalFault, Reason
 from probes.settings import Nameserver, ProbeTarget
 from simulator.dns_server import DnsServer, make_zone
 from tests.probes.conftest import LOOPBACK, ContextFactory
@@ -93,3 +95,64 @@ async def test_out_of_descriptors_is_the_monitors_fault_not_the_targets(
                 result = await probe_dns(ProbeTarget("https://www.portal.test/"), ctx)
     assert not result.ok
     assert result.local_fault is LocalFault.RESOURCES, result.error
+
+
+class _Malformed(asyncio.DatagramProtocol):
+    """A resolver that answers every query with broken bytes made from the query."""
+
+    def __init__(self, answer: Callable[[bytes], bytes]) -> None:
+        self.answer = answer
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.sendto(self.answer(data), addr)
+
+
+MALFORMED = [
+    pytest.param(lambda q: b"\xde\xad\xbe\xef" * 50, id="garbage"),
+    pytest.param(lambda q: bytes([q[0] ^ 0xFF, q[1]]) + q[2:], id="wrong-id"),
+    pytest.param(lambda q: q[:5], id="truncated-header"),
+    pytest.param(lambda q: q[:2] + b"\x81\x80\x00\x01\x00\x05" + q[8:], id="answer-count-lies"),
+]
+
+
+@pytest.mark.parametrize("answer", MALFORMED)
+async def test_malformed_answers_are_a_dns_reason(
+    make_probe_context: ContextFactory, answer: Callable[[bytes], bytes]
+) -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Malformed(answer), local_addr=(LOOPBACK, 0)
+    )
+    port = transport.get_extra_info("sockname")[1]
+    try:
+        async with make_probe_context(
+            timeout_s=1.0, resolvers=(Nameserver(LOOPBACK, port),)
+        ) as ctx:
+            started = time.perf_counter()
+            result = await probe_dns(ProbeTarget("https://www.portal.test/"), ctx)
+            elapsed = time.perf_counter() - started
+    finally:
+        transport.close()
+    assert not result.ok
+    assert result.reason in {Reason.DNS_TIMEOUT, Reason.DNS_ERROR}, (result.reason, result.error)
+    assert elapsed <= 1.1 + 0.05
+
+
+async def test_a_cname_loop_and_a_1000_record_answer(make_probe_context: ContextFactory) -> None:
+    many = "\n".join(f"many IN A 127.1.{i // 250}.{i % 250 + 1}" for i in range(1000))
+    loop = "loop-a IN CNAME loop-b\nloop-b IN CNAME loop-a"
+    async with DnsServer(hosts=(LOOPBACK,)) as server:
+        server.add_zone(make_zone("portal.test.", f"{many}\n{loop}"))
+        async with make_probe_context(timeout_s=2.0, resolvers=(server.nameserver(),)) as ctx:
+            looping = await probe_dns(ProbeTarget("https://loop-a.portal.test/"), ctx)
+            plenty = await probe_dns(ProbeTarget("https://many.portal.test/"), ctx)
+    assert not looping.ok
+    assert looping.reason in {Reason.DNS_ERROR, Reason.DNS_SERVFAIL, Reason.DNS_TIMEOUT}
+    assert plenty.ok, plenty.error  # 1,000 addresses: truncated over UDP, read over TCP
+    assert isinstance(plenty.details, DnsDetails) and len(plenty.details.addresses) == 1000
