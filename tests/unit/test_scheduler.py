@@ -143,7 +143,7 @@ async def test_a_probe_that_raises_or_hangs_does_not_kill_its_job(
     # The traceback once per job, then one line each: a hostile site cannot flood the log.
     assert caplog.text.count("Traceback") == 1
     assert caplog.text.count("raised (a bug; recorded as a failed probe)") == 3
-    assert "overran its budget" in caplog.text
+    assert "overran its budget" not in caplog.text  # the core's one impairment line says it
 
 
 def test_lag_tracker_keeps_only_the_window() -> None:
