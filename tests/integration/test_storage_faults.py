@@ -56,7 +56,7 @@ def test_kill_9_during_heavy_writes_keeps_the_database_whole(tmp_path: Path) -> 
             [sys.executable, "-c", WRITER_CHILD, str(db)], stdout=subprocess.PIPE, text=True
         )
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        time.sleep(random.uniform(0.3, 1.2))
+        time.sleep(random.uniform(0.2, 0.7))
         killed_at = time.time()
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
