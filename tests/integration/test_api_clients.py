@@ -36,6 +36,7 @@ LIMITS = ClientLimits()  # what `govwatch run` uses
 STARTUP_BUDGET_S = 30.0
 # Descriptors a daemon at rest may hold beyond its baseline (probes in flight come and go).
 FD_SLACK = 16
+PROBES_IN_FLIGHT_SLACK = 160  # the simulated region's probes running at that moment
 
 
 def hold_to_1024_descriptors() -> None:
@@ -140,7 +141,9 @@ async def test_a_flood_of_idle_clients_and_a_slowloris_change_nothing(
 
             async with idle_connections(daemon.port, FLOOD) as flood:
                 # The daemon holds at most max_clients of them; it has closed the rest.
-                assert open_fds(pid) <= baseline + LIMITS.max_clients + FD_SLACK
+                # Probes in flight come and go beside them (a few sockets per target):
+                # bounded by the cap, far below the flood's 1,100.
+                assert open_fds(pid) <= baseline + LIMITS.max_clients + PROBES_IN_FLIGHT_SLACK
                 # Meanwhile a slowloris client, and real clients every half second for as
                 # long as it lasts (more than a probe interval and timeout).
                 dripping = asyncio.create_task(slowloris(daemon.port))
