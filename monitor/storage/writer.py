@@ -10,6 +10,7 @@ import datetime
 import functools
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -44,34 +45,152 @@ log = logging.getLogger("monitor.storage")
 _T = TypeVar("_T")
 
 
-def connect_writer(path: Path | str, *, busy_timeout_s: float = 2.0) -> sqlite3.Connection:
-    """Open (creating if needed) and migrate the database for writing.
+def connect_writer(
+    path: Path | str, *, busy_timeout_s: float = 2.0, check_budget_s: float = 5.0
+) -> sqlite3.Connection:
+    """Open (creating it and its directory if needed), check and migrate the database
+    for writing.
 
     WAL with synchronous=NORMAL: a committed transaction survives the process
     being killed; only a power loss can take back the last few commits.
-    Raises StorageError when the file cannot be opened or migrated.
+    Raises StorageError, one line naming the path and what to do, when the file
+    cannot be used: a directory, a place it cannot write, not a database, damaged
+    pages (`PRAGMA quick_check`, table by table, the small ones first, for up to
+    `check_budget_s`), a schema newer than this version, locked by another writer.
     """
+    path = Path(path)
+    _prepare_location(path)
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
     except sqlite3.Error as exc:
-        raise StorageError(f"{path}: cannot open database: {exc}") from exc
+        raise _unusable(path, exc) from exc
     try:
         configure(conn, busy_timeout_s)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
-            raise StorageError(f"{path}: cannot switch to WAL mode (got {mode!r})")
+            raise StorageError(
+                f"{path}: cannot switch to WAL mode (got {mode!r}); "
+                "put the history on a local file system"
+            )
         conn.execute("PRAGMA synchronous = NORMAL")
         # Keep the WAL from staying huge after a burst once it has been checkpointed.
         conn.execute("PRAGMA journal_size_limit = 67108864")
-        migrate(conn)
+        _check_pages(conn, path, check_budget_s)
+        try:
+            migrate(conn)
+        except StorageError as exc:  # a newer schema: migrate does not know the path
+            raise StorageError(f"{path}: {exc}") from exc
     except sqlite3.Error as exc:
         conn.close()
-        raise StorageError(f"{path}: cannot prepare database: {exc}") from exc
+        raise _unusable(path, exc) from exc
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _prepare_location(path: Path) -> None:
+    """The checks SQLite would only answer with 'unable to open database file'."""
+    if path.is_dir():
+        raise StorageError(
+            f"{path}: is a directory, not a database file; "
+            f"give --db a file in it, e.g. {path / DEFAULT_DB_PATH.name}"
+        )
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise StorageError(f"{path}: {parent} is not a directory; give --db another path")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"{path}: cannot create its directory {parent} ({exc.strerror or exc}); "
+            "create it or give --db another path"
+        ) from exc
+    # The directory too: SQLite creates the -wal and -shm files beside the database.
+    # (os.access, unlike the mode bits, answers for root too: a read-only mount, chattr +i.)
+    for place in (parent, path):
+        if place.exists() and not os.access(place, os.W_OK):
+            raise StorageError(
+                f"{path}: cannot write {place} ({_why_not_writable(place)}); "
+                "make it writable or give --db another path"
+            )
+
+
+def _why_not_writable(place: Path) -> str:
+    if os.statvfs(place).f_flag & os.ST_RDONLY:
+        return "read-only file system"
+    return "permission denied or immutable"
+
+
+# The tables that a restart reads first, checked first; the large ones last.
+_CHECK_ORDER = ("meta", "targets", "target_status", "incidents", "transitions", "probe_results")
+
+
+def _check_pages(conn: sqlite3.Connection, path: Path, budget_s: float) -> None:
+    """StorageError if `PRAGMA quick_check` finds damage. Table by table, the small
+    ones first, for at most `budget_s`: a history of gigabytes is checked in part
+    (what is left unchecked shows up as failing writes or reads, never silently).
+    A budget of 0 checks nothing."""
+    if budget_s <= 0:
+        return
+    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    tables.sort(key=lambda t: (_CHECK_ORDER.index(t) if t in _CHECK_ORDER else -1, t))
+    deadline = time.monotonic() + budget_s
+    conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 100_000)
+    try:
+        for table in tables:
+            try:
+                quoted = table.replace("'", "''")
+                problems = conn.execute(f"PRAGMA quick_check('{quoted}')").fetchall()
+            except sqlite3.OperationalError as exc:
+                if "interrupt" not in str(exc):
+                    raise
+                log.info(
+                    "storage: %s: checked for damage for %.0fs; table %s and later not checked",
+                    path,
+                    budget_s,
+                    table,
+                )
+                return
+            if problems != [("ok",)]:
+                first = " ".join(str(problems[0][0]).split())
+                first = first.removeprefix("*** in database main *** ")
+                problem, action = _UNUSABLE["SQLITE_CORRUPT"]
+                raise StorageError(
+                    f"{path}: {problem} (table {table}: {first}); "
+                    f"{action.replace('FILE', str(path))}"
+                )
+    finally:
+        conn.set_progress_handler(None, 0)
+
+
+# What each SQLite primary error code means for an operator starting the daemon, and
+# what to do about it.
+_ANOTHER = "give --db another path"
+_UNUSABLE: dict[str, tuple[str, str]] = {
+    "SQLITE_NOTADB": ("not an SQLite database", f"move it aside or {_ANOTHER}"),
+    "SQLITE_CORRUPT": (
+        "the database is damaged",
+        "move it aside (`sqlite3 FILE .recover` salvages what it can) and start again",
+    ),
+    "SQLITE_READONLY": ("cannot be written", f"make it writable or {_ANOTHER}"),
+    "SQLITE_PERM": ("cannot be written", f"make it writable or {_ANOTHER}"),
+    "SQLITE_CANTOPEN": ("cannot be opened", f"check the path or {_ANOTHER}"),
+    "SQLITE_FULL": ("the disk is full", f"free some space or {_ANOTHER}"),
+    "SQLITE_IOERR": ("the disk reports an I/O error", f"check the disk or {_ANOTHER}"),
+    "SQLITE_BUSY": ("locked by another writer", f"stop the other govwatch run or {_ANOTHER}"),
+    "SQLITE_LOCKED": ("locked by another writer", f"stop the other govwatch run or {_ANOTHER}"),
+}
+
+
+def _unusable(path: Path, exc: sqlite3.Error) -> StorageError:
+    """One line: the path, what is wrong (with SQLite's own words), what to do."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    primary = "_".join(name.split("_")[:2])  # SQLITE_IOERR_WRITE -> SQLITE_IOERR
+    problem, action = _UNUSABLE.get(primary, ("cannot be used", _ANOTHER))
+    said = " ".join(str(exc).split())
+    return StorageError(f"{path}: {problem} ({said}); {action.replace('FILE', str(path))}")
 
 
 _INSERT_PROBE = """
@@ -237,35 +356,57 @@ DEFAULT_DB_PATH = Path("data/govwatch.sqlite3")
 DEFAULT_RETENTION_S = 30 * 86400.0
 
 
-FAILURE_LOG_INTERVAL_S = 60.0
-
-
 @dataclass(frozen=True, slots=True)
 class StorageSettings:
     batch_size: int = 500  # records per transaction; a full batch also triggers a flush
-    flush_interval_s: float = 1.0  # kill -9 loses at most about this much history
-    max_pending: int = 50_000  # beyond this, new records are dropped (and counted)
-    max_attempts: int = 3  # a batch that fails this many times is dropped
+    # Also what kill -9 loses at most (plus the write under way): half a second, so that
+    # "at most the last second" holds under a light load too, where no batch fills up.
+    # Cheap: a commit in WAL with synchronous=NORMAL does not wait for the disk.
+    flush_interval_s: float = 0.5
+    # Records waiting, written or not (while writes fail they all wait, and are retried
+    # every flush_interval_s); beyond this, new records are dropped (and counted).
+    max_pending: int = 50_000
     retention_s: float = DEFAULT_RETENTION_S
     prune_interval_s: float = 3600.0
     prune_chunk: int = 2000  # rows per delete transaction
     busy_timeout_s: float = 2.0
     close_timeout_s: float = 4.0  # SIGTERM: the daemon must be gone within 5 s
+    failure_log_interval_s: float = 60.0  # while writes fail, one summary line this often
+    check_budget_s: float = (
+        5.0  # at open, how long `PRAGMA quick_check` may look for damage (0: not)
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class WriterStats:
+    """The writer's counters (they only grow) and its present state.
+
+    Every record given to the writer is, at any moment, exactly one of written,
+    dropped or pending. The history is failing while `failing` is true: the last
+    attempt to write a batch failed, and records are waiting (and, once
+    `max_pending` of them wait, being dropped).
+    """
+
     written: int  # records committed
-    flushes: int  # transactions committed
-    errors: int  # failed transactions (disk full, I/O error, ...) and bad records
-    dropped: int  # records given up on: backlog full, batch failed too often, unstorable
+    flushes: int  # transactions that committed a batch
+    # Transactions that failed: a batch (disk full, I/O error, locked, a damaged page)
+    # or a retention delete. Each retry of a failing batch counts again.
+    errors: int
+    # Records given up on: more than max_pending waiting, a record that cannot be stored
+    # (logged; a bug, not the disk), or still waiting when close ran out of time.
+    dropped: int
     pruned: int  # rows deleted by retention
-    pending: int  # records waiting for the next flush
-    last_flush_at: float | None
-    last_error: str | None
-    # Since when every write has failed (disk full, I/O error, a corrupt page); None while
-    # the last write succeeded. /healthz reports the history failing from this.
+    pending: int  # records neither written nor dropped yet (queued or being written)
+    last_flush_at: float | None  # clock time of the last committed batch; None before one
+    last_error: str | None  # the last failed transaction's error; kept after recovery
+    # When the present spell of failed batch writes began (clock time); None while the
+    # last attempt succeeded (or none was made). Retention deletes neither set nor clear it.
     failing_since: float | None = None
+
+    @property
+    def failing(self) -> bool:
+        """The last attempt to write a batch failed: what is probed is not being kept."""
+        return self.failing_since is not None
 
 
 class HistoryWriter:
@@ -298,6 +439,7 @@ class HistoryWriter:
         vantage: str,
         settings: StorageSettings,
         clock: Callable[[], float],
+        path: Path,
     ) -> None:
         self._conn = conn
         self._executor = executor
@@ -309,7 +451,6 @@ class HistoryWriter:
         # given per name, so a failed write re-queues a row only if nothing newer came.
         self._status: dict[str, StatusRow] = {}
         self._latest_status: dict[str, StatusRow] = {}
-        self._attempts = 0  # failures of the batch at the head of `_pending`
         self._lock = asyncio.Lock()  # one flush at a time, so batches stay in order
         self._wake = asyncio.Event()
         self._closing = False
@@ -322,11 +463,17 @@ class HistoryWriter:
         self._pruned = 0
         self._last_flush_at: float | None = None
         self._last_error: str | None = None
+        self._in_flight = 0  # records of the batch the thread is writing
         self._failing_since: float | None = None
+        # The counters when the present failing spell began, for its summary lines.
+        self._spell_errors = 0
+        self._spell_dropped = 0
         self._failure_logged_at = 0.0  # when the last "still failing" line was written
+        self._stop = asyncio.Event()  # set by close: ends the flush loop's waits
         self._flush_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._closer: asyncio.Future[None] | None = None
+        self._path = path
 
     @classmethod
     async def open(
@@ -340,17 +487,25 @@ class HistoryWriter:
     ) -> HistoryWriter:
         """Open (create, migrate) the database and start the flush and prune tasks.
 
-        Raises StorageError if the file cannot be opened: a bad --db should stop
-        the daemon at start, not later. `background=False` starts no tasks
-        (flush and prune are then called explicitly; for tests and tools).
+        Raises StorageError, one line naming the path and what to do, if the file
+        cannot be used (see `connect_writer`): a bad --db should stop the daemon at
+        start, not later. `background=False` starts no tasks (flush and prune are
+        then called explicitly; for tests and tools).
         """
+        path = Path(path)
         settings = settings or StorageSettings()
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="govwatch-storage")
         loop = asyncio.get_running_loop()
 
         def setup() -> sqlite3.Connection:
-            conn = connect_writer(path, busy_timeout_s=settings.busy_timeout_s)
-            conn.execute(_SET_META, ("vantage", vantage))
+            conn = connect_writer(
+                path, busy_timeout_s=settings.busy_timeout_s, check_budget_s=settings.check_budget_s
+            )
+            try:
+                conn.execute(_SET_META, ("vantage", vantage))
+            except sqlite3.Error as exc:
+                conn.close()
+                raise _unusable(path, exc) from exc
             return conn
 
         try:
@@ -358,7 +513,7 @@ class HistoryWriter:
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        writer = cls(conn, executor, vantage=vantage, settings=settings, clock=clock)
+        writer = cls(conn, executor, vantage=vantage, settings=settings, clock=clock, path=path)
         if background:
             writer._flush_task = asyncio.create_task(writer._flush_loop(), name="storage-flush")
             writer._prune_task = asyncio.create_task(writer._prune_loop(), name="storage-prune")
@@ -408,7 +563,7 @@ class HistoryWriter:
         if self._closed:
             self._dropped += 1
             return
-        if len(self._pending) >= self._settings.max_pending:
+        if len(self._pending) + self._in_flight >= self._settings.max_pending:
             self._dropped += 1
             if not self._backlog_warned:
                 self._backlog_warned = True
@@ -429,7 +584,7 @@ class HistoryWriter:
             errors=self._errors,
             dropped=self._dropped,
             pruned=self._pruned,
-            pending=len(self._pending),
+            pending=len(self._pending) + self._in_flight,
             last_flush_at=self._last_flush_at,
             last_error=self._last_error,
             failing_since=self._failing_since,
@@ -438,8 +593,9 @@ class HistoryWriter:
     # -- flushing --
 
     async def flush(self) -> bool:
-        """Write everything queued so far. False if a write failed (the records stay
-        queued for a retry, up to `max_attempts`)."""
+        """Write everything queued so far. False if a write failed: its records stay
+        queued, first in line, for the next flush (the background loop retries every
+        `flush_interval_s`)."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             while self._pending or self._status:
@@ -453,6 +609,7 @@ class HistoryWriter:
                 job = loop.run_in_executor(
                     self._executor, self._write_batch, batch, status, self._clock()
                 )
+                self._in_flight = len(batch)
                 try:
                     # Shielded: a cancelled flush must still account for a batch the
                     # thread goes on to commit, or it would be written twice.
@@ -462,6 +619,8 @@ class HistoryWriter:
                         functools.partial(self._settle_late, size=len(batch), status=status)
                     )
                     raise
+                finally:
+                    self._in_flight = 0
                 if isinstance(outcome, _Failure):
                     self._note_failure(outcome, batch, status)
                     return False
@@ -469,61 +628,63 @@ class HistoryWriter:
             return True
 
     def _note_success(self, outcome: _Written, size: int) -> None:
-        self._attempts = 0
-        self._backlog_warned = False
+        if len(self._pending) <= self._settings.max_pending // 2:
+            self._backlog_warned = False  # warn again only after the backlog has drained
         self._written += size - outcome.skipped
-        self._errors += outcome.skipped + outcome.bad_status
         self._dropped += outcome.skipped + outcome.bad_status
         self._flushes += 1
         self._last_flush_at = outcome.at
         if self._failing_since is not None:
             log.warning(
-                "storage: writes resume after %.0fs of failures (%d records dropped so far)",
+                "storage: writes resume after %.0fs of failures (%d failed writes, "
+                "%d records dropped meanwhile)",
                 outcome.at - self._failing_since,
-                self._dropped,
+                self._errors - self._spell_errors,
+                self._dropped - self._spell_dropped,
             )
             self._failing_since = None
 
     def _note_failure(
         self, failure: _Failure, batch: list[Record], status: Sequence[StatusRow]
     ) -> None:
-        self._errors += 1
-        self._last_error = failure.message
-        self._attempts += 1
-        self._note_failing()
-        # Status rows stay queued even when the batch is given up: they are the latest
-        # word on their targets, and nothing else would rewrite them.
+        """A failed batch goes back to the head of the queue, whatever the error: every
+        one (disk full, I/O error, locked, a damaged page) is the disk's, not the
+        records', and giving the batch up would not help the next one. What cannot
+        wait is bounded by max_pending (new records are dropped past it)."""
+        self._note_failing(failure)
+        self._pending.extendleft(reversed(batch))
         self._requeue_status(status)
-        if self._attempts < self._settings.max_attempts:
-            self._pending.extendleft(reversed(batch))
-            return
-        self._dropped += len(batch)
-        self._attempts = 0
 
-    def _note_failing(self) -> None:
-        """One error line when writes start failing, then a summary at most once a
-        minute: a full disk retried every 2 s must not fill the log (or the disk)."""
+    def _note_failing(self, failure: _Failure) -> None:
+        """Count a failed batch write. One error line when a spell of failures starts,
+        then a summary at most every `failure_log_interval_s`, and one line when writes
+        resume (`_note_success`): a full disk retried twice a second must not fill the
+        log (or the disk)."""
         now = self._clock()
         if self._failing_since is None:
             self._failing_since = now
             self._failure_logged_at = now
+            self._spell_errors, self._spell_dropped = self._errors, self._dropped
             log.error(
                 "storage: writing the history fails; records stay queued (up to %d) and are "
-                "retried: %s",
+                "retried every %.1fs: %s",
                 self._settings.max_pending,
-                self._last_error,
+                self._settings.flush_interval_s,
+                failure.message,
             )
-        elif now - self._failure_logged_at >= FAILURE_LOG_INTERVAL_S:
+        elif now - self._failure_logged_at >= self._settings.failure_log_interval_s:
             self._failure_logged_at = now
             log.error(
                 "storage: writes still failing after %.0fs: %d failed writes, %d records "
                 "dropped, %d waiting: %s",
                 now - self._failing_since,
-                self._errors,
-                self._dropped,
-                len(self._pending),
-                self._last_error,
+                self._errors + 1 - self._spell_errors,
+                self._dropped - self._spell_dropped,
+                len(self._pending) + self._in_flight,
+                failure.message,
             )
+        self._errors += 1
+        self._last_error = failure.message
 
     def _requeue_status(self, rows: Sequence[StatusRow]) -> None:
         """Queue again the rows of a failed write that nothing newer has replaced."""
@@ -545,10 +706,10 @@ class HistoryWriter:
             return
         outcome = job.result()
         if isinstance(outcome, _Failure):
-            self._errors += 1
+            # The flush that sent it was cancelled (close ran out of time): no one is
+            # left to retry it.
+            self._note_failing(outcome)
             self._dropped += size
-            self._last_error = outcome.message
-            self._note_failing()
             self._requeue_status(status)
         else:
             self._note_success(outcome, size)
@@ -583,8 +744,11 @@ class HistoryWriter:
 
     async def _flush_loop(self) -> None:
         while not self._closing:
+            # While writes fail, retry at the interval only: the backlog is always a full
+            # batch then, and waking on it would retry in a busy loop.
+            wake = self._stop if self._failing_since is not None else self._wake
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.flush_interval_s)
+                await asyncio.wait_for(wake.wait(), self._settings.flush_interval_s)
             self._wake.clear()
             if self._closing:
                 break
@@ -640,8 +804,12 @@ class HistoryWriter:
     # -- reading (on the writer's thread: sees everything committed) --
 
     async def _read(self, reader: Callable[[sqlite3.Connection], _T]) -> _T:
+        """StorageError (one line, the path and what to do) if SQLite cannot read."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, reader, self._conn)
+        try:
+            return await loop.run_in_executor(self._executor, reader, self._conn)
+        except sqlite3.Error as exc:
+            raise _unusable(self._path, exc) from exc
 
     async def open_incidents(self) -> list[Incident]:
         """Incidents stored as open, oldest first. What is still queued is not
@@ -653,7 +821,9 @@ class HistoryWriter:
         return await self._read(lambda conn: read_incidents_since(conn, since, limit=limit))
 
     async def restore(self) -> Restored:
-        """The stored status rows and open incidents (call it before adding)."""
+        """The stored status rows and open incidents (call it before adding).
+        StorageError if they cannot be read (a damaged page the start-up check did
+        not reach)."""
         return await self._read(read_restore)
 
     # -- closing --
@@ -675,6 +845,7 @@ class HistoryWriter:
     async def _close(self) -> None:
         self._closing = True
         self._wake.set()
+        self._stop.set()
         if self._prune_task is not None:
             # A delete chunk already in the thread finishes first; the executor is FIFO.
             self._prune_task.cancel()
@@ -701,11 +872,15 @@ class HistoryWriter:
             self._executor.shutdown(wait=False)
 
     async def _final_flush(self) -> None:
-        for _ in range(self._settings.max_attempts):
+        for _ in range(_CLOSE_ATTEMPTS):
             if await self.flush():
                 return
         if self._pending:
             log.error("storage: %d records could not be written at close", len(self._pending))
+
+
+# Tries of the last flush at close before what is left is dropped (and counted).
+_CLOSE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)

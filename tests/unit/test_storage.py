@@ -384,13 +384,104 @@ async def test_newer_database_is_refused(db: Path) -> None:
     conn = sqlite3.connect(db)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(StorageError, match="newer"):
+    with pytest.raises(StorageError, match="newer") as raised:
         await HistoryWriter.open(db, settings=MANUAL)
+    assert str(raised.value).startswith(f"{db}: ")
 
 
-async def test_unopenable_path_fails_at_start(tmp_path: Path) -> None:
-    with pytest.raises(StorageError):
-        await HistoryWriter.open(tmp_path / "missing-dir" / "h.sqlite", settings=MANUAL)
+async def test_missing_directories_are_created(tmp_path: Path) -> None:
+    db = tmp_path / "var" / "lib" / "govwatch" / "h.sqlite"
+    writer = await HistoryWriter.open(db, settings=MANUAL, background=False)
+    await writer.close()
+    assert db.is_file()
+
+
+def overwrite_page(db: Path, page: int) -> None:
+    """Random bytes over one page (1-based) of a database whose WAL has been folded in."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with db.open("r+b") as file:
+        file.seek((page - 1) * page_size)
+        file.write(os.urandom(page_size))
+
+
+async def a_history_with_rows(db: Path) -> None:
+    writer = await HistoryWriter.open(db, settings=MANUAL, background=False)
+    writer.set_targets([target(f"t{i}") for i in range(50)])
+    for i in range(2_000):
+        writer.add_probe(f"t{i % 50}", result(started_at=T0 + i, details=http_details()))
+    writer.put_status([status_row(status_after("t1", result()))])
+    writer.add_incident(incident())
+    assert await writer.flush()
+    await writer.close()
+
+
+def not_a_database(db: Path) -> None:
+    db.write_bytes(os.urandom(4096))
+
+
+def a_directory(db: Path) -> None:
+    db.mkdir()
+
+
+def under_a_file(db: Path) -> Path:
+    """A parent that cannot be created: its own parent is a regular file."""
+    (db.parent / "file").write_text("not a directory")
+    return db.parent / "file" / "sub" / "h.sqlite"
+
+
+def newer_schema(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (not_a_database, "not an SQLite database"),
+        (a_directory, "is a directory"),
+        (under_a_file, "cannot create its directory"),
+        (newer_schema, "newer than this govwatch understands"),
+    ],
+)
+async def test_an_unusable_path_is_one_line_naming_it_and_what_to_do(
+    db: Path, make: Callable[[Path], Path | None], says: str
+) -> None:
+    db = make(db) or db
+    with pytest.raises(StorageError) as raised:
+        await HistoryWriter.open(db, settings=MANUAL, background=False)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(f"{db}: ")
+    assert says in message and "--db" in message, message
+
+
+@pytest.mark.parametrize("page", [2, 4, 10, 19, -1])
+async def test_a_damaged_page_is_found_at_start(db: Path, page: int) -> None:
+    await a_history_with_rows(db)
+    pages = sqlite3.connect(db).execute("PRAGMA page_count").fetchone()[0]
+    overwrite_page(db, page if page > 0 else pages)
+    with pytest.raises(StorageError) as raised:
+        await HistoryWriter.open(db, settings=MANUAL, background=False)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(f"{db}: the database is damaged")
+    assert f"sqlite3 {db} .recover" in message and "start again" in message
+
+
+async def test_a_damaged_page_past_the_check_budget_fails_reads_not_silently(db: Path) -> None:
+    await a_history_with_rows(db)
+    conn = sqlite3.connect(db)
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'target_status'")
+    conn.close()
+    overwrite_page(db, root[0])
+    no_check = replace(MANUAL, check_budget_s=0.0)
+    writer = await HistoryWriter.open(db, settings=no_check, background=False)
+    with pytest.raises(StorageError, match="the database is damaged") as raised:
+        await writer.restore()  # reads target_status: the damage shows here
+    await writer.close()
+    assert "\n" not in str(raised.value) and str(raised.value).startswith(f"{db}: ")
 
 
 async def test_readonly_connection_cannot_write(reader: sqlite3.Connection) -> None:
@@ -485,7 +576,8 @@ async def test_an_unstorable_record_is_skipped_not_the_batch(
     assert await writer.flush()
     assert [i.id for i in read_open_incidents(reader)] == ["good-1", "good-2"]
     stats = writer.stats
-    assert (stats.written, stats.dropped, stats.errors) == (2, 1, 1)
+    # Dropped (a bug's mark, logged), but not a failed write: the transaction committed.
+    assert (stats.written, stats.dropped, stats.errors, stats.failing) == (2, 1, 0, False)
 
 
 # --- transitions, incidents, targets -------------------------------------------------
@@ -833,7 +925,7 @@ async def test_an_unstorable_status_row_is_skipped_not_the_others(
     writer.put_status([bad, status_row(status_after("B", result()))])
     assert await writer.flush()
     assert rows(reader, "SELECT target FROM target_status") == [("B",)]
-    assert (writer.stats.errors, writer.stats.dropped) == (1, 1)
+    assert (writer.stats.errors, writer.stats.dropped) == (0, 1)
 
 
 async def test_empty_database_restores_nothing(writer: HistoryWriter) -> None:
@@ -906,64 +998,123 @@ async def test_a_failed_write_is_retried_and_nothing_is_lost(
     assert (writer.stats.written, writer.stats.dropped) == (2, 0)
 
 
-async def test_status_rows_outlive_a_write_that_keeps_failing(
+async def test_records_and_status_rows_outlive_a_write_that_keeps_failing(
     db: Path, lock_holder: sqlite3.Connection
 ) -> None:
-    writer = await HistoryWriter.open(
-        db, settings=replace(MANUAL, max_attempts=2), background=False
-    )
+    writer = await HistoryWriter.open(db, settings=MANUAL, background=False)
     a1 = status_after("A", result())
     a2 = status_after("A", result(), result(started_at=T0 + 30, reason=Reason.HTTP_TIMEOUT))
-    writer.add_probe("lost", result())
+    writer.add_probe("kept", result())
     writer.put_status([status_row(a1), status_row(status_after("B", result()))])
     lock_holder.execute("BEGIN IMMEDIATE")
-    assert not await writer.flush()
+    for _ in range(5):
+        assert not await writer.flush()
     writer.put_status([status_row(a2, TargetState.UNKNOWN)])  # newer, while writes fail
     assert not await writer.flush()
-    assert (writer.stats.dropped, writer.stats.pending) == (1, 0)  # the probe is given up
+    assert (writer.stats.errors, writer.stats.dropped, writer.stats.pending) == (6, 0, 1)
     lock_holder.execute("COMMIT")
-    # The status rows are not: nothing else would ever rewrite them.
     assert await writer.flush()
     await writer.close()
     conn = connect_readonly(db)
-    assert count(conn, "probe_results") == 0
+    assert rows(conn, "SELECT target FROM probe_results") == [("kept",)]
     assert rows(
         conn, "SELECT target, state, consecutive_failures FROM target_status ORDER BY target"
     ) == [("A", "unknown", 1), ("B", "up", 0)]
     conn.close()
 
 
-async def test_a_write_that_keeps_failing_is_dropped_and_the_writer_goes_on(
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_while_writes_fail_records_wait_up_to_max_pending_then_new_ones_are_dropped(
     db: Path, lock_holder: sqlite3.Connection
 ) -> None:
-    writer = await HistoryWriter.open(
-        db, settings=replace(MANUAL, max_attempts=2), background=False
-    )
-    writer.add_probe("lost", result())
+    clock = Clock()
+    settings = replace(MANUAL, max_pending=5, batch_size=2)
+    writer = await HistoryWriter.open(db, settings=settings, clock=clock, background=False)
+    assert not writer.stats.failing and writer.stats.failing_since is None
     lock_holder.execute("BEGIN IMMEDIATE")
+    for i in range(3):
+        writer.add_probe("A", result(started_at=T0 + i))
     assert not await writer.flush()
+    stats = writer.stats
+    assert (stats.failing, stats.failing_since, stats.errors) == (True, T0, 1)
+    assert stats.last_error is not None and "locked" in stats.last_error
+    clock.now += 10
+    for i in range(3, 7):
+        writer.add_probe("A", result(started_at=T0 + i))
     assert not await writer.flush()
-    assert (writer.stats.errors, writer.stats.dropped, writer.stats.pending) == (2, 1, 0)
+    stats = writer.stats
+    # Counted from the spell's start, not the last failure; new records beyond 5 dropped.
+    assert (stats.failing_since, stats.errors, stats.pending, stats.dropped) == (T0, 2, 5, 2)
     lock_holder.execute("COMMIT")
-    writer.add_probe("kept", result())
+    clock.now += 10
     assert await writer.flush()
+    stats = writer.stats
+    assert (stats.failing, stats.failing_since, stats.last_flush_at) == (False, None, T0 + 20)
+    assert (stats.written, stats.dropped, stats.pending, stats.errors) == (5, 2, 0, 2)
+    assert stats.last_error is not None  # kept: the last thing that went wrong
     await writer.close()
     conn = connect_readonly(db)
-    assert rows(conn, "SELECT target FROM probe_results") == [("kept",)]
+    # The oldest five, in order: what waited was kept, what came past the bound was not.
+    assert rows(conn, "SELECT started_at FROM probe_results ORDER BY id") == [
+        (T0 + i,) for i in range(5)
+    ]
     conn.close()
 
 
-async def test_the_background_flush_survives_errors(
-    db: Path, lock_holder: sqlite3.Connection
+async def test_a_failing_spell_logs_one_line_a_summary_a_minute_and_one_when_it_ends(
+    db: Path, lock_holder: sqlite3.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
-    writer = await HistoryWriter.open(
-        db, settings=replace(MANUAL, flush_interval_s=0.02, max_attempts=1000)
-    )
+    clock = Clock()
+    settings = replace(MANUAL, busy_timeout_s=0.0, failure_log_interval_s=60.0)
+    writer = await HistoryWriter.open(db, settings=settings, clock=clock, background=False)
+    caplog.set_level("INFO", logger="monitor.storage")
     lock_holder.execute("BEGIN IMMEDIATE")
     writer.add_probe("A", result())
-    await wait_until(lambda: writer.stats.errors >= 2)
+    for _ in range(150):  # 150 s of a retry a second
+        assert not await writer.flush()
+        clock.now += 1
     lock_holder.execute("COMMIT")
-    await wait_until(lambda: writer.stats.written == 1)
+    assert await writer.flush()
+    await writer.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "monitor.storage"]
+    assert len(lines) == 4, lines
+    assert lines[0].startswith("storage: writing the history fails; records stay queued")
+    assert "locked" in lines[0]
+    assert lines[1].startswith("storage: writes still failing after 60s: 61 failed writes")
+    assert lines[2].startswith("storage: writes still failing after 120s: 121 failed writes")
+    assert lines[3] == (
+        "storage: writes resume after 150s of failures (150 failed writes, "
+        "0 records dropped meanwhile)"
+    )
+    assert [r.levelname for r in caplog.records] == ["ERROR", "ERROR", "ERROR", "WARNING"]
+
+
+async def test_the_background_flush_survives_errors_and_retries_at_its_interval(
+    db: Path, lock_holder: sqlite3.Connection
+) -> None:
+    interval = 0.05
+    settings = replace(MANUAL, flush_interval_s=interval, batch_size=2, busy_timeout_s=0.0)
+    writer = await HistoryWriter.open(db, settings=settings)
+    lock_holder.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    added = 0
+    while time.monotonic() - started < 0.5:  # a full batch every 5 ms, all failing
+        writer.add_probe("A", result(started_at=T0 + added))
+        added += 1
+        await asyncio.sleep(0.005)
+    elapsed = time.monotonic() - started
+    # Retried once an interval, not once a full batch (a busy loop on a full disk).
+    assert 2 <= writer.stats.errors <= elapsed / interval + 2, writer.stats
+    lock_holder.execute("COMMIT")
+    await wait_until(lambda: writer.stats.written == added)
+    assert not writer.stats.failing
     await writer.close()
 
 
@@ -971,7 +1122,7 @@ async def test_close_gives_up_within_its_budget_when_the_disk_does_not_answer(
     db: Path, lock_holder: sqlite3.Connection
 ) -> None:
     budget = 0.5
-    settings = replace(MANUAL, busy_timeout_s=0.2, close_timeout_s=budget, max_attempts=10)
+    settings = replace(MANUAL, busy_timeout_s=0.2, close_timeout_s=budget)
     writer = await HistoryWriter.open(db, settings=settings)
     writer.add_probe("A", result())
     lock_holder.execute("BEGIN IMMEDIATE")
