@@ -458,6 +458,19 @@ async def test_an_unusable_path_is_one_line_naming_it_and_what_to_do(
     assert says in message and "--db" in message, message
 
 
+async def test_a_history_locked_by_another_writer_is_one_line(
+    db: Path, lock_holder: sqlite3.Connection
+) -> None:
+    await (await HistoryWriter.open(db, settings=MANUAL, background=False)).close()
+    lock_holder.execute("BEGIN IMMEDIATE")  # another `govwatch run` on the same file
+    with pytest.raises(StorageError) as raised:
+        await HistoryWriter.open(db, settings=MANUAL, background=False)
+    assert str(raised.value) == (
+        f"{db}: locked by another writer (database is locked); "
+        "stop the other govwatch run or give --db another path"
+    )
+
+
 @pytest.mark.parametrize("page", [2, 4, 10, 19, -1])
 async def test_a_damaged_page_is_found_at_start(db: Path, page: int) -> None:
     await a_history_with_rows(db)
