@@ -15,9 +15,11 @@ import re
 # ones that start or end markup, HTML, directives or math in Streamlit's renderer.
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:&=\"'^])")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
-# GitHub-flavoured Markdown links bare URLs, www. names and e-mail addresses after parsing,
-# escapes or not; an invisible word joiner inside each breaks the pattern, not the text.
-_AUTOLINKS = re.compile(r"(?i)(:)(//)|(www)(\.)|(@)(\w)")
+# Some markup is found in the text after parsing, where escapes are gone: GitHub-flavoured
+# Markdown's bare URLs, www. names and e-mail addresses, and Streamlit's :material/icon:
+# and emoji :shortcodes:. An invisible word joiner after the colon, the www or the @
+# breaks each pattern, not the text.
+_FOUND_AFTER_PARSING = re.compile(r"(?i)(?<=:)(?=[\w+\-/])|(?<=www)(?=\.)|(?<=@)(?=\w)")
 _WORD_JOINER = "\u2060"
 
 
@@ -25,5 +27,5 @@ def as_text(value: object) -> str:
     """`value` as literal text in a Markdown element: specials escaped, one line."""
     text = _LINE_BREAKS.sub(" ", str(value))
     text = "".join(ch for ch in text if ch == " " or ch.isprintable())
-    text = _AUTOLINKS.sub(lambda m: _WORD_JOINER.join(g for g in m.groups() if g), text)
+    text = _FOUND_AFTER_PARSING.sub(_WORD_JOINER, text)
     return _SPECIAL.sub(r"\\\1", text)

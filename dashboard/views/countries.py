@@ -26,7 +26,7 @@ since = utc_day(now) - timedelta(days=days - 1)
 try:
     daily = ui.daily_availability(options.source, since, now.replace(second=0, microsecond=0))
 except SourceError as exc:
-    st.error(f"Cannot read the monitor's data — {as_text(exc)}")
+    st.error(as_text(f"Cannot read the monitor's data — {exc}"))
     st.stop()
 
 if daily.empty:

@@ -70,7 +70,7 @@ st.header("Incidents")
 try:
     open_now = ui.open_incidents(options.source)
 except SourceError as exc:
-    st.error(f"Cannot read the monitor's data — {as_text(exc)}")
+    st.error(as_text(f"Cannot read the monitor's data — {exc}"))
     st.stop()
 
 serious = open_now[open_now["scope"] != "target"]

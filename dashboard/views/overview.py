@@ -30,7 +30,7 @@ def live_overview() -> None:
         incidents = ui.open_incidents(options.source)
         vantage = ui.vantage_status(options.source)
     except SourceError as exc:
-        st.error(f"Cannot read the monitor's data — {as_text(exc)}", icon=":material/database:")
+        st.error(as_text(f"Cannot read the monitor's data — {exc}"), icon=":material/database:")
         return
 
     counts = status["state"].value_counts().to_dict()
@@ -116,7 +116,10 @@ def live_overview() -> None:
             },
         )
     st.caption(
-        f"{as_text(options.source.caption())} · refreshed {now:%H:%M:%S} UTC, every {options.refresh_s:g} s"
+        as_text(
+            f"{options.source.caption()} · refreshed {now:%H:%M:%S} UTC,"
+            f" every {options.refresh_s:g} s"
+        )
     )
 
 

@@ -23,7 +23,7 @@ now = ui.utc_now()
 try:
     status = ui.target_status(options.source)
 except SourceError as exc:
-    st.error(f"Cannot read the monitor's data — {as_text(exc)}")
+    st.error(as_text(f"Cannot read the monitor's data — {exc}"))
     st.stop()
 
 names = list(status["target"])

@@ -21,7 +21,7 @@ try:
     table = ui.target_table(options.source, now.replace(second=0, microsecond=0))
     sparklines = ui.latency_sparklines(options.source, SPARKLINE_POINTS)
 except SourceError as exc:
-    st.error(f"Cannot read the monitor's data — {as_text(exc)}")
+    st.error(as_text(f"Cannot read the monitor's data — {exc}"))
     st.stop()
 
 filters = st.columns([2, 2, 1, 2])

@@ -4,7 +4,6 @@ a normal day, Albania's outage, and the monitor itself offline."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from monitor.settings import Target
 from monitor.state import TargetState, TargetStatus, Transition
 from monitor.storage import StatusRow
 from tests.dashboard.conftest import Seeded
+from tests.dashboard.markup import shown
 from tests.dashboard.seed import (
     AL_NAMESERVERS,
     AWAITING_TARGET,
@@ -41,11 +41,6 @@ from tests.dashboard.seed import (
 
 APP = str(Path(dashboard.__file__).with_name("app.py"))
 Get = Callable[[str], Seeded]
-
-
-def shown(markdown: str) -> str:
-    """What a Markdown element shows: the escapes dashboard.text.as_text adds, undone."""
-    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 def run_app(
@@ -216,14 +211,14 @@ def test_target_drill_down_of_a_failure_awaiting_the_canaries(seeded: Get) -> No
     data = seeded("normal")
     app = run_app(data.source, "views/target.py", {"target": AWAITING_TARGET})
     assert not app.error  # confirmed down, but reported unknown: so it is shown
-    assert [shown(w.value) for w in app.warning] == ["State unknown"]
+    assert [w.value for w in app.warning] == ["State unknown"]
 
 
 def test_target_drill_down_of_a_healthy_target(seeded: Get) -> None:
     data = seeded("normal")
     target = data.seed.targets[1].name
     app = run_app(data.source, "views/target.py", {"target": target})
-    assert shown(app.success[0].value).startswith("Up since")
+    assert app.success[0].value.startswith("Up since")
     (phases,) = [c for c in charts(app) if c.marks == ["area"]]
     assert set(phases.data["phase"]) == {"resolve", "connect", "tls", "processing", "transfer"}
     details = {(df.value.iloc[0]["field"]) for df in app.dataframe}

@@ -25,7 +25,7 @@ from tests.dashboard.fake_prometheus import (
     step_up,
     window,
 )
-from tests.dashboard.test_app import shown
+from tests.dashboard.markup import shown
 
 NOW = time.time()
 AL_START = NOW - 40 * 60
