@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.dashboard.markup import WORD_JOINER
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = (
@@ -104,6 +106,12 @@ def chromium(width: int = 1600, height: int = 1000) -> Iterator[Any]:
             driver.quit()
 
 
+def text_of(element: Any) -> str:
+    """What the element shows, without the invisible word joiners dashboard.text.as_text
+    puts where Markdown would otherwise find links, icons or emoji."""
+    return str(element.text).replace(WORD_JOINER, "")
+
+
 def wait_for_overview(driver: Any, text: str, timeout_s: float = 30.0) -> Any:
     """Wait (bounded) until `text` is shown and the tile map is drawn; returns its element."""
     from selenium.webdriver.common.by import By
@@ -111,7 +119,7 @@ def wait_for_overview(driver: Any, text: str, timeout_s: float = 30.0) -> Any:
 
     def banner(d: Any) -> Any:
         for element in d.find_elements(By.CSS_SELECTOR, '[data-testid="stAlert"]'):
-            if text in element.text:
+            if text in text_of(element):
                 return element
         return None
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -246,6 +246,21 @@ def _dns(index: int, at: float, target: Target) -> ProbeResult:
     )
 
 
+def albanian_outage(since: float, affected: set[str], reason: Reason, hint: InfraHint) -> Incident:
+    """Albania's open country outage since `since`, with one shared-infrastructure hint."""
+    return Incident(
+        id=f"country:AL:{int(since)}",
+        scope=Scope.COUNTRY,
+        country="AL",
+        target=None,
+        started_at=since,
+        ended_at=None,
+        affected=tuple(sorted(affected)),
+        dominant_reason=reason,
+        hints=(hint,),
+    )
+
+
 @dataclass
 class Seed:
     targets: list[Target]
@@ -347,21 +362,8 @@ def build(scenario: str, now: float) -> Seed:
             )
         )
     if scenario == "albania":
-        incidents.append(
-            Incident(
-                id=f"country:AL:{int(al_since)}",
-                scope=Scope.COUNTRY,
-                country="AL",
-                target=None,
-                started_at=al_since,
-                ended_at=None,
-                affected=tuple(sorted(al_down)),
-                dominant_reason=Reason.CONNECT_TIMEOUT,
-                hints=(
-                    InfraHint(HintKind.NAMESERVERS, AL_NAMESERVERS, len(al_down), len(al_down)),
-                ),
-            )
-        )
+        hint = InfraHint(HintKind.NAMESERVERS, AL_NAMESERVERS, len(al_down), len(al_down))
+        incidents.append(albanian_outage(al_since, al_down, Reason.CONNECT_TIMEOUT, hint))
     if blind:
         incidents.append(
             Incident(
@@ -411,6 +413,78 @@ def write_history(
 ) -> Seed:
     """A small hand-made history (no probe results), written like the scenarios."""
     seed = Seed(list(targets), [], list(transitions), list(incidents), list(rows))
+    asyncio.run(write(path, seed, now))
+    return seed
+
+
+def hostile_markup(origin: str) -> str:
+    """One string with every way text could become markup in Streamlit, its URLs under
+    `origin` (a loopback server that counts requests): the image a certificate issuer made
+    the operator's browser fetch, a link, an HTML tag, a colour directive, an icon, an
+    emoji, LaTeX and emphasis. Under 200 characters with a suffix, so it is a valid target name."""
+    return (
+        f"![p]({origin}/pixel.png) [click]({origin}/x) <img src={origin}/tag.png> "
+        ":red[alarm] :material/home: :smile: $x$ *em*"
+    )
+
+
+HOSTILE_DOWN_AGE_S = 10 * 60
+HOSTILE_TARGETS = 3
+
+
+def build_hostile(now: float, markup: str) -> Seed:
+    """Albania's three targets, all down, where everything that came from the config or the
+    network is `markup`: their names, the HTTP error text and Server header,
+    the certificates' subject and issuer, the name servers and the outage's shared-issuer hint."""
+    targets = [
+        Target(
+            name=f"{markup} {i}", url=f"https://site-{i}.al.test/", country="AL", sector="portal"
+        )
+        for i in range(1, HOSTILE_TARGETS + 1)
+    ]
+    since = now - HOSTILE_DOWN_AGE_S
+    probes: list[tuple[str, ProbeResult]] = []
+    transitions: list[Transition] = []
+    rows: list[StatusRow] = []
+    for index, target in enumerate(targets):
+        transitions.append(Transition(target.name, UNKNOWN, UP, now - DAY, None))
+        transitions.append(Transition(target.name, UP, DOWN, since, Reason.HTTP_STATUS))
+        status = TargetStatus(target.name, DOWN, since, Reason.HTTP_STATUS)
+        rows.append(StatusRow(status=status, reported=DOWN, infra=None))
+        answered = _http(index, 0, now - 60.0, target, None)
+        assert isinstance(answered.details, HttpDetails)
+        probes.append(
+            (
+                target.name,
+                replace(
+                    answered,
+                    ok=False,
+                    reason=Reason.HTTP_STATUS,
+                    error=markup,
+                    details=replace(answered.details, status_code=503, server=markup),
+                ),
+            )
+        )
+        tls = _tls(index, now - 120.0, target, ok=True)
+        assert isinstance(tls.details, TlsDetails)
+        probes.append(
+            (target.name, replace(tls, details=replace(tls.details, subject=markup, issuer=markup)))
+        )
+        dns = _dns(index, now - 90.0, target)
+        assert isinstance(dns.details, DnsDetails)
+        probes.append(
+            (target.name, replace(dns, details=replace(dns.details, nameservers=(markup,))))
+        )
+    for canary in CANARIES:
+        status = TargetStatus(canary.name, UP, now - DAY, None)
+        rows.append(StatusRow(status=status, reported=UP, infra=None))
+    hint = InfraHint(HintKind.ISSUER, (markup,), len(targets), len(targets))
+    incident = albanian_outage(since, {t.name for t in targets}, Reason.HTTP_STATUS, hint)
+    return Seed(targets, probes, transitions, [incident], rows)
+
+
+def seed_hostile(path: Path, now: float, markup: str) -> Seed:
+    seed = build_hostile(now, markup)
     asyncio.run(write(path, seed, now))
     return seed
 

@@ -1,31 +1,46 @@
 """One real browser: `govwatch dashboard` on loopback, headless Chromium, the outage banner
-visible on screen, and a screenshot saved."""
+visible on screen, and a screenshot saved; and strings from the network shown as text,
+never fetched or linked."""
 
 from __future__ import annotations
 
 import contextlib
 import http.server
-import json
-import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.dashboard.browser import chromium, missing_browser, served_dashboard, wait_for_overview
+from tests.dashboard.browser import (
+    chromium,
+    missing_browser,
+    served_dashboard,
+    text_of,
+    wait_for_overview,
+)
 from tests.dashboard.conftest import Seeded
-from tests.dashboard.seed import counts_by_country
+from tests.dashboard.seed import counts_by_country, hostile_markup, seed_hostile
 
 pytestmark = pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium for the module's tests: starting it is a good part of each test's time."""
+    with chromium() as driver:
+        yield driver
+
+
 @pytest.mark.timeout(90)
 def test_the_outage_banner_is_visible_in_a_real_browser(
-    seeded: Callable[[str], Seeded], tmp_path: Path
+    browser: Any, seeded: Callable[[str], Seeded], tmp_path: Path
 ) -> None:
     data = seeded("albania")
     down, total = {c: (d, t) for c, d, t in counts_by_country(data.seed)}["AL"]
@@ -34,7 +49,8 @@ def test_the_outage_banner_is_visible_in_a_real_browser(
         f"Albania: {down} of {total} services down since "
         f"{datetime.fromtimestamp(started, UTC):%H:%M} UTC — connection timeouts"
     )
-    with served_dashboard(data.path, tmp_path / "streamlit.log") as url, chromium() as driver:
+    driver = browser
+    with served_dashboard(data.path, tmp_path / "streamlit.log") as url:
         driver.get(url)
         banner = wait_for_overview(driver, expected)
         assert banner.is_displayed()
@@ -75,35 +91,63 @@ def pixel_server() -> Iterator[tuple[int, list[str]]]:
         server.server_close()
 
 
+# Attributes through which a page makes the browser fetch or link something.
+URL_ATTRIBUTES = ("src", "srcset", "href", "xlink:href", "poster", "data", "action", "style")
+
+
+def urls_to(driver: Any, origin: str) -> list[str]:
+    """Every element of the page with a URL attribute that names `origin`."""
+    found: list[str] = driver.execute_script(
+        """
+        const [origin, names] = arguments;
+        const hits = [];
+        for (const element of document.querySelectorAll("*")) {
+            for (const name of names) {
+                const value = element.getAttribute(name);
+                if (value && value.includes(origin)) hits.push(`<${element.tagName} ${name}=${value}>`);
+            }
+        }
+        return hits;
+        """,
+        origin,
+        list(URL_ATTRIBUTES),
+    )
+    return found
+
+
 @pytest.mark.timeout(90)
-def test_strings_from_the_network_are_text_never_markup(
-    seeded: Callable[[str], Seeded], tmp_path: Path
-) -> None:
+def test_strings_from_the_network_are_text_never_markup(browser: Any, tmp_path: Path) -> None:
     """A certificate issuer shared by the failing targets goes into the outage banner: as
-    Markdown it made the browser fetch a pixel and show a link."""
-    data = seeded("albania")
-    db = tmp_path / "hostile.sqlite3"
-    with sqlite3.connect(data.path) as source, sqlite3.connect(db) as copy:
-        source.backup(copy)
+    Markdown it made the browser fetch a pixel and show a link. Here target names, error
+    texts, Server headers, certificates, name servers and the hint are all such markup,
+    pointing at a loopback server that counts what it is asked for."""
     with pixel_server() as (port, requests):
-        evil = (
-            f"![p](http://127.0.0.1:{port}/pixel.png) [click](http://127.0.0.1:{port}/x) "
-            f"<img src=http://127.0.0.1:{port}/i.png> :red[alarm] $x$"
-        )
-        with sqlite3.connect(db) as conn:
-            changed = conn.execute(
-                "UPDATE incidents SET hint = ?, hint_text = ? "
-                "WHERE scope = 'country' AND country = 'AL' AND ended_at IS NULL",
-                (json.dumps([{"kind": "issuer", "values": [evil], "count": 3, "of": 3}]),
-                 f"3 of 3 share certificate issuer {evil}"),
-            ).rowcount  # fmt: skip
-        assert changed == 1
-        with served_dashboard(db, tmp_path / "streamlit.log") as url, chromium() as driver:
-            driver.get(url)
-            banner = wait_for_overview(driver, "Albania:")
-            shown = banner.text.replace("\u2060", "")  # the invisible joiner that stops autolinks
-            assert evil in shown
-            for tag, attribute in (("img", "src"), ("a", "href")):
-                for element in driver.find_elements(By.TAG_NAME, tag):
-                    assert f":{port}/" not in (element.get_attribute(attribute) or "")
+        origin = f"127.0.0.1:{port}"
+        markup = hostile_markup(f"http://{origin}")
+        db = tmp_path / "hostile.sqlite3"
+        target = seed_hostile(db, time.time(), markup).targets[0]
+        with served_dashboard(db, tmp_path / "streamlit.log") as url:
+            browser.get(url)
+            banner = wait_for_overview(browser, "Albania:")
+            assert text_of(banner).endswith(f"all share certificate issuer {markup}")
+            assert urls_to(browser, origin) == []
+
+            browser.get(f"{url}/target?target={quote(target.name, safe='')}")
+            header = WebDriverWait(browser, 30, poll_frequency=0.2).until(
+                lambda d: next(
+                    (
+                        h
+                        for h in d.find_elements(By.CSS_SELECTOR, '[data-testid="stHeading"]')
+                        if text_of(h) == target.name
+                    ),
+                    None,
+                )
+            )
+            assert header.is_displayed()
+            WebDriverWait(browser, 30, poll_frequency=0.2).until(
+                lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')) >= 4
+            )  # the failures table and the TLS, DNS and HTTP details: the page is drawn
+            caption = browser.find_element(By.CSS_SELECTOR, '[data-testid="stCaptionContainer"]')
+            assert text_of(caption) == f"Albania · {target.sector} · {target.url}"
+            assert urls_to(browser, origin) == []
         assert requests == []
