@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from enum import StrEnum
 from http.cookies import BaseCookie
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,15 @@ _CHARSET_SNIFF_BYTES = 4096
 _MAX_CHARSET_NAME = 64  # real charset names are short; a long one is garbage
 # Text codecs Python has that no web page is written in: they turn HTML into garbage.
 _NOT_CHARSETS = frozenset({"punycode", "idna", "raw-unicode-escape", "unicode-escape"})
+# NAT64's well-known prefix (RFC 6052): a gateway there reaches the IPv4 address inside.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",  # RFC 1918, CGNAT
+        "fc00::/7", "fec0::/10", "64:ff9b:1::/48",  # unique local, site-local, local NAT64
+    )
+)  # fmt: skip
 
 # Errors a network, a resolver or a misbehaving server can cause; anything else is a bug.
 _NETWORK_ERRORS = (
@@ -78,7 +88,7 @@ class _Timeline:
     __slots__ = (
         "_since",
         "addresses",
-        "home_is_private",
+        "home",
         "hops",
         "peer",
         "phase",
@@ -97,23 +107,22 @@ class _Timeline:
         self.peer: tuple[str, int] | None = None
         self.tls_version: str | None = None
         self.tls_cipher: str | None = None
-        # Where the target itself lives decides whether its redirects may lead into
-        # private address space (probes.http.private_address).
-        self.hops = 0  # requests made so far: 0 while the target's own URL is fetched
-        self.home_is_private = False
-        self.refused: str | None = None  # a private address a redirect led to, not contacted
+        # Where the target itself lives decides which non-global address spaces its
+        # redirects may lead into (probes.http.address_space).
+        self.hops = 0  # requests made so far: 1 while the target's own URL is fetched
+        self.home: frozenset[AddressSpace] = frozenset()
+        # A redirect's address outside the target's spaces, never contacted.
+        self.refused: tuple[str, AddressSpace] | None = None
 
     def check_addresses(self, addresses: Sequence[str]) -> bool:
-        """Note the first hop's addresses; for a redirect, False when it leads into private
-        space the target does not live in (the address is kept in `refused`)."""
-        private = [a for a in addresses if private_address(a)]
+        """Note the spaces of the target's own addresses (the first hop); for a redirect,
+        False when an address is neither global nor in one of those spaces (kept in
+        `refused`)."""
         if self.hops <= 1:
-            self.home_is_private = bool(private)
+            self.home = frozenset(map(address_space, addresses))
             return True
-        if private and not self.home_is_private:
-            self.refused = private[0]
-            return False
-        return True
+        self.refused = refused_address(self.home, addresses)
+        return self.refused is None
 
     def new_connection(self) -> None:
         self.addresses, self.peer, self.tls_version, self.tls_cipher = (), None, None, None
@@ -422,21 +431,60 @@ def _redirect_target(current: URL, location: str) -> URL:
     return target
 
 
-def private_address(address: str) -> bool:
-    """Loopback, link-local, private, unspecified, reserved...: any address that is not
-    globally routable. A public site that redirects there points at someone's internal
-    service (a cloud metadata endpoint, an admin page); the probe must not fetch it."""
+class AddressSpace(StrEnum):
+    """Where an address leads. A public site that redirects out of GLOBAL points at
+    someone's internal service (a cloud metadata endpoint, an admin page): the probe
+    follows only into a space the target itself lives in."""
+
+    GLOBAL = "global"
+    LOOPBACK = "loopback"  # this machine; 0.0.0.0 and :: reach it too
+    LINK_LOCAL = "link-local"  # 169.254/16, fe80::/10: where cloud metadata services answer
+    PRIVATE = "private"  # RFC 1918, CGNAT, unique-local and site-local IPv6
+    RESERVED = "reserved"  # anything else not globally routable, multicast included
+
+
+def address_space(address: str) -> AddressSpace:
+    """The space of an IP address (a zone suffix such as %eth0 allowed); an IPv4 address
+    inside an IPv6 one (mapped, 6to4, NAT64) leads where that IPv4 address does."""
     try:
-        return not ipaddress.ip_address(address.split("%", 1)[0]).is_global
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
-        return False
+        return AddressSpace.RESERVED  # not an address: nothing to follow
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+        if embedded is not None:
+            return address_space(str(embedded))
+    if ip.is_loopback or ip.is_unspecified:
+        return AddressSpace.LOOPBACK
+    if ip.is_link_local:
+        return AddressSpace.LINK_LOCAL
+    if any(ip in network for network in _PRIVATE_NETWORKS):
+        return AddressSpace.PRIVATE
+    if not ip.is_global or ip.is_multicast:
+        return AddressSpace.RESERVED
+    return AddressSpace.GLOBAL
+
+
+def refused_address(
+    home: frozenset[AddressSpace], addresses: Sequence[str]
+) -> tuple[str, AddressSpace] | None:
+    """The first of a redirect's addresses the probe may not contact, with its space: one
+    neither global nor in a space of `home`, where the target's own addresses are."""
+    for address in addresses:
+        space = address_space(address)
+        if space is not AddressSpace.GLOBAL and space not in home:
+            return address, space
+    return None
 
 
 def _refused_redirect(timeline: _Timeline) -> _Failed:
+    address, space = timeline.refused or (timeline.addresses[0], AddressSpace.RESERVED)
     return _Failed(
         Reason.PROTOCOL_ERROR,
-        f"redirect to a private address ({timeline.refused or timeline.addresses[0]}) not "
-        "followed: the target does not live in private address space",
+        f"redirect to a private address ({address}) not followed: the target does not "
+        f"live in {space} address space",
     )
 
 
