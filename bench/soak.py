@@ -79,6 +79,7 @@ from bench.fleet import (
     percentile,
     rss_bytes,
 )
+from monitor.loop_errors import Trouble
 from simulator.region import MAX_PER_COUNTRY, SUPPORTED_COUNTRIES
 
 MIB = 2**20
@@ -457,6 +458,13 @@ EXPECTED_ERRORS = (
 )
 
 
+# The event loop's own error reports, summarised by monitor/loop_errors.py at WARNING:
+# "TLS clients failing: <first>" then "TLS clients failing: 20 more in the last 60s (...)".
+_LOOP_ERRORS = re.compile(
+    "^(?:" + "|".join(re.escape(t.value) for t in Trouble) + r"): (?:(\d+) more in)?"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class LogReport:
     problems: tuple[str, ...]  # each a whole entry (a traceback stays with its message)
@@ -464,6 +472,7 @@ class LogReport:
     expected_errors: int
     incidents_opened: int
     incidents_closed: int
+    loop_errors: int = 0  # reports of the event loop's exception handler (summarised)
 
 
 def read_log(lines: Sequence[str]) -> LogReport:
@@ -479,9 +488,11 @@ def read_log(lines: Sequence[str]) -> LogReport:
             entries.append((None, line, [line]))  # before any entry: raw stderr
     problems, expected = [], 0
     levels: Counter[str] = Counter()
-    opened = closed = 0
+    opened = closed = loop_errors = 0
     for level, message, block in entries:
         levels[level or "raw"] += 1
+        if (summary := _LOOP_ERRORS.match(message)) is not None:
+            loop_errors += int(summary[1] or 1)
         opened += message.startswith("incident opened:")
         closed += message.startswith("incident closed:")
         text = "\n".join(block)
@@ -490,7 +501,7 @@ def read_log(lines: Sequence[str]) -> LogReport:
             expected += 1
         elif severe or "Traceback" in text or "Exception" in text:
             problems.append(text)
-    return LogReport(tuple(problems), dict(levels), expected, opened, closed)
+    return LogReport(tuple(problems), dict(levels), expected, opened, closed, loop_errors)
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -623,7 +634,8 @@ class SoakReport:
             lines.append(
                 f"  daemon log: {self.log.levels}; incidents opened {self.log.incidents_opened}, "
                 f"closed {self.log.incidents_closed}; expected ERROR conclusions "
-                f"{self.log.expected_errors}"
+                f"{self.log.expected_errors}; event-loop error reports (summarised at "
+                f"WARNING, e.g. TLS peers gone mid-write) {self.log.loop_errors}"
             )
         lines.append(
             f"  simulator: up in {self.simulator_start_s:.1f} s, {self.simulator_switches} "
@@ -823,7 +835,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="keep the work directory (logs, history) even when every goal is met",
     )
-    args = parser.parse_args(argv)  # fmt: skip
+    args = parser.parse_args(argv)
     settings = SoakSettings(
         targets=args.targets,
         interval_s=args.interval,

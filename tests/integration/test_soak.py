@@ -70,6 +70,8 @@ def test_the_log_judge_finds_exceptions_and_lets_conclusions_pass() -> None:
         "KeyError: 'x.test'",
         "2026-01-01 12:00:05,006 INFO monitor.daemon: incident closed: target:x.test:1",
         "2026-01-01 12:00:06,007 ERROR asyncio: Task exception was never retrieved",
+        "2026-01-01 12:00:07,008 WARNING govwatch.daemon: TLS clients failing: Fatal error on SSL",
+        "2026-01-01 12:01:07,009 WARNING govwatch.daemon: TLS clients failing: 20 more in the last 60s",
     ]
     report = read_log(lines)
     assert len(report.problems) == 2
@@ -77,6 +79,7 @@ def test_the_log_judge_finds_exceptions_and_lets_conclusions_pass() -> None:
     assert "Task exception was never retrieved" in report.problems[1]
     assert report.expected_errors == 2
     assert (report.incidents_opened, report.incidents_closed) == (2, 1)
+    assert report.loop_errors == 21  # counted and shown, not exceptions of the daemon's own
     assert read_log(["Traceback (most recent call last):", "OSError: boom"]).problems
 
 
