@@ -176,6 +176,23 @@ def _add_targets_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_daemon_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the daemon listens and keeps its history: `run` and `up` take the same."""
+    parser.add_argument(
+        "--listen",
+        type=_listen,
+        default=("127.0.0.1", 9781),
+        metavar="HOST:PORT",
+        help="where to serve metrics and the API (default: 127.0.0.1:9781)",
+    )
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=DEFAULT_DB_PATH,
+        help=f"SQLite history (default: {DEFAULT_DB_PATH})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     # `simulate` lives in the simulator package; its parser module loads neither the
     # simulator's servers nor its CA (trustme), and importing this module loads none of it.
@@ -225,19 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         "/healthz; keep history in SQLite. SIGHUP reloads TARGETS, SIGTERM stops.",
     )
     _add_targets_argument(run)
-    run.add_argument(
-        "--listen",
-        type=_listen,
-        default=("127.0.0.1", 9781),
-        metavar="HOST:PORT",
-        help="where to serve metrics and the API (default: 127.0.0.1:9781)",
-    )
-    run.add_argument(
-        "--db",
-        type=Path,
-        default=DEFAULT_DB_PATH,
-        help=f"SQLite history (default: {DEFAULT_DB_PATH})",
-    )
+    _add_daemon_arguments(run)
     run.add_argument(
         "--web-config",
         type=Path,
@@ -288,19 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         "failed child's status.",
     )
     _add_targets_argument(up)
-    up.add_argument(
-        "--listen",
-        type=_listen,
-        default=("127.0.0.1", 9781),
-        metavar="HOST:PORT",
-        help="the daemon's metrics and API (default: 127.0.0.1:9781)",
-    )
-    up.add_argument(
-        "--db",
-        type=Path,
-        default=DEFAULT_DB_PATH,
-        help=f"SQLite history (default: {DEFAULT_DB_PATH})",
-    )
+    _add_daemon_arguments(up)
     up.add_argument(
         "--dashboard-address",
         default="127.0.0.1",

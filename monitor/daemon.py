@@ -17,7 +17,6 @@ import logging
 import os
 import resource
 import signal
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -385,21 +384,19 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
             config.monitor.concurrency,
         )
     try:
-        options.db_path.parent.mkdir(parents=True, exist_ok=True)
         writer = await HistoryWriter.open(
             options.db_path,
             vantage=options.vantage or "",
             settings=StorageSettings(retention_s=options.retention_s),
         )
-    except (StorageError, OSError) as exc:
+    except StorageError as exc:
         # One line an operator can act on (a corrupt file, a read-only disk), not a traceback.
-        detail = str(exc) if isinstance(exc, StorageError) else f"{options.db_path}: {exc}"
-        log.error("cannot open the history: %s", detail)
+        log.error("cannot open the history: %s", exc)
         return EXIT_STORAGE
     try:
         restored = await writer.restore()
-    except (StorageError, sqlite3.Error) as exc:
-        log.error("cannot read the history in %s: %s", options.db_path, exc)
+    except StorageError as exc:
+        log.error("cannot read the history: %s", exc)
         await writer.close()
         return EXIT_STORAGE
     daemon = Daemon(config, writer, vantage=options.vantage, shard=options.shard, restored=restored)

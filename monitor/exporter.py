@@ -407,12 +407,12 @@ def _health_families(snapshot: Snapshot, f: _Families) -> Iterator[Metric]:
     written.add_metric(f.values(), float(history.written))
     failed = f.counter(
         "govwatch_history_write_errors",
-        "Failed history writes (disk full, I/O error, corrupt page) and unstorable records.",
+        "Failed history write transactions (disk full, I/O error, corrupt page).",
     )
     failed.add_metric(f.values(), float(history.errors))
     dropped = f.counter(
         "govwatch_history_records_dropped",
-        "Records given up on: the backlog was full or a batch failed too often.",
+        "Records given up on: the backlog was full, the record unstorable, or left at close.",
     )
     dropped.add_metric(f.values(), float(history.dropped))
     pending = f.gauge("govwatch_history_pending_records", "Records waiting to be written.")
