@@ -93,7 +93,6 @@ SCRAPED = (
     "govwatch_history_write_errors",
     "govwatch_history_records_dropped",
 )
-TLS_INTERVAL_S = 60.0  # what the simulator's targets file asks for
 SIMULATOR_START_BUDGET_S = 600.0  # 2,000 signed zones and certificates on a busy machine
 STOP_BUDGET_S = 15.0
 
@@ -113,6 +112,7 @@ def log(message: str) -> None:
 class SoakSettings:
     targets: int = 2000
     interval_s: float = 5.0
+    tls_interval_s: float = 60.0
     timeout_s: float = 2.0
     flapping: float = 0.10  # share of the targets
     flap_period_s: tuple[float, float] = (20.0, 60.0)  # each flapper's up (and down) spell
@@ -144,8 +144,8 @@ class SoakSettings:
                 f"--targets must be 1-{len(SUPPORTED_COUNTRIES) * MAX_PER_COUNTRY:,} "
                 "(a full /24 per country)"
             )
-        if not 0 < self.timeout_s < self.interval_s:
-            raise ValueError("--timeout must be positive and shorter than --interval")
+        if not 0 < self.timeout_s < min(self.interval_s, self.tls_interval_s):
+            raise ValueError("--timeout must be positive and shorter than both intervals")
         if not 0 <= self.flapping <= 1:
             raise ValueError("--flapping is a share, between 0 and 1")
         if not 0 <= self.warmup < self.duration_s:
@@ -195,6 +195,7 @@ class Simulator:
             "--control", "127.0.0.1:0",
             "--interval", _duration_text(s.interval_s),
             "--timeout", _duration_text(s.timeout_s),
+            "--tls-interval", _duration_text(s.tls_interval_s),
             "--flapping", f"{s.flapping:g}",
             "--flap-period", f"{_duration_text(low)}-{_duration_text(high)}",
             "--seed", str(s.seed),
@@ -577,7 +578,7 @@ class SoakReport:
         (t0, first), (t1, last) = scraped[0], scraped[-1]
         achieved = (last - first) / (t1 - t0)
         probed = self.simulated_targets + 3  # and the canaries
-        wanted = probed * (2 / self.settings.interval_s + 1 / TLS_INTERVAL_S)
+        wanted = probed * (2 / self.settings.interval_s + 1 / self.settings.tls_interval_s)
         return achieved, wanted
 
     def summary(self) -> str:
@@ -734,7 +735,7 @@ def reproduce(settings: SoakSettings) -> str:
     parts = [".venv/bin/python -m bench.soak"]
     for flag, name in (
         ("--targets", "targets"), ("--interval", "interval_s"), ("--timeout", "timeout_s"),
-        ("--flapping", "flapping"), ("--duration", "duration_s"), ("--warmup", "warmup_s"),
+        ("--tls-interval", "tls_interval_s"), ("--flapping", "flapping"), ("--duration", "duration_s"), ("--warmup", "warmup_s"),
         ("--sample", "sample_s"), ("--scrape-every", "scrape_s"), ("--seed", "seed"),
     ):  # fmt: skip
         value = getattr(settings, name)
@@ -774,6 +775,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=d.interval_s,
         help=f"HTTP and DNS probe interval, s (default {d.interval_s:g})",
+    )
+    parser.add_argument(
+        "--tls-interval",
+        type=float,
+        default=d.tls_interval_s,
+        help=f"TLS probe interval, s (default {d.tls_interval_s:g})",
     )
     parser.add_argument(
         "--timeout",
@@ -839,6 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = SoakSettings(
         targets=args.targets,
         interval_s=args.interval,
+        tls_interval_s=args.tls_interval,
         timeout_s=args.timeout,
         flapping=args.flapping,
         flap_period_s=args.flap_period,

@@ -28,6 +28,7 @@ from simulator.region import (
     RECOVER,
     REHEARSAL_INTERVAL,
     REHEARSAL_TIMEOUT,
+    REHEARSAL_TLS_INTERVAL,
     SUPPORTED_COUNTRIES,
     Scope,
     parse_mode,
@@ -165,6 +166,13 @@ def add_simulate_command(commands: Any) -> None:
         help=f"probe timeout written into the targets files (default {REHEARSAL_TIMEOUT})",
     )
     simulate.add_argument(
+        "--tls-interval",
+        type=_duration,
+        default=REHEARSAL_TLS_INTERVAL,
+        metavar="DURATION",
+        help=f"TLS probe interval written into the targets files (default {REHEARSAL_TLS_INTERVAL})",
+    )
+    simulate.add_argument(
         "--flapping",
         type=_share,
         default=0.0,
@@ -279,7 +287,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             speed=args.speed,
             control=args.control,
             dnssec=not args.no_dnssec,
-            timing=replace(Timing(), interval=args.interval, timeout=args.timeout),
+            timing=replace(
+                Timing(),
+                interval=args.interval,
+                timeout=args.timeout,
+                tls_interval=args.tls_interval,
+            ),
             flapping=args.flapping,
             flap_half_period_s=args.flap_period,
             seed=args.seed,

@@ -56,6 +56,7 @@ CANARY_ISSUER = "Simulated Global CA"
 LOGIN_FAILURE_STATUS = 502  # what a site answers when the login behind it fails
 # The probe timing the generated targets files ask for (runner.Timing): quick rehearsals.
 REHEARSAL_INTERVAL = "10s"
+REHEARSAL_TLS_INTERVAL = "1m"
 REHEARSAL_TIMEOUT = "2s"
 
 

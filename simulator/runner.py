@@ -53,6 +53,7 @@ from simulator.region import (
     LOGIN_FAILURE_STATUS,
     REHEARSAL_INTERVAL,
     REHEARSAL_TIMEOUT,
+    REHEARSAL_TLS_INTERVAL,
     CertVariant,
     Effective,
     FaultBook,
@@ -94,7 +95,7 @@ class Timing:
 
     interval: str = REHEARSAL_INTERVAL
     timeout: str = REHEARSAL_TIMEOUT
-    tls_interval: str = "1m"
+    tls_interval: str = REHEARSAL_TLS_INTERVAL
     reprobe_delay: str = "1s"
 
 
