@@ -748,7 +748,10 @@ def parse_toml(text: str, path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"\(at line (\d+), column (\d+)\)", message)
-        line = int(match[1]) if match else 1
+        if match:
+            line = int(match[1])
+        else:  # "(at end of document)": an unclosed value, reported where the file ends
+            line = max(1, len(text.splitlines())) if "end of document" in message else 1
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
         if match:
             message += f" (column {match[2]})"

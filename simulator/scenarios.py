@@ -34,15 +34,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from monitor.config import Checker, ConfigError, ConfigIssue, KeyPath, parse_duration
+from monitor.config import (
+    Checker,
+    ConfigError,
+    ConfigIssue,
+    KeyPath,
+    parse_duration,
+    parse_toml,
+    read_config_text,
+)
 from monitor.countries import ISO_ALPHA2
 from monitor.outage import HintKind
 from probes.results import Reason
@@ -402,27 +408,21 @@ def _offset(value: Any) -> float:
 
 
 def parse_scenario(text: str, path: Path) -> Scenario:
-    """Validate a scenario's text. Raises ScenarioError listing every FILE:LINE problem."""
+    """Validate a scenario's text. Raises ScenarioError listing every FILE:LINE problem.
+    The TOML is read as targets.toml is (bounded nesting, no traceback on any input)."""
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = _toml_error_line(exc, text)
-        raise ScenarioError([ConfigIssue(str(path), line, f"TOML syntax error: {exc}")]) from None
+        document = parse_toml(text, path)
+    except ConfigError as exc:
+        raise ScenarioError(exc.issues) from None
     return _ScenarioParser(text, path).scenario(document)
 
 
-def _toml_error_line(exc: Exception, text: str) -> int:
-    match = re.search(r"at line (\d+)", str(exc))
-    if match:
-        return int(match[1])
-    return max(1, len(text.splitlines())) if "end of document" in str(exc) else 1
-
-
 def load_scenario(path: Path) -> Scenario:
+    """A scenario file: regular, UTF-8, at most MAX_CONFIG_BYTES, as targets.toml."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError([ConfigIssue(str(path), 0, f"cannot read: {exc.strerror}")]) from None
+        text = read_config_text(path)
+    except ConfigError as exc:
+        raise ScenarioError(exc.issues) from None
     return parse_scenario(text, path)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib.resources
 import ipaddress
+import os
 import time
 from pathlib import Path
 
@@ -348,6 +349,35 @@ def test_invalid_scenario_gives_exact_errors(path: Path) -> None:
         load_scenario(path)
     got = [str(issue).replace(f"{DATA}/", "") for issue in caught.value.issues]
     assert got == path.with_suffix(".errors").read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("x = " + "[" * 100_000, "nested"),  # tomllib alone: RecursionError
+        ("a" + ".a" * 10_000 + " = 1", "dotted"),
+        (b'name = "\xff"', "not UTF-8"),
+        ("x = 1" + "0" * 5000, "digits"),
+    ],
+    ids=["nesting-100k", "dotted-10k", "not-utf8", "5000-digits"],
+)
+def test_a_hostile_scenario_file_is_a_scenario_error(
+    tmp_path: Path, content: str | bytes, expected: str
+) -> None:
+    path = tmp_path / "hostile.toml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(ScenarioError, match=expected):
+        load_scenario(path)
+
+
+def test_a_scenario_path_that_is_no_regular_file_is_refused_before_reading(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # reading it would wait forever for a writer
+    with pytest.raises(ScenarioError, match="not a regular file"):
+        load_scenario(fifo)
 
 
 def test_unknown_scenario_names_the_built_in_ones() -> None:
