@@ -64,13 +64,11 @@ run: $(RUNTIME_STAMP)
 # the daemon watching it and the dashboard: govwatch working with no internet at all.
 demo: $(RUNTIME_STAMP)
 	@rm -rf data/demo && mkdir -p data/demo
-	@trap 'kill $$sim $$daemon 2>/dev/null; wait 2>/dev/null' EXIT INT TERM; \
+	@trap 'kill $$sim 2>/dev/null; wait 2>/dev/null' EXIT INT TERM HUP; \
 	$(BIN)/govwatch simulate --out data/demo/region --scenario tour --loop & sim=$$!; \
 	for i in $$(seq 100); do [ -f data/demo/region/targets.toml ] && break; kill -0 $$sim || exit 1; sleep 0.2; done; \
-	$(BIN)/govwatch run data/demo/region/targets.toml --db data/demo/govwatch.sqlite3 \
-	    --listen 127.0.0.1:9791 & daemon=$$!; \
-	echo "daemon: http://127.0.0.1:9791/api/v1/status  dashboard: http://127.0.0.1:8502"; \
-	$(BIN)/govwatch dashboard --db data/demo/govwatch.sqlite3 --port 8502
+	$(BIN)/govwatch up data/demo/region/targets.toml --db data/demo/govwatch.sqlite3 \
+	    --listen 127.0.0.1:9791 --dashboard-port 8502
 
 validate: $(RUNTIME_STAMP)
 	$(BIN)/govwatch validate targets.toml
