@@ -25,8 +25,9 @@ import ssl
 import stat
 import sys
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -34,11 +35,13 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import dns.exception
 
 from monitor.countries import ISO_ALPHA2
+from monitor.maintenance import WEEK_S
 from monitor.settings import (
     EVIDENCE,
     SECTORS,
     Canary,
     Config,
+    MaintenanceWindow,
     MonitorSettings,
     OutageSettings,
     Target,
@@ -619,6 +622,31 @@ def _build_canary(c: Checker, index: int, table: Mapping[str, Any]) -> Canary | 
     return Canary(name=name, url=url, expect_text=expect_text, line=c.line_of(*key))
 
 
+# The EU's own codes for Greece and the United Kingdom, not ISO 3166-1's.
+_EU_COUNTRY_CODES: dict[str, tuple[str, str]] = {
+    "EL": ("GR", "Greece"),
+    "UK": ("GB", "the United Kingdom"),
+}
+
+
+def _unknown_country(code: str) -> str:
+    """The message for a country code that is not ISO 3166-1 alpha-2."""
+    if code in _EU_COUNTRY_CODES:
+        iso, country = _EU_COUNTRY_CODES[code]
+        return (
+            f'unknown country code {shown(code)} (did you mean "{iso}"? {code} is the EU\'s '
+            f"code for {country}; ISO 3166-1 alpha-2 has {iso})"
+        )
+    return f"unknown country code {shown(code)} (ISO 3166-1 alpha-2, upper case; XK for Kosovo)"
+
+
+def _unknown_sector(sector: str) -> str:
+    """The message for a sector outside SECTORS: a near miss, then every valid one."""
+    close = difflib.get_close_matches(sector, list(SECTORS), n=1, cutoff=0.6)
+    hint = f' (did you mean "{close[0]}"?)' if close else ""
+    return f"unknown sector {shown(sector)}{hint}; valid sectors: {', '.join(sorted(SECTORS))}"
+
+
 def _build_target(c: Checker, index: int, table: Mapping[str, Any]) -> Target | None:
     key: KeyPath = ("target", index)
     label = _entry_label("target", index, table)
@@ -630,17 +658,11 @@ def _build_target(c: Checker, index: int, table: Mapping[str, Any]) -> Target | 
     url = c.converted(table, key, label, "url", _url)
     country = c.value(table, key, label, "country", str, required=True)
     if country is not None and country not in ISO_ALPHA2:
-        c.error(
-            (*key, "country"),
-            f"{label}.country: unknown country code {shown(country)} "
-            "(ISO 3166-1 alpha-2, upper case; XK for Kosovo)",
-        )
+        c.error((*key, "country"), f"{label}.country: {_unknown_country(country)}")
         country = None
     sector = c.value(table, key, label, "sector", str, required=True)
     if sector is not None and sector not in SECTORS:
-        close = difflib.get_close_matches(sector, list(SECTORS), n=1, cutoff=0.6)
-        hint = f' (did you mean "{close[0]}"?)' if close else ""
-        c.error((*key, "sector"), f"{label}.sector: unknown sector {shown(sector)}{hint}")
+        c.error((*key, "sector"), f"{label}.sector: {_unknown_sector(sector)}")
         sector = None
     expect_text = c.converted(table, key, label, "expect_text", _expect_text)
     expect_status = c.converted(table, key, label, "expect_status", _expect_status)
@@ -659,6 +681,109 @@ def _build_target(c: Checker, index: int, table: Mapping[str, Any]) -> Target | 
         evidence=evidence if evidence in EVIDENCE else "seen",
         line=c.line_of(*key),
     )
+
+
+# --- maintenance windows --------------------------------------------------------
+
+NOTE_MAX_CHARS = 200  # shown in the API, the logs and the dashboard
+_EXAMPLE_INSTANT = "2026-12-01T22:00:00Z"
+
+
+def _instant(value: Any) -> float:
+    """A TOML offset date-time -> unix seconds; anything else (a local date-time, whose
+    zone the daemon would have to guess, a date, a quoted string) is a ValueError."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(
+                f"{value.isoformat()} has no UTC offset; add one, e.g. "
+                f"{value.isoformat()}Z for UTC or {value.isoformat()}+02:00"
+            )
+        return value.timestamp()
+    if isinstance(value, date):
+        raise ValueError(
+            f"{value.isoformat()} is a date; give a date-time with an offset, "
+            f"e.g. {_EXAMPLE_INSTANT}"
+        )
+    if isinstance(value, time):
+        raise ValueError(
+            f"{value.isoformat()} is a time of day; give a date-time with an offset, "
+            f"e.g. {_EXAMPLE_INSTANT}"
+        )
+    if isinstance(value, str):
+        raise ValueError(
+            f"{shown(value)} is a string; write the date-time without quotes, "
+            f"e.g. start = {_EXAMPLE_INSTANT}"
+        )
+    raise ValueError(
+        f"expected an offset date-time like {_EXAMPLE_INSTANT}, got {reprlib.repr(value)}"
+    )
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected a non-empty list of strings, got {reprlib.repr(value)}")
+    return value
+
+
+def _build_maintenance(
+    c: Checker, index: int, table: Mapping[str, Any], targets: Sequence[Target | None]
+) -> MaintenanceWindow | None:
+    key: KeyPath = ("maintenance", index)
+    label = f"maintenance #{index + 1}"
+    allowed = {"note", "start", "end", "every", "targets", "countries", "sectors"}
+    c.known_keys(table, key, label, allowed)
+    _required(c, table, key, label, "note")
+    note = c.converted(table, key, label, "note", lambda v: _text(v, NOTE_MAX_CHARS))
+    _required(c, table, key, label, "start")
+    start = c.converted(table, key, label, "start", _instant)
+    _required(c, table, key, label, "end")
+    end = c.converted(table, key, label, "end", _instant)
+    every = c.value(table, key, label, "every", str)
+    if every is not None and every != "week":
+        c.error((*key, "every"), f'{label}.every: {shown(every)} is not a recurrence; use "week"')
+        every = None
+    if start is not None and end is not None:
+        if end <= start:
+            c.error((*key, "end"), f"{label}.end: must be after start")
+            end = None
+        elif every == "week" and end - start >= WEEK_S:
+            c.error(
+                (*key, "end"),
+                f"{label}.end: a weekly window must last less than a week "
+                f"(this one lasts {(end - start) / 86400:g} days)",
+            )
+            end = None
+    names = {t.name for t in targets if t is not None}
+    covered: dict[str, frozenset[str]] = {}
+    for field_name, known, problem in (
+        ("targets", names, lambda v: f"unknown target {shown(v)}{_close_hint(v, names)}"),
+        ("countries", ISO_ALPHA2, _unknown_country),
+        ("sectors", SECTORS, _unknown_sector),
+    ):
+        values = c.converted(table, key, label, field_name, _strings) or []
+        for value in values:
+            if value not in known:
+                c.error((*key, field_name), f"{label}.{field_name}: {problem(value)}")
+        covered[field_name] = frozenset(v for v in values if v in known)
+    if not any(name in table for name in covered):
+        c.error(key, f"{label}: cover something: set targets, countries or sectors")
+    if note is None or start is None or end is None:
+        return None
+    return MaintenanceWindow(
+        note=note,
+        start=start,
+        end=end,
+        every_s=WEEK_S if every == "week" else None,
+        targets=covered["targets"],
+        countries=covered["countries"],
+        sectors=covered["sectors"],
+        line=c.line_of(*key),
+    )
+
+
+def _close_hint(value: str, known: Collection[str]) -> str:
+    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
 
 
 def _array_of_tables(c: Checker, document: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
@@ -819,7 +944,7 @@ def parse_config(text: str, path: Path) -> Config:
 
 def _validated(document: dict[str, Any], text: str, path: Path) -> Config:
     c = Checker(path, text)
-    c.known_keys(document, (), "", {"monitor", "outage", "canary", "target"})
+    c.known_keys(document, (), "", {"monitor", "outage", "canary", "target", "maintenance"})
     monitor_table = document.get("monitor", {})
     outage_table = document.get("outage", {})
     monitor = MonitorSettings()
@@ -840,6 +965,10 @@ def _validated(document: dict[str, Any], text: str, path: Path) -> Config:
     targets = [_build_target(c, i, t) for i, t in enumerate(target_tables)]
     if "target" not in document:
         c.error((), "no [[target]] defined: there is nothing to monitor")
+    windows = [
+        _build_maintenance(c, i, t, targets)
+        for i, t in enumerate(_array_of_tables(c, document, "maintenance"))
+    ]
 
     first_seen: dict[str, tuple[str, int]] = {}  # _same_name -> (the name, its line)
     for kind, entries in (("canary", canaries), ("target", targets)):
@@ -864,6 +993,7 @@ def _validated(document: dict[str, Any], text: str, path: Path) -> Config:
         outage=outage,
         canaries=tuple(x for x in canaries if x is not None),
         targets=tuple(x for x in targets if x is not None),
+        maintenance=tuple(x for x in windows if x is not None),
     )
 
 

@@ -122,12 +122,40 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """A planned maintenance window ([[maintenance]]): while it is active the targets it
+    covers are reported "maintenance", never down, and open no incident (monitor.core).
+
+    Times are unix seconds; the window is active from `start` (included) to `end`
+    (excluded), and again every `every_s` seconds after when that is set (a week).
+    It covers a target named in `targets`, or in one of `countries`, or of `sectors`.
+    """
+
+    note: str
+    start: float
+    end: float
+    every_s: float | None = None
+    targets: frozenset[str] = frozenset()
+    countries: frozenset[str] = frozenset()
+    sectors: frozenset[str] = frozenset()
+    line: int = field(default=0, compare=False)  # where it is, not what it is
+
+    def covers(self, target: Target) -> bool:
+        return (
+            target.name in self.targets
+            or target.country in self.countries
+            or target.sector in self.sectors
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     outage: OutageSettings = field(default_factory=OutageSettings)
     canaries: tuple[Canary, ...] = ()
     targets: tuple[Target, ...] = ()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
 
     @property
     def probe_settings(self) -> ProbeSettings:

@@ -21,7 +21,8 @@ from monitor.config import (
     parse_nameserver,
     shown,
 )
-from monitor.settings import Target
+from monitor.maintenance import WEEK_S
+from monitor.settings import MaintenanceWindow, Target
 from probes.results import ProbeKind
 from probes.settings import Nameserver
 
@@ -92,6 +93,35 @@ def test_defaults_are_applied(tmp_path: Path) -> None:
     assert config.monitor.resolvers == ()
     assert config.outage.country_min_targets == 3 and config.outage.confirm_reprobes == 1
     assert config.targets[0].line == 1 and config.targets[0].evidence == "seen"
+
+
+def test_maintenance_windows_are_read(tmp_path: Path) -> None:
+    text = (
+        '[[target]]\nname = "a"\nurl = "https://a.al.test/"\ncountry = "AL"\nsector = "portal"\n'
+        "[[maintenance]]\n"
+        'note = "e-Albania upgrade"\n'
+        "start = 2026-12-01T22:00:00Z\n"
+        "end = 2026-12-02T01:00:00+01:00\n"
+        'targets = ["a"]\n'
+        "[[maintenance]]\n"
+        'note = "weekly registry backup"\n'
+        "start = 2026-12-06T02:00:00Z\n"
+        "end = 2026-12-06T04:00:00Z\n"
+        'every = "week"\n'
+        'countries = ["RS"]\n'
+        'sectors = ["registry", "tax"]\n'
+    )
+    config = parse_config(text, tmp_path / "t.toml")
+    once, weekly = config.maintenance
+    assert once == MaintenanceWindow(
+        note="e-Albania upgrade",
+        start=1796162400.0,  # 2026-12-01T22:00:00Z
+        end=1796162400.0 + 7200,  # 01:00+01:00 is 00:00Z
+        targets=frozenset({"a"}),
+    )
+    assert once.line == 6 and weekly.line == 11
+    assert weekly.every_s == WEEK_S and weekly.end - weekly.start == 7200
+    assert weekly.countries == {"RS"} and weekly.sectors == {"registry", "tax"}
 
 
 def test_ca_file_is_relative_to_the_config(tmp_path: Path) -> None:
