@@ -35,18 +35,27 @@ Rules (thresholds from `OutageSettings`):
   `region_min_countries` countries in outage, or `region_min_ratio` of all
   targets DOWN. An open country or region incident closes only when its rule
   fails even if every UNKNOWN target were down: not knowing is not recovery.
+- Maintenance: while a `[[maintenance]]` window covers a target its reported state
+  is MAINTENANCE whatever its results (still recorded), even while the vantage is
+  impaired. It counts in a country's total but never as down (nor as possibly down
+  for keeping an incident open), no target incident opens for it and an open one
+  closes: the operators said it would be down. Window boundaries are found on the
+  tick in O(windows) (`next_boundary`), and only the targets of windows that started
+  or ended are re-evaluated; when a window ends its targets are judged again as on
+  the vantage's return. One log line per window start and end, none per target.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
 
 from immutables import Map
 
+from monitor.maintenance import active_window, is_active, next_boundary
 from monitor.outage import (
     CountrySummary,
     Incident,
@@ -60,7 +69,7 @@ from monitor.outage import (
     shared_infrastructure,
     uplink_ok,
 )
-from monitor.settings import Canary, OutageSettings, Target
+from monitor.settings import Canary, MaintenanceWindow, OutageSettings, Target
 from monitor.state import (
     Reprobe,
     TargetState,
@@ -69,6 +78,7 @@ from monitor.state import (
     initial_status,
     observe,
     same_for_restore,
+    with_maintenance,
     with_vantage,
 )
 from probes.results import LocalFault, ProbeKind, ProbeResult
@@ -110,6 +120,7 @@ class Reload:
     canaries: tuple[Canary, ...]
     settings: OutageSettings
     interval_s: float
+    maintenance: tuple[MaintenanceWindow, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,13 +218,14 @@ class Counts:
     up: int = 0
     down: int = 0
     unknown: int = 0
+    maintenance: int = 0
 
     @property
     def total(self) -> int:
-        return self.up + self.down + self.unknown
+        return self.up + self.down + self.unknown + self.maintenance
 
     def moved(self, old: TargetState | None, new: TargetState | None) -> Counts:
-        up, down, unknown = self.up, self.down, self.unknown
+        up, down, unknown, maintenance = self.up, self.down, self.unknown, self.maintenance
         for state, delta in ((old, -1), (new, 1)):
             if state is TargetState.UP:
                 up += delta
@@ -221,7 +233,9 @@ class Counts:
                 down += delta
             elif state is TargetState.UNKNOWN:
                 unknown += delta
-        return Counts(up, down, unknown)
+            elif state is TargetState.MAINTENANCE:
+                maintenance += delta
+        return Counts(up, down, unknown, maintenance)
 
 
 _NO_COUNTS: Final = Counts()
@@ -263,6 +277,12 @@ class World:
     canary_check_at: float
     probe_counts: Map[tuple[ProbeKind, bool], int]
     blind_since: float | None = None
+    windows: tuple[MaintenanceWindow, ...] = ()
+    window_members: tuple[tuple[str, ...], ...] = ()  # per window: the targets it covers
+    active_windows: frozenset[int] = frozenset()  # indexes into windows
+    # Targets under maintenance -> the window that covers them (the first active one).
+    maintenance: Map[str, MaintenanceWindow] = field(default_factory=Map)
+    maintenance_check_at: float = -math.inf  # the next window boundary
 
     @property
     def vantage_up(self) -> bool:
@@ -291,6 +311,7 @@ class World:
                 up=c.up,
                 down=c.down,
                 unknown=c.unknown,
+                maintenance=c.maintenance,
                 in_outage=country in in_outage,
             )
             for country, c in sorted(self.counts.items())
@@ -311,8 +332,11 @@ def initial_world(
     statuses: Mapping[str, TargetStatus] | None = None,
     infra: Mapping[str, TargetInfra] | None = None,
     open_incidents: Iterable[Incident] = (),
+    maintenance: Sequence[MaintenanceWindow] = (),
 ) -> World:
-    """A world before any event, or restored from the history (statuses, incidents)."""
+    """A world before any event, or restored from the history (statuses, incidents).
+
+    Maintenance windows take effect at the first tick (this world is built at time 0)."""
     incidents: dict[IncidentKey, Incident] = {}
     for incident in sorted(open_incidents, key=lambda i: (i.started_at, i.id)):
         if incident.is_open:
@@ -345,7 +369,8 @@ def initial_world(
         probe_counts=Map(),
     )
     # Everything is dirty: the first tick judges restored incidents against restored statuses.
-    world, _ = _reload(empty, Reload(tuple(targets), tuple(canaries), settings, interval_s), 0.0)
+    reload = Reload(tuple(targets), tuple(canaries), settings, interval_s, tuple(maintenance))
+    world, _ = _reload(empty, reload, 0.0)
     return world
 
 
@@ -405,6 +430,8 @@ def _probe_soon(reprobes: Iterable[Reprobe]) -> list[Effect]:
 
 
 def _reported_state(world: World, status: TargetStatus) -> TargetState:
+    if status.maintenance:
+        return TargetState.MAINTENANCE
     if world.impaired or status.blind:
         return TargetState.UNKNOWN
     if status.state is TargetState.DOWN and not _vouched(world, status):
@@ -451,6 +478,8 @@ def _report(
     # Not news: a target learned to be up (at the start, after blindness: all of them), or
     # one whose failure waits a few seconds for the canaries' word before it is "down".
     routine = new is TargetState.UNKNOWN or (old is TargetState.UNKNOWN and new is TargetState.UP)
+    # Entering or leaving maintenance is logged once per window (_windows_changed).
+    routine = routine or TargetState.MAINTENANCE in (old, new)
     transition = Transition(name, old, new, now, reason)
     effects.append(RecordTransition(transition, quiet=quiet or routine))
     effects.append(StatusChanged(name))  # the stored row holds the reported state
@@ -554,6 +583,8 @@ def _why(world: World) -> str:
 
 
 def _on_tick(world: World, tick: Tick, now: float, effects: list[Effect]) -> World:
+    if now >= world.maintenance_check_at:
+        world = _windows_changed(world, now, effects)
     seen = world.impaired_seen
     if tick.loop_lag_s > world.settings.overload_lag_s:
         seen = seen.set(Impairment.OVERLOAD, now)
@@ -681,6 +712,62 @@ def _judge_region(world: World, now: float, effects: list[Effect]) -> World:
     return replace(world, region_declared=_REGION_KEY in world.incidents)
 
 
+# --- maintenance windows -----------------------------------------------------------------
+
+
+def _windows_changed(world: World, now: float, effects: list[Effect]) -> World:
+    """At a window boundary: re-evaluate the targets of the windows that started or ended."""
+    active = frozenset(i for i, w in enumerate(world.windows) if is_active(w, now))
+    started, ended = active - world.active_windows, world.active_windows - active
+    world = replace(
+        world, active_windows=active, maintenance_check_at=next_boundary(world.windows, now)
+    )
+    names = dict.fromkeys(n for i in sorted(started | ended) for n in world.window_members[i])
+    for name in names:
+        world = _cover(world, name, now, effects)
+    for index in sorted(ended):
+        effects.append(_window_log(world.windows[index], len(world.window_members[index]), False))
+    for index in sorted(started):
+        effects.append(_window_log(world.windows[index], len(world.window_members[index]), True))
+    return world
+
+
+def _cover(world: World, name: str, now: float, effects: list[Effect]) -> World:
+    """Put target `name` under maintenance or take it out, as the active windows say."""
+    active = (world.windows[i] for i in sorted(world.active_windows))
+    window = active_window(active, world.by_name[name], now)
+    status = world.statuses[name]
+    moved = with_maintenance(status, window is not None, now, world.settings)
+    if moved.status is not status:
+        world = replace(world, statuses=world.statuses.set(name, moved.status))
+        effects.append(StatusChanged(name))
+    effects.extend(_probe_soon(moved.reprobes))
+    if window is not None:
+        world = replace(world, maintenance=world.maintenance.set(name, window))
+    elif name in world.maintenance:
+        world = replace(world, maintenance=world.maintenance.delete(name))
+    return _report(world, name, now, effects, quiet=True)
+
+
+def _window_log(window: MaintenanceWindow, targets: int, started: bool) -> Log:
+    if started:
+        return Log(
+            "info",
+            f"maintenance started: {window.note!r} ({targets} targets; reported "
+            "'maintenance', no incidents or alerts for them, open target incidents close)",
+        )
+    return Log(
+        "info",
+        f"maintenance ended: {window.note!r} ({targets} targets are being judged again)",
+    )
+
+
+def _window_members(
+    windows: Sequence[MaintenanceWindow], targets: Sequence[Target]
+) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(t.name for t in targets if w.covers(t)) for w in windows)
+
+
 # --- reload -----------------------------------------------------------------------------
 
 
@@ -733,13 +820,28 @@ def _reload(world: World, event: Reload, now: float) -> tuple[World, list[Effect
         dirty_targets=Map({n: True for n in [*(t.name for t in event.targets), *removed_targets]}),
         dirty_countries=Map({c: True for c in [*members, *removed_countries]}),
         region_dirty=True,
+        windows=event.maintenance,
+        window_members=_window_members(event.maintenance, event.targets),
+        active_windows=frozenset(i for i, w in enumerate(event.maintenance) if is_active(w, now)),
+        maintenance=Map(),
+        maintenance_check_at=next_boundary(event.maintenance, now),
     )
     # Kept statuses carry their blindness; the canaries decide the vantage anew. Reported
     # states restart from UNKNOWN here, so transitions are taken against the old world.
     produced: list[Effect] = []
     fresh = _canaries_changed(fresh, now, produced)
     for target in fresh.targets:
-        fresh = _report(fresh, target.name, now, produced, quiet=True)
+        fresh = _cover(fresh, target.name, now, produced)  # also reports it
+    before_windows = {world.windows[i] for i in world.active_windows}
+    after_windows = {fresh.windows[i] for i in fresh.active_windows}
+    for index in sorted(fresh.active_windows):
+        window = fresh.windows[index]
+        if window not in before_windows:
+            effects.append(_window_log(window, len(fresh.window_members[index]), True))
+    for index in sorted(world.active_windows):
+        window = world.windows[index]
+        if window not in after_windows:
+            effects.append(_window_log(window, len(world.window_members[index]), False))
     effects.extend(e for e in produced if not isinstance(e, RecordTransition))
     for target in fresh.targets:
         before = world.reported.get(target.name, TargetState.UNKNOWN)

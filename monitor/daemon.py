@@ -173,6 +173,7 @@ class Daemon:
             statuses=restored.statuses if restored else None,
             infra=restored.infra if restored else None,
             open_incidents=restored.open_incidents if restored else (),
+            maintenance=config.maintenance,
         )
         self._writer.set_targets(self.targets, config.canaries)
 
@@ -205,7 +206,15 @@ class Daemon:
         self.config = config
         self.targets = self._in_shard(config)
         self._writer.set_targets(self.targets, config.canaries)
-        self.feed(Reload(self.targets, config.canaries, config.outage, config.monitor.interval_s))
+        self.feed(
+            Reload(
+                self.targets,
+                config.canaries,
+                config.outage,
+                config.monitor.interval_s,
+                config.maintenance,
+            )
+        )
         self._reload_ok = True
         self._reload_at = self._clock()
         log.info("reloaded %s", config.summary())

@@ -138,10 +138,11 @@ class CountrySummary:
     down: int
     unknown: int
     in_outage: bool
+    maintenance: int = 0  # reported "maintenance": neither up nor down, out of availability
 
     @property
     def total(self) -> int:
-        return self.up + self.down + self.unknown
+        return self.up + self.down + self.unknown + self.maintenance
 
     @property
     def availability(self) -> float | None:

@@ -19,6 +19,9 @@ first summarised as one `Evidence`, then `(state, evidence)` is looked up.
   is *blind*: results are still recorded but prove nothing, and its state is
   UNKNOWN. When the vantage returns, a target whose latest results all succeed
   is UP at once; any other must be confirmed again by fresh failures.
+- While a maintenance window covers a target (`with_maintenance`) it is blind in
+  the same way (its confirmed state UNKNOWN; the core reports it MAINTENANCE), and
+  when the window ends it is judged again as on the vantage's return.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ class TargetState(StrEnum):
     UP = "up"
     DOWN = "down"
     UNKNOWN = "unknown"
+    # Reported while a maintenance window covers the target (monitor.core); the confirmed
+    # state meanwhile is UNKNOWN, so this row of TRANSITIONS is only read for a status
+    # restored from a history row that holds it.
+    MAINTENANCE = "maintenance"
 
 
 class Evidence(StrEnum):
@@ -52,6 +59,7 @@ class Evidence(StrEnum):
 
 
 _UP, _DOWN, _UNKNOWN = TargetState.UP, TargetState.DOWN, TargetState.UNKNOWN
+_MAINTENANCE = TargetState.MAINTENANCE
 
 # THE state machine. Total: every (state, evidence) pair has a row.
 TRANSITIONS: Final[Mapping[tuple[TargetState, Evidence], TargetState]] = MappingProxyType(
@@ -72,6 +80,12 @@ TRANSITIONS: Final[Mapping[tuple[TargetState, Evidence], TargetState]] = Mapping
         (_DOWN, Evidence.SUSPECT): _DOWN,
         (_DOWN, Evidence.CONFIRMED): _DOWN,
         (_DOWN, Evidence.BLIND): _UNKNOWN,
+        # As UNKNOWN: nothing observed during maintenance is evidence either way.
+        (_MAINTENANCE, Evidence.UNOBSERVED): _UNKNOWN,
+        (_MAINTENANCE, Evidence.HEALTHY): _UP,
+        (_MAINTENANCE, Evidence.SUSPECT): _UNKNOWN,
+        (_MAINTENANCE, Evidence.CONFIRMED): _DOWN,
+        (_MAINTENANCE, Evidence.BLIND): _UNKNOWN,
     }
 )
 
@@ -117,6 +131,7 @@ class TargetStatus:
     # Latest result per probe kind, in PROBE_PRECEDENCE order. Read-only.
     probes: Mapping[ProbeKind, ProbeTrack] = field(default_factory=lambda: _NO_PROBES)
     blind: bool = False  # the vantage is down: nothing observed counts
+    maintenance: bool = False  # a maintenance window covers it: nothing observed counts
 
     def track(self, kind: ProbeKind) -> ProbeTrack | None:
         return self.probes.get(kind)
@@ -134,7 +149,12 @@ class TargetStatus:
     @property
     def suspect(self) -> bool:
         """A probe fails but the failure is not (yet) confirmed."""
-        return not self.blind and self.state is not TargetState.DOWN and bool(self.failing)
+        return (
+            not self.blind
+            and not self.maintenance
+            and self.state is not TargetState.DOWN
+            and bool(self.failing)
+        )
 
     @property
     def observed_at(self) -> float | None:
@@ -182,11 +202,12 @@ def same_for_restore(old: TargetStatus, new: TargetStatus) -> bool:
     The latest result and its time change with every probe; rewriting a target's
     stored row for them alone would cost one write per result for nothing.
     """
-    if (old.state, old.since, old.reason, old.blind) != (
+    if (old.state, old.since, old.reason, old.blind, old.maintenance) != (
         new.state,
         new.since,
         new.reason,
         new.blind,
+        new.maintenance,
     ):
         return False
     if old.probes.keys() != new.probes.keys():
@@ -236,7 +257,7 @@ def observe(
         )
     step = _settle(status, _with_tracks(status.probes, [track]), status.blind, now, settings)
     unconfirmed = track.failing and track.consecutive_failures <= settings.confirm_reprobes
-    if unconfirmed and not status.blind:
+    if unconfirmed and not status.blind and not status.maintenance:
         reprobe = Reprobe(status.name, result.kind, now + settings.reprobe_delay_s)
         return replace(step, reprobes=(reprobe,))
     return step
@@ -256,12 +277,39 @@ def with_vantage(
         return Step(status)
     if not vantage_up:
         return _settle(status, status.probes, True, now, settings)
+    return _sighted(status, False, status.maintenance, now, settings)
+
+
+def with_maintenance(
+    status: TargetStatus, active: bool, now: float, settings: OutageSettings
+) -> Step:
+    """Put a target under maintenance (a window covers it) or take it out. Idempotent.
+
+    Under maintenance a target is blind as when the vantage is down: results are kept
+    but prove nothing, and failures ask for no re-probe. Leaving it is returning from
+    blindness: healthy is UP at once, failing must be confirmed by fresh failures.
+    """
+    if status.maintenance == active:
+        return Step(status)
+    if active:
+        return _settle(status, status.probes, status.blind, now, settings, maintenance=True)
+    return _sighted(status, status.blind, False, now, settings)
+
+
+def _sighted(
+    status: TargetStatus, blind: bool, maintenance: bool, now: float, settings: OutageSettings
+) -> Step:
+    """Back from blindness: failure streaks start over and every failing kind is re-probed."""
     fresh = [
         replace(track, consecutive_failures=0, failing_since=None)
         for track in status.probes.values()
         if track.failing
     ]
-    step = _settle(status, _with_tracks(status.probes, fresh), False, now, settings)
+    step = _settle(
+        status, _with_tracks(status.probes, fresh), blind, now, settings, maintenance=maintenance
+    )
+    if blind or maintenance:
+        return step
     reprobes = tuple(
         Reprobe(status.name, track.kind, now + settings.reprobe_delay_s) for track in fresh
     )
@@ -302,9 +350,13 @@ def _settle(
     blind: bool,
     now: float,
     settings: OutageSettings,
+    *,
+    maintenance: bool | None = None,
 ) -> Step:
     """The one place where a target's state changes."""
-    new_state = TRANSITIONS[(status.state, _evidence(probes, blind, settings))]
+    if maintenance is None:
+        maintenance = status.maintenance
+    new_state = TRANSITIONS[(status.state, _evidence(probes, blind or maintenance, settings))]
     confirmed = _confirmed(probes, settings)
     reason: Reason | None = None
     if new_state is TargetState.DOWN:
@@ -325,6 +377,7 @@ def _settle(
         reason=reason,
         probes=probes,
         blind=blind,
+        maintenance=maintenance,
     )
     transition = None
     if new_state is not status.state:

@@ -241,7 +241,7 @@ async def test_status_filter_keeps_region_incidents_that_touch_the_country() -> 
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("state=sideways", "state: expected one of up, down, unknown, got 'sideways'"),
+        ("state=sideways", "state: expected one of up, down, unknown, maintenance, got 'sideways'"),
         ("country=ALB", "country: expected a two-letter code like AL, got 'ALB'"),
         ("country=A1", "country: expected a two-letter code like AL, got 'A1'"),
     ],

@@ -5,12 +5,15 @@ The outage rules themselves are tested through the core in test_outage.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from monitor.core import (
     Effect,
     Impairment,
     Log,
+    ProbeSoon,
     RecordIncident,
     RecordTransition,
     Reload,
@@ -18,11 +21,12 @@ from monitor.core import (
     Tick,
     step,
 )
+from monitor.maintenance import WEEK_S
 from monitor.outage import Scope
-from monitor.settings import Canary, OutageSettings
+from monitor.settings import Canary, MaintenanceWindow, OutageSettings
 from monitor.state import TargetState
 from probes.results import LocalFault, ProbeKind, ProbeResult, Reason
-from tests.unit.judge import CoreSim, catalogue
+from tests.unit.judge import CoreSim, Judged, catalogue
 
 T0 = 1_700_000_000.0
 SETTINGS = OutageSettings(impairment_hold_s=30.0, overload_lag_s=1.0)
@@ -255,3 +259,147 @@ def test_a_steady_success_does_not_rewrite_the_stored_row() -> None:
     assert not any(isinstance(e, StatusChanged) for e in quiet)
     failed = sim.result("al1", result(False, T0 + 60), T0 + 60)
     assert [e for e in failed if isinstance(e, StatusChanged)] == [StatusChanged("al1")]
+
+
+# --- maintenance windows -----------------------------------------------------------------
+
+WINDOW_AT = T0 + 100.0
+
+
+def window(
+    *, targets: tuple[str, ...] = (), countries: tuple[str, ...] = (), hours: float = 1.0
+) -> MaintenanceWindow:
+    return MaintenanceWindow(
+        note="planned upgrade",
+        start=WINDOW_AT,
+        end=WINDOW_AT + hours * 3600,
+        targets=frozenset(targets),
+        countries=frozenset(countries),
+    )
+
+
+def with_windows(sim: CoreSim, now: float, *windows: MaintenanceWindow) -> None:
+    w = sim.world
+    sim.world, effects = step(
+        w, Reload(w.targets, w.canaries, w.settings, w.interval_s, windows), now
+    )
+    sim.pending.extend(effects)
+
+
+def fail(sim: CoreSim, name: str, now: float, times: int = 2) -> None:
+    for second in range(times):  # a failure and its quick re-probe(s) confirm it
+        sim.result(name, result(False, now + 2 * second), now + 2 * second)
+    canaries_answer(sim, now + 2 * times)
+
+
+def logs(judged: Judged) -> list[str]:
+    return [e.message for e in judged.effects if isinstance(e, Log)]
+
+
+@pytest.mark.parametrize("before", ["up", "down", "failing"])
+def test_maintenance_start_reports_maintenance_and_closes_the_targets_incident(
+    before: str,
+) -> None:
+    sim = healthy({"AL": 4})
+    with_windows(sim, T0 + 1, window(targets=("al1", "al2")))
+    if before == "down":
+        fail(sim, "al1", T0 + 10)
+        assert sim.tick(T0 + 20).states["al1"] is TargetState.DOWN
+        assert [i.target for i in sim.world.open_incidents] == ["al1"]
+    elif before == "failing":
+        sim.result("al1", result(False, T0 + 10), T0 + 10)
+        sim.tick(T0 + 11)
+    judged = sim.tick(WINDOW_AT)
+    assert judged.states["al1"] is judged.states["al2"] is TargetState.MAINTENANCE
+    assert judged.states["al3"] is TargetState.UP
+    assert judged.world.counts["AL"].maintenance == 2
+    assert judged.world.maintenance["al1"].note == "planned upgrade"
+    (line,) = logs(judged)  # one line for the window, none per target
+    assert "maintenance started" in line and "planned upgrade" in line and "2 targets" in line
+    moved = [e for e in judged.effects if isinstance(e, RecordTransition)]
+    assert {e.transition.target for e in moved} == {"al1", "al2"} and all(e.quiet for e in moved)
+    assert [i.target for i in judged.closed] == (["al1"] if before == "down" else [])
+    assert sim.world.open_incidents == ()
+
+
+def test_failures_in_maintenance_open_nothing_and_ask_for_no_reprobe() -> None:
+    sim = healthy({"AL": 3, "XK": 3})
+    with_windows(sim, T0 + 1, window(countries=("AL",)))
+    sim.tick(WINDOW_AT)
+    effects: list[Effect] = []
+    for second in range(0, 30, 2):
+        for name in ("al1", "al2", "al3"):
+            effects += sim.result(name, result(False, WINDOW_AT + second), WINDOW_AT + second)
+        judged = sim.tick(WINDOW_AT + second)
+        assert set(judged.world.countries_in_outage) == set()
+        assert judged.opened == ()
+    assert {judged.states[n] for n in ("al1", "al2", "al3")} == {TargetState.MAINTENANCE}
+    assert not [e for e in effects if isinstance(e, ProbeSoon) and e.kind is ProbeKind.HTTP]
+    assert judged.world.counts["AL"].down == 0 and judged.world.region.down == 0
+
+
+def test_targets_in_maintenance_never_count_as_down_for_a_country() -> None:
+    """AL has 4 targets: 2 in maintenance and failing, 2 down. Two down is fewer than
+    country_min_targets (3): no country outage, as if the two in maintenance were up."""
+    sim = healthy({"AL": 4, "XK": 3, "RS": 3})
+    with_windows(sim, T0 + 1, window(targets=("al1", "al2")))
+    sim.tick(WINDOW_AT)
+    for name in ("al1", "al2", "al3", "al4"):
+        fail(sim, name, WINDOW_AT + 10)
+    judged = sim.tick(WINDOW_AT + 20)
+    assert judged.states["al3"] is judged.states["al4"] is TargetState.DOWN
+    assert judged.world.countries_in_outage == ()
+    assert sorted(str(i.target) for i in judged.opened if i.scope is Scope.TARGET) == ["al3", "al4"]
+    assert not [i for i in judged.opened if i.scope is not Scope.TARGET]
+
+
+def test_maintenance_end_judges_again_as_after_blindness() -> None:
+    """Healthy is up at once; failing must be confirmed by fresh failures, re-probed now."""
+    sim = healthy({"AL": 4})
+    with_windows(sim, T0 + 1, window(targets=("al1", "al2")))
+    sim.tick(WINDOW_AT)
+    for second in range(0, 10, 2):  # al2 fails all through the window
+        sim.result("al2", result(False, WINDOW_AT + second), WINDOW_AT + second)
+    end = WINDOW_AT + 3600
+    assert sim.tick(end - 1).states["al1"] is TargetState.MAINTENANCE
+    judged = sim.tick(end)
+    assert judged.states["al1"] is TargetState.UP
+    assert judged.states["al2"] is TargetState.UNKNOWN  # its old failures confirm nothing
+    (line,) = logs(judged)
+    assert "maintenance ended" in line and "2 targets" in line
+    assert ProbeSoon("al2", ProbeKind.HTTP, end + SETTINGS.reprobe_delay_s) in judged.effects
+    assert judged.opened == () and judged.world.counts["AL"].maintenance == 0
+    fail(sim, "al2", end + 5)
+    after = sim.tick(end + 15)
+    assert after.states["al2"] is TargetState.DOWN
+    assert [i.target for i in after.opened] == ["al2"]
+
+
+def test_a_weekly_window_comes_back_and_is_checked_only_at_boundaries() -> None:
+    sim = healthy({"AL": 2})
+    weekly = replace(window(targets=("al1",)), every_s=WEEK_S)
+    with_windows(sim, T0 + 1, weekly)
+    assert sim.world.maintenance_check_at == WINDOW_AT
+    for offset, expected in [
+        (0.0, TargetState.MAINTENANCE),
+        (3600.0, TargetState.UP),
+        (WEEK_S - 1, TargetState.UP),
+        (WEEK_S, TargetState.MAINTENANCE),
+        (WEEK_S + 3600, TargetState.UP),
+    ]:
+        sim.result("al1", result(True, WINDOW_AT + offset), WINDOW_AT + offset)
+        assert sim.tick(WINDOW_AT + offset).states["al1"] is expected, offset
+    assert sim.world.maintenance_check_at == WINDOW_AT + 2 * WEEK_S
+
+
+def test_a_reload_starts_and_ends_windows_at_once() -> None:
+    sim = healthy({"AL": 2})
+    now = WINDOW_AT + 60
+    with_windows(sim, now, window(targets=("al1",)))  # already running when it is added
+    judged = sim.tick(now)
+    assert judged.states["al1"] is TargetState.MAINTENANCE
+    assert any("maintenance started" in line for line in logs(judged))
+    with_windows(sim, now + 1)  # and taken out again
+    judged = sim.tick(now + 1)
+    assert judged.states["al1"] is TargetState.UP
+    assert any("maintenance ended" in line for line in logs(judged))

@@ -26,6 +26,7 @@ from monitor.state import (
     TargetStatus,
     initial_status,
     observe,
+    with_maintenance,
     with_vantage,
 )
 from probes.results import ProbeKind, ProbeResult, Reason
@@ -391,3 +392,46 @@ def test_the_transition_table_is_total() -> None:
             assert evidence is Evidence.CONFIRMED
         if new is TargetState.UP and state is not TargetState.UP:
             assert evidence is Evidence.HEALTHY
+
+
+# (results before the window, results during it, state at its end, re-probed kinds)
+MAINTENANCE_ROWS = [
+    pytest.param([None], [None], TargetState.UP, (), id="healthy-is-up-at-once"),
+    pytest.param([None], [Reason.HTTP_TIMEOUT] * 3, TargetState.UNKNOWN, (ProbeKind.HTTP,),
+                 id="failing-in-the-window-must-be-confirmed-afresh"),
+    pytest.param([Reason.HTTP_TIMEOUT] * 2, [Reason.HTTP_TIMEOUT], TargetState.UNKNOWN,
+                 (ProbeKind.HTTP,), id="down-before-must-be-confirmed-afresh"),
+    pytest.param([Reason.HTTP_TIMEOUT] * 2, [None], TargetState.UP, (),
+                 id="down-before-recovered-in-the-window"),
+    pytest.param([], [], TargetState.UNKNOWN, (), id="never-observed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("before", "during", "after", "reprobed"), MAINTENANCE_ROWS)
+def test_maintenance_is_blindness_that_the_window_ends(
+    before: list[Reason | None],
+    during: list[Reason | None],
+    after: TargetState,
+    reprobed: tuple[ProbeKind, ...],
+) -> None:
+    settings = OutageSettings()
+    status, i = initial_status("a"), 0
+    for reason in before:
+        status, i = (
+            observe(status, result(ProbeKind.HTTP, reason, at(i) - 1), at(i), settings).status,
+            i + 1,
+        )
+    entered = with_maintenance(status, True, at(i), settings)
+    assert entered.status.maintenance and entered.status.state is TargetState.UNKNOWN
+    assert with_maintenance(entered.status, True, at(i), settings).status is entered.status
+    status = entered.status
+    for reason in during:
+        i += 1
+        step = observe(status, result(ProbeKind.HTTP, reason, at(i) - 1), at(i), settings)
+        assert step.status.state is TargetState.UNKNOWN and step.reprobes == ()
+        assert not step.status.suspect
+        status = step.status
+    left = with_maintenance(status, False, at(i + 1), settings)
+    assert not left.status.maintenance and left.status.state is after
+    assert tuple(r.kind for r in left.reprobes) == reprobed
+    assert left.status.consecutive_failures == 0
