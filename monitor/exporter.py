@@ -40,7 +40,7 @@ SnapshotSource = Callable[[], Snapshot | None]
 
 PROBE_LABELS: Final = ("target", "country", "sector", "probe")
 TARGET_LABELS: Final = ("target", "country", "sector")
-STATES: Final = (TargetState.UP, TargetState.DOWN, TargetState.UNKNOWN)
+STATES: Final = (TargetState.UP, TargetState.DOWN, TargetState.UNKNOWN, TargetState.MAINTENANCE)
 # Outage scopes exported by govwatch_outage_active (target incidents are govwatch_target_up).
 _REGION: Final = Scope.REGION.value
 _COUNTRY: Final = Scope.COUNTRY.value
@@ -266,27 +266,37 @@ def _target_families(
 ) -> Iterator[Metric]:
     up = f.gauge(
         "govwatch_target_up",
-        "1 if the target is up, 0 if confirmed down; absent while its state is unknown.",
+        "1 if the target is up, 0 if confirmed down; absent while its state is unknown "
+        "or maintenance.",
         TARGET_LABELS,
     )
     state = f.gauge(
         "govwatch_target_state",
-        "1 for the target's reported state (up, down, unknown); reason is set when down.",
+        "1 for the target's reported state (up, down, unknown, maintenance); reason is set "
+        "when down.",
         (*TARGET_LABELS, "state", "reason"),
     )
-    add_up, add_state = _Series(up), _Series(state)
+    maintenance = f.gauge(
+        "govwatch_maintenance_active",
+        "1 while a [[maintenance]] window covers the target, else 0. Alerts are inhibited by it.",
+        TARGET_LABELS,
+    )
+    add_up, add_state, add_maintenance = _Series(up), _Series(state), _Series(maintenance)
     names = (*TARGET_LABELS, *f.label_names)
     with_state, extra = (*names, "state", "reason"), f.label_values
     for view in targets:
         target = view.target
         values = (target.name, target.country, target.sector, *extra)
-        if view.state is not TargetState.UNKNOWN:
-            up_value = 1.0 if view.state is TargetState.UP else 0.0
-            add_up.add(sets.get(names, values), up_value)
+        labels = sets.get(names, values)
+        in_maintenance = view.state is TargetState.MAINTENANCE
+        if view.state is not TargetState.UNKNOWN and not in_maintenance:
+            add_up.add(labels, 1.0 if view.state is TargetState.UP else 0.0)
+        add_maintenance.add(labels, 1.0 if in_maintenance else 0.0)
         reason = view.reason.value if view.reason is not None else ""
         add_state.add(sets.get(with_state, (*values, view.state.value, reason)), 1.0)
     yield up
     yield state
+    yield maintenance
 
 
 def _aggregate_families(snapshot: Snapshot, f: _Families) -> Iterator[Metric]:
@@ -311,7 +321,8 @@ def _aggregate_families(snapshot: Snapshot, f: _Families) -> Iterator[Metric]:
         ratio = country.availability
         if ratio is not None:
             availability.add_metric(f.values(country.country), ratio)
-        for state, count in zip(STATES, (country.up, country.down, country.unknown), strict=True):
+        per_state = (country.up, country.down, country.unknown, country.maintenance)
+        for state, count in zip(STATES, per_state, strict=True):
             counts.add_metric(f.values(country.country, state.value), float(count))
         outage.add_metric(f.values(_COUNTRY, country.country), 1.0 if country.in_outage else 0.0)
     outage.add_metric(f.values(_REGION, ""), 1.0 if world.region_outage else 0.0)

@@ -24,7 +24,7 @@ import monitor
 from monitor.core import Reload, Tick, step
 from monitor.exporter import Renderer, SnapshotCollector, make_registry
 from monitor.outage import TargetInfra
-from monitor.settings import Canary, OutageSettings, Target
+from monitor.settings import Canary, MaintenanceWindow, OutageSettings, Target
 from monitor.snapshot import Snapshot
 from monitor.storage import WriterStats
 from probes.certs import judge_chain
@@ -723,3 +723,42 @@ def test_renderer_writes_what_generate_latest_writes(vantage: str | None) -> Non
     current[0] = world.snapshot(T0 + 40, vantage=vantage, targets=world.targets[1:])
     assert renderer.render() == generate_latest(registry)
     assert b"al1" not in renderer.render() and b"quoted" not in renderer.render()
+
+
+@pytest.mark.parametrize("vantage", [None, "sofia"])
+def test_maintenance_active_for_every_target_and_target_up_absent_meanwhile(
+    vantage: str | None,
+) -> None:
+    world = World({"AL": 3})
+    world.all_ok(T0)
+    world.canaries_ok(T0)
+    window = MaintenanceWindow(
+        note="upgrade", start=T0 + 5, end=T0 + 3605, targets=frozenset({"al1", "al2"})
+    )
+    core = world.core.world
+    reload = Reload(core.targets, core.canaries, core.settings, 30.0, (window,))
+    world.core.world, _ = step(core, reload, T0 + 1)
+    world.fail(["al2"], T0 + 10)  # failing in the window: still maintenance, never down
+    registry = registry_for(world.snapshot(T0 + 20, vantage=vantage))
+    value = registry.get_sample_value
+    extra = {"vantage": vantage} if vantage else {}
+
+    active = series(registry, "govwatch_maintenance_active")
+    assert sorted(active, key=lambda s: s["target"]) == [
+        target_labels(world, name, **extra) for name in ("al1", "al2", "al3")
+    ]
+    for name, expected in (("al1", 1), ("al2", 1), ("al3", 0)):
+        assert value("govwatch_maintenance_active", target_labels(world, name, **extra)) == expected
+    # The up gauge keeps its convention for states that are neither up nor down: absent.
+    assert [s["target"] for s in series(registry, "govwatch_target_up")] == ["al3"]
+    assert (
+        value(
+            "govwatch_target_state",
+            target_labels(world, "al2", state="maintenance", reason="", **extra),
+        )
+        == 1
+    )
+    assert (
+        value("govwatch_country_targets", {"country": "AL", "state": "maintenance", **extra}) == 2
+    )
+    assert value("govwatch_country_availability_ratio", {"country": "AL", **extra}) == 1
