@@ -30,7 +30,9 @@ from prometheus_client import CollectorRegistry
 
 from monitor.countries import country_name
 from monitor.exporter import Renderer, SnapshotSource
+from monitor.maintenance import occurrence
 from monitor.outage import Incident, InfraHint
+from monitor.settings import MaintenanceWindow
 from monitor.snapshot import Snapshot, TargetView
 from monitor.state import TargetState
 from monitor.webconfig import WebConfig
@@ -74,12 +76,20 @@ def incident_to_dict(incident: Incident) -> dict[str, Any]:
     }
 
 
-def target_to_dict(view: TargetView, *, details: bool = False) -> dict[str, Any]:
+def target_to_dict(
+    view: TargetView,
+    *,
+    details: bool = False,
+    window: MaintenanceWindow | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
     """A target's reported state and the latest result of each probe.
 
     `since` is when the reported state began; None while a confirmed failure
     still waits for the canaries to vouch for the vantage (reported unknown).
     Probe details (certificates, DNS answers...) only when `details` is set.
+    `maintenance` is the covering window (`window`, active at `now`): its note and the
+    start and end of its current occurrence; None when no window covers the target.
     """
     target, status = view.target, view.status
     probes: dict[str, Any] = {}
@@ -89,14 +99,23 @@ def target_to_dict(view: TargetView, *, details: bool = False) -> dict[str, Any]
             del summary["details"]
         probes[kind.value] = summary
     reason = view.reason
+    since = status.since if view.state is status.state else None
+    maintenance = None
+    if window is not None:
+        # None only for the instant between a window's end and the tick that sees it.
+        current = occurrence(window, now) if now is not None else None
+        start, end = current if current is not None else (None, None)
+        maintenance = {"note": window.note, "start": start, "end": end}
+        since = start
     return {
         "name": target.name,
         "country": target.country,
         "sector": target.sector,
         "url": target.url,
         "state": view.state.value,
-        "since": status.since if view.state is status.state else None,
+        "since": since,
         "reason": reason.value if reason is not None else None,
+        "maintenance": maintenance,
         "probes": probes,
     }
 
@@ -134,6 +153,7 @@ def status_to_dict(
             "down": world.region.down,
             "up": world.region.up,
             "unknown": world.region.unknown,
+            "maintenance": world.region.maintenance,
         },
         "countries": [
             {
@@ -142,6 +162,7 @@ def status_to_dict(
                 "up": summary.up,
                 "down": summary.down,
                 "unknown": summary.unknown,
+                "maintenance": summary.maintenance,
                 "total": summary.total,
                 "availability": summary.availability,
                 "outage": summary.in_outage,
@@ -150,7 +171,12 @@ def status_to_dict(
             if wanted_country(summary.country)
         ],
         "targets": [
-            target_to_dict(view, details=details)
+            target_to_dict(
+                view,
+                details=details,
+                window=world.maintenance.get(view.target.name),
+                now=snapshot.taken_at,
+            )
             for view in views
             if wanted_country(view.target.country) and (states is None or view.state in states)
         ],

@@ -32,9 +32,11 @@ from monitor.api import (
     incident_to_dict,
     parse_since,
 )
+from monitor.core import Reload, step
 from monitor.exporter import make_registry
 from monitor.loop_errors import LoopErrorSummary
 from monitor.outage import Incident, TargetInfra
+from monitor.settings import MaintenanceWindow
 from monitor.snapshot import Snapshot
 from monitor.storage import WriterStats
 from monitor.webconfig import MAX_PENDING_CHECKS, WebConfig, load_web_config
@@ -115,7 +117,14 @@ async def test_status_document(dark: tuple[World, Snapshot, Client]) -> None:
     assert status["vantage_up"] is True
     assert status["failing_canaries"] == []
     # 4 of 15 down (27%) and one country in outage: no region outage.
-    assert status["region"] == {"outage": False, "targets": 15, "down": 4, "up": 9, "unknown": 2}
+    assert status["region"] == {
+        "outage": False,
+        "targets": 15,
+        "down": 4,
+        "up": 9,
+        "unknown": 2,
+        "maintenance": 0,
+    }
 
     countries = {c["country"]: c for c in status["countries"]}
     assert list(countries) == ["AL", "RS", "XK"]
@@ -125,6 +134,7 @@ async def test_status_document(dark: tuple[World, Snapshot, Client]) -> None:
         "up": 0,
         "down": 3,
         "unknown": 0,
+        "maintenance": 0,
         "total": 3,
         "availability": 0.0,
         "outage": True,
@@ -145,6 +155,7 @@ async def test_status_document(dark: tuple[World, Snapshot, Client]) -> None:
         "state": "down",
         "since": T0 + 10,  # the first failure of the confirmed streak
         "reason": "connect_timeout",
+        "maintenance": None,
     }
     assert set(al1["probes"]) == {"http", "dns", "tls"}
     http = al1["probes"]["http"]
@@ -166,6 +177,7 @@ async def test_status_document(dark: tuple[World, Snapshot, Client]) -> None:
         "state": "unknown",
         "since": None,
         "reason": None,
+        "maintenance": None,
         "probes": {},
     }
 
@@ -195,6 +207,35 @@ async def test_status_document(dark: tuple[World, Snapshot, Client]) -> None:
     rs1 = next(i for i in status["incidents"] if i["target"] == "rs1")
     assert (rs1["scope"], rs1["country"], rs1["affected"]) == ("target", "RS", ["rs1"])
     assert (rs1["hints"], rs1["hint"]) == ([], None)
+
+
+async def test_status_shows_maintenance_with_the_windows_note_and_end() -> None:
+    world = World({"AL": 3})
+    world.all_ok(T0)
+    world.canaries_ok(T0)
+    window = MaintenanceWindow(
+        note="e-Albania upgrade", start=T0 + 5, end=T0 + 3605, targets=frozenset({"al1"})
+    )
+    core = world.core.world
+    reload = Reload(core.targets, core.canaries, core.settings, INTERVAL, (window,))
+    world.core.world, _ = step(core, reload, T0 + 1)
+    snapshot = world.snapshot(T0 + 20)
+    async for client in serve(lambda: snapshot):
+        status = await get_json(client, "/api/v1/status")
+        targets = {t["name"]: t for t in status["targets"]}
+        assert targets["al1"]["state"] == "maintenance"
+        assert targets["al1"]["since"] == T0 + 5
+        assert targets["al1"]["maintenance"] == {
+            "note": "e-Albania upgrade",
+            "start": T0 + 5,
+            "end": T0 + 3605,
+        }
+        assert targets["al2"]["state"] == "up" and targets["al2"]["maintenance"] is None
+        (al,) = status["countries"]
+        assert (al["up"], al["maintenance"], al["total"], al["availability"]) == (2, 1, 3, 1.0)
+        assert status["region"]["maintenance"] == 1
+        only = await get_json(client, "/api/v1/status?state=maintenance")
+        assert [t["name"] for t in only["targets"]] == ["al1"]
 
 
 @pytest.mark.parametrize(
@@ -276,7 +317,14 @@ async def test_status_during_vantage_loss() -> None:
         status = await get_json(client, "/api/v1/status")
     assert status["vantage_up"] is False
     assert status["failing_canaries"] == ["canary0", "canary1"]
-    assert status["region"] == {"outage": False, "targets": 15, "down": 0, "up": 0, "unknown": 15}
+    assert status["region"] == {
+        "outage": False,
+        "targets": 15,
+        "down": 0,
+        "up": 0,
+        "unknown": 15,
+        "maintenance": 0,
+    }
     assert not any(c["outage"] for c in status["countries"])
     assert {t["state"] for t in status["targets"]} == {"unknown"}
     assert {t["reason"] for t in status["targets"]} == {None}
