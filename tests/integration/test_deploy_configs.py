@@ -545,3 +545,24 @@ def test_memory_deny_write_execute_matches_the_tls_probe() -> None:
         f"the TLS probe {'works' if works_under_wx else 'fails'} under W^X, "
         f"but the unit says MemoryDenyWriteExecute={setting}"
     )
+
+
+def test_service_alerts_are_inhibited_by_maintenance_and_tested_so() -> None:
+    """Every target, country and region alert reads govwatch_maintenance_active (directly or
+    through country:govwatch_maintenance_active:min), and alerts_test.yml has a case that
+    counts its firing ALERTS with a target (or country) in maintenance beside one without."""
+    cases = " ".join(
+        case["expr"]
+        for test_group in _load_yaml(RULE_TESTS)["tests"]
+        if "maintenance" in test_group.get("name", "")
+        for case in test_group.get("promql_expr_test", [])
+    )
+    problems = []
+    for rule in _alert_rules():
+        if rule.labels.get("scope") not in {"target", "country", "region"}:
+            continue
+        if "govwatch_maintenance_active" not in rule.expr:
+            problems.append(f"{rule.name}: not inhibited by govwatch_maintenance_active")
+        if f'alertname="{rule.name}"' not in cases:
+            problems.append(f"{rule.name}: no maintenance case in {RULE_TESTS.name}")
+    assert not problems, "\n".join(problems)
