@@ -181,4 +181,5 @@ class Config:
             f"{self.path}: OK: {len(self.targets)} targets ({plausible} plausible) "
             f"in {len(self.countries)} countries, {len(sectors)} sectors, "
             f"{len(self.canaries)} canaries"
+            + (f", {len(self.maintenance)} maintenance window(s)" if self.maintenance else "")
         )
