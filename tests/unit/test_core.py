@@ -403,3 +403,15 @@ def test_a_reload_starts_and_ends_windows_at_once() -> None:
     judged = sim.tick(now + 1)
     assert judged.states["al1"] is TargetState.UP
     assert any("maintenance ended" in line for line in logs(judged))
+
+
+def test_a_country_wide_window_closes_the_countrys_open_outage() -> None:
+    sim = healthy({"AL": 3, "XK": 3, "RS": 6})
+    with_windows(sim, T0 + 1, window(countries=("AL",)))
+    for name in ("al1", "al2", "al3"):
+        fail(sim, name, T0 + 10)
+    assert sim.tick(T0 + 20).world.countries_in_outage == ("AL",)
+    judged = sim.tick(WINDOW_AT)
+    assert judged.world.countries_in_outage == ()
+    assert sorted(str(i.key) for i in judged.closed) == ["AL", "al1", "al2", "al3"]
+    assert judged.world.open_incidents == ()
