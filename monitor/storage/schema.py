@@ -48,7 +48,8 @@ probe_results -- one row per probe run
 transitions -- changes of a target's reported state (for canaries: their confirmed state)
     id INTEGER PRIMARY KEY
     target TEXT NOT NULL
-    old_state TEXT NOT NULL       'up' | 'down' | 'unknown' (monitor.state.TargetState)
+    old_state TEXT NOT NULL       'up' | 'down' | 'unknown' | 'maintenance' (monitor.state.TargetState;
+                                  'maintenance' while a [[maintenance]] window covers the target)
     new_state TEXT NOT NULL
     at REAL NOT NULL
     reason TEXT                   the DOWN reason (Reason value); NULL otherwise
@@ -75,10 +76,12 @@ target_status -- the latest status of every target and canary, one row each, ups
                  when it changes; rows of names no longer configured are deleted at start/reload
     target TEXT PRIMARY KEY
     kind TEXT NOT NULL            'target' | 'canary'
-    state TEXT NOT NULL           'up' | 'down' | 'unknown': the one reported state, what the API,
-                                  govwatch_target_up and the transitions show ('unknown' while the
-                                  monitor is blind or a confirmed failure waits for the canaries'
-                                  verification); for canaries their confirmed state. Read this one.
+    state TEXT NOT NULL           'up' | 'down' | 'unknown' | 'maintenance': the one reported state,
+                                  what the API, govwatch_target_up and the transitions show
+                                  ('unknown' while the monitor is blind or a confirmed failure
+                                  waits for the canaries' verification, 'maintenance' while a
+                                  window covers it); for canaries their confirmed state. Read
+                                  this one.
     confirmed_state TEXT          'up' | 'down' | 'unknown': the confirmed state (monitor.state),
                                   what a restart restores; NULL means the same as state
     since REAL                    when confirmed_state was entered; NULL before any observation.
