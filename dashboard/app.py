@@ -18,9 +18,9 @@ from dashboard import ui
 
 PAGES = Path(__file__).resolve().parent / "views"
 
-st.set_page_config(page_title="govwatch", page_icon=":material/public:", layout="wide")
 if not isinstance(st.session_state.get(ui.OPTIONS_KEY), ui.DashboardOptions):
     st.session_state[ui.OPTIONS_KEY] = ui.parse_options(sys.argv[1:])
+options = ui.options()
 
 navigation = st.navigation(
     [
@@ -32,4 +32,12 @@ navigation = st.navigation(
     ],
     position="top",
 )
+# After st.navigation: the page's own title would otherwise name the tab.
+st.set_page_config(
+    page_title=ui.page_title(options, ui.utc_now()),
+    page_icon=":material/public:",
+    layout="wide",
+)
+ui.keep_refreshing(options.refresh_s)
 navigation.run()
+ui.page_footer(options, ui.utc_now())

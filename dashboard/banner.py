@@ -234,3 +234,28 @@ def status_banners(
     if unknown:
         return [Banner(Severity.OK, f"{up} of {total} services up, {unknown} not yet known")]
     return [Banner(Severity.OK, f"All {total} services up")]
+
+
+APP_NAME = "govwatch"
+
+
+def tab_title(
+    vantage: VantageFacts, outages: Sequence[OutageFacts], now: datetime, stale_after: timedelta
+) -> str:
+    """The browser tab's title: what is wrong, readable in a row of tabs.
+
+    'OFFLINE — govwatch' while the monitor is offline or silent (as the banners, it hides
+    outages then), 'REGION OUTAGE — govwatch', 'OUTAGE: Albania, Serbia — govwatch', or
+    just 'govwatch'.
+    """
+    silent = (
+        vantage.last_update is not None and vantage_banner(vantage, now, stale_after) is not None
+    )
+    if not vantage.up or silent:
+        return f"OFFLINE — {APP_NAME}"
+    if any(outage.scope == "region" for outage in outages):
+        return f"REGION OUTAGE — {APP_NAME}"
+    names = sorted({country_name(o.country) for o in outages if o.scope == "country" and o.country})
+    if names:
+        return f"OUTAGE: {', '.join(names)} — {APP_NAME}"
+    return APP_NAME

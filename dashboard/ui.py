@@ -7,6 +7,7 @@ so they stay plain objects that tests call without Streamlit.
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
-from dashboard.banner import Banner, Severity, VantageFacts
+from dashboard import queries
+from dashboard.banner import APP_NAME, Banner, Severity, VantageFacts, tab_title
 from dashboard.prom import PrometheusSource
 from dashboard.queries import SqliteSource
-from dashboard.source import Source
+from dashboard.source import Source, SourceError
 from dashboard.text import as_text
 from monitor.storage import DEFAULT_DB_PATH
 
@@ -32,7 +34,7 @@ HISTORY_TTL_S = 60
 @dataclass(frozen=True, slots=True)
 class DashboardOptions:
     source: Source
-    refresh_s: float = 15.0  # how often the overview re-runs itself
+    refresh_s: float = 15.0  # how often every page re-runs itself
     stale_after_s: float = 180.0  # no new data for this long: the monitor has stopped
 
 
@@ -134,6 +136,55 @@ def target_details(source: Source, target: str) -> pd.DataFrame:
 @st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
 def daily_availability(source: Source, since: datetime, now: datetime) -> pd.DataFrame:
     return source.daily_availability(since, now)
+
+
+# --- every page -----------------------------------------------------------------------------
+
+LAST_FULL_RUN_KEY = "govwatch_last_full_run"
+
+
+def page_title(options: DashboardOptions, now: datetime) -> str:
+    """The browser tab's title for any page: says OUTAGE / REGION OUTAGE / OFFLINE."""
+    try:
+        status = target_status(options.source)
+        incidents = open_incidents(options.source)
+        vantage = vantage_status(options.source)
+    except SourceError:
+        return APP_NAME  # the page itself says why it cannot read the data
+    outages = queries.outage_facts(status, incidents)
+    return tab_title(vantage, outages, now, timedelta(seconds=options.stale_after_s))
+
+
+def refresh_due(last_full_run_s: float | None, now_s: float, every_s: float) -> bool:
+    """Whether the page should re-run: it last ran (nearly) `every_s` ago or never did. The
+    timer's tick during the run itself, moments after it started, is not due."""
+    return last_full_run_s is None or now_s - last_full_run_s >= 0.9 * every_s
+
+
+def keep_refreshing(every_s: float) -> None:
+    """Re-run the whole app (whichever page is open, and its tab title) every `every_s`.
+
+    A fragment's own timer ticks without reloading the page; when due it asks for a full
+    re-run, so every page refreshes at the same interval, not only the overview.
+    """
+    st.session_state[LAST_FULL_RUN_KEY] = time.monotonic()
+
+    @st.fragment(run_every=timedelta(seconds=every_s))
+    def rerun_when_due() -> None:
+        if refresh_due(st.session_state.get(LAST_FULL_RUN_KEY), time.monotonic(), every_s):
+            st.rerun()
+
+    rerun_when_due()
+
+
+def page_footer(options: DashboardOptions, now: datetime) -> None:
+    """Where the data comes from and when this page last refreshed."""
+    st.caption(
+        as_text(
+            f"{options.source.caption()} · refreshed {now:%H:%M:%S} UTC,"
+            f" every {options.refresh_s:g} s"
+        )
+    )
 
 
 # --- drawing --------------------------------------------------------------------------------

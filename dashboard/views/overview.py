@@ -1,7 +1,6 @@
 """Overview: the region at a glance — banners, the tile map, the counts, what is down now.
 
-The live part is a fragment that re-runs itself every `--refresh` seconds, so the
-wall screen updates in place without reloading (and flickering) the whole page.
+Like every page it re-runs every `--refresh` seconds (dashboard/app.py), updating in place.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ ROW_PX = 35  # st.dataframe's row height
 options = ui.options()
 
 
-@st.fragment(run_every=timedelta(seconds=options.refresh_s))
 def live_overview() -> None:
     now = ui.utc_now()
     try:
@@ -115,12 +113,6 @@ def live_overview() -> None:
                 "since": st.column_config.DatetimeColumn(format="D MMM HH:mm"),
             },
         )
-    st.caption(
-        as_text(
-            f"{options.source.caption()} · refreshed {now:%H:%M:%S} UTC,"
-            f" every {options.refresh_s:g} s"
-        )
-    )
 
 
 live_overview()

@@ -51,10 +51,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served_dashboard(db: Path, log: Path, *, timeout_s: float = 30.0) -> Iterator[str]:
+def served_dashboard(
+    db: Path, log: Path, *, timeout_s: float = 30.0, refresh_s: float = 15.0
+) -> Iterator[str]:
     """`python -m monitor dashboard --db DB --port N` until the block ends; yields its URL."""
     port = free_port()
     command = [sys.executable, "-m", "monitor", "dashboard", "--db", str(db), "--port", str(port)]
+    command += ["--refresh", f"{refresh_s:g}"]
     with log.open("wb") as output:
         process = subprocess.Popen(
             command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

@@ -41,6 +41,7 @@ from tests.dashboard.seed import (
 
 APP = str(Path(dashboard.__file__).with_name("app.py"))
 Get = Callable[[str], Seeded]
+PAGES = [f"views/{name}.py" for name in ("overview", "incidents", "targets", "target", "countries")]
 
 
 def run_app(
@@ -295,3 +296,16 @@ def test_the_dashboard_command_line() -> None:
     )
     with pytest.raises(SystemExit):
         build_parser().parse_args(["dashboard", "--db", "x", "--prometheus", "http://127.0.0.1:1"])
+
+
+def test_a_refresh_is_due_once_per_interval_not_on_the_runs_own_tick() -> None:
+    assert ui.refresh_due(None, 100.0, 15.0)
+    assert not ui.refresh_due(100.0, 100.2, 15.0)  # the timer's tick during the run
+    assert ui.refresh_due(100.0, 115.0, 15.0)
+
+
+def test_every_page_has_the_refresh_footer(seeded: Get) -> None:
+    data = seeded("normal")
+    for page in PAGES:
+        app = run_app(data.source, page)
+        assert any("refreshed" in c.value and "every 15 s" in c.value for c in app.caption), page

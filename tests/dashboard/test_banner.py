@@ -20,6 +20,7 @@ from dashboard.banner import (
     outage_banner,
     reason_phrase,
     status_banners,
+    tab_title,
     vantage_banner,
 )
 from probes.results import Reason
@@ -184,3 +185,17 @@ def test_every_failure_reason_has_a_phrase() -> None:
     assert set(REASON_PHRASES) == set(Reason)
     assert reason_phrase("connect_timeout") == "connection timeouts"
     assert reason_phrase("from_a_newer_daemon") == "from a newer daemon"
+
+
+def test_the_tab_title_says_what_is_wrong() -> None:
+    serbia = albania(country="RS")
+    region = albania(scope="region", country=None, countries=("AL", "RS"))
+    offline = VantageFacts(up=False, last_update=NOW)
+    silent = VantageFacts(up=True, last_update=NOW - timedelta(hours=1))
+    assert tab_title(FRESH, [], NOW, STALE) == "govwatch"
+    assert tab_title(FRESH, [albania()], NOW, STALE) == "OUTAGE: Albania — govwatch"
+    assert tab_title(FRESH, [serbia, albania()], NOW, STALE) == "OUTAGE: Albania, Serbia — govwatch"
+    assert tab_title(FRESH, [albania(), region], NOW, STALE) == "REGION OUTAGE — govwatch"
+    assert tab_title(offline, [region], NOW, STALE) == "OFFLINE — govwatch"
+    assert tab_title(silent, [albania()], NOW, STALE) == "OFFLINE — govwatch"
+    assert tab_title(VantageFacts(up=True), [], NOW, STALE) == "govwatch"  # no data yet

@@ -50,7 +50,7 @@ def test_the_outage_banner_is_visible_in_a_real_browser(
         f"{datetime.fromtimestamp(started, UTC):%H:%M} UTC — connection timeouts"
     )
     driver = browser
-    with served_dashboard(data.path, tmp_path / "streamlit.log") as url:
+    with served_dashboard(data.path, tmp_path / "streamlit.log", refresh_s=2) as url:
         driver.get(url)
         banner = wait_for_overview(driver, expected)
         assert banner.is_displayed()
@@ -63,8 +63,25 @@ def test_the_outage_banner_is_visible_in_a_real_browser(
         WebDriverWait(driver, 30, poll_frequency=0.2).until(
             lambda d: f"Open now: {outages} outage" in d.find_element(By.TAG_NAME, "body").text
         )
+        # Every page, not only the overview, names the outage in the tab and refreshes itself.
+        WebDriverWait(driver, 10, poll_frequency=0.2).until(
+            lambda d: d.title == "OUTAGE: Albania — govwatch"
+        )
+        first = refreshed_at(driver)
+        WebDriverWait(driver, 10, poll_frequency=0.2).until(
+            lambda d: refreshed_at(d) not in ("", first)
+        )
     assert shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def refreshed_at(driver: Any) -> str:
+    """The page footer's 'refreshed HH:MM:SS UTC' caption ('' while it is not drawn)."""
+    for caption in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stCaptionContainer"]'):
+        with contextlib.suppress(Exception):  # replaced while read: try the next poll
+            if "refreshed" in caption.text:
+                return str(caption.text)
+    return ""
 
 
 @contextlib.contextmanager
