@@ -7,12 +7,13 @@ import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from monitor.maintenance import active_window
 from monitor.outage import uplink_ok
 from monitor.scheduler import Job, guarded_probe
-from monitor.settings import Canary, Config, OutageSettings, Target
+from monitor.settings import Canary, Config, MaintenanceWindow, OutageSettings, Target
 from monitor.state import TargetState
 from probes.context import ProbeContext, open_probe_context
 from probes.registry import PROBES, ProbeFunction
@@ -42,6 +43,8 @@ class CheckRound:
     targets: list[TargetCheck]
     canaries: list[TargetCheck]
     settings: OutageSettings
+    # Targets covered by a maintenance window when the round ran: name -> the window.
+    maintenance: Mapping[str, MaintenanceWindow] = field(default_factory=dict)
 
     @property
     def failing_canaries(self) -> list[TargetCheck]:
@@ -53,9 +56,16 @@ class CheckRound:
         return not uplink_ok(len(self.failing_canaries), len(self.canaries), self.settings)
 
     def state(self, check: TargetCheck) -> TargetState:
+        """As the daemon reports it: maintenance first, then this machine's own uplink."""
+        if check.target.name in self.maintenance:
+            return TargetState.MAINTENANCE
         if self.offline:
             return TargetState.UNKNOWN
         return TargetState.UP if check.ok else TargetState.DOWN
+
+    @property
+    def any_down(self) -> bool:
+        return any(self.state(c) is TargetState.DOWN for c in self.targets)
 
 
 async def check_targets(
@@ -104,7 +114,13 @@ async def check_round(
         config, [*config.canaries, *targets], progress=progress, probes=probes
     )
     count = len(config.canaries)
-    return CheckRound(checks[count:], checks[:count], config.outage)
+    now = time.time()
+    in_maintenance = {
+        t.name: window
+        for t in targets
+        if (window := active_window(config.maintenance, t, now)) is not None
+    }
+    return CheckRound(checks[count:], checks[:count], config.outage, in_maintenance)
 
 
 def to_json(checked: CheckRound) -> str:
@@ -158,7 +174,10 @@ def to_table(checked: CheckRound, now: float | None = None) -> str:
         dns_cell, dnssec_cell = _dns_cells(check.result(ProbeKind.DNS))
         failed = [r for r in check.results if not r.ok]
         reasons = ",".join(dict.fromkeys(str(r.reason) for r in failed))  # ordered, no repeats
-        if checked.offline:
+        window = checked.maintenance.get(check.target.name)
+        if window is not None:
+            verdict = f"MAINTENANCE ({window.note})" + (f" {reasons}" if reasons else "")
+        elif checked.offline:
             verdict = "UNKNOWN" + (f" ({reasons})" if reasons else "")
         else:
             verdict = "DOWN " + reasons if failed else "UP"
@@ -179,8 +198,12 @@ def to_table(checked: CheckRound, now: float | None = None) -> str:
     if checked.offline:
         lines.append(offline_message(checked))
     else:
-        up = sum(c.ok for c in checked.targets)
-        lines.append(f"{up} of {len(checked.targets)} targets up")
+        up = sum(checked.state(c) is TargetState.UP for c in checked.targets)
+        resting = len(checked.maintenance)
+        lines.append(
+            f"{up} of {len(checked.targets)} targets up"
+            + (f", {resting} in maintenance" if resting else "")
+        )
     return "\n".join(lines)
 
 
@@ -197,8 +220,9 @@ def offline_message(checked: CheckRound) -> str:
 
 
 def run_check(config: Config, countries: Sequence[str], output_format: str) -> int:
-    """Exit 0 when every selected target is up, 1 when any is down, 3 when this machine
-    looks offline (the canaries failed): then nothing is said about the targets."""
+    """Exit 0 when no selected target is down (targets in maintenance are not), 1 when any
+    is, 3 when this machine looks offline (the canaries failed): then nothing is said
+    about the targets."""
     targets = [t for t in config.targets if not countries or t.country in countries]
     progress = sys.stderr if sys.stderr.isatty() and len(targets) > 10 else None
     checked = asyncio.run(check_round(config, targets, progress=progress))
@@ -207,4 +231,4 @@ def run_check(config: Config, countries: Sequence[str], output_format: str) -> i
         if output_format == "json":
             print(offline_message(checked), file=sys.stderr)
         return EXIT_OFFLINE
-    return 0 if all(c.ok for c in checked.targets) else 1
+    return 1 if checked.any_down else 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from monitor.check import check_round, to_table
 from monitor.config import load_config
@@ -126,3 +128,36 @@ async def test_one_canary_down_is_not_offline(simulated_region: SimulatedRegion)
     checked = await check_round(config, [t for t in config.targets if t.country == "AL"])
     assert len(checked.failing_canaries) == 1 and not checked.offline
     assert all(checked.state(c).value == "up" for c in checked.targets)
+
+
+async def test_a_target_in_maintenance_is_not_down_and_not_a_failed_check(
+    simulated_region: SimulatedRegion, tmp_path: Path
+) -> None:
+    # A copy of the region's targets file with a window open now over one Albanian site.
+    source = simulated_region.targets_file()
+    path = source.parent / "targets-maintenance.toml"
+    now = datetime.now(UTC).replace(microsecond=0)
+    path.write_text(
+        source.read_text()
+        + "\n[[maintenance]]\n"
+        + 'note = "registry upgrade"\n'
+        + f"start = {(now - timedelta(hours=1)).isoformat()}\n"
+        + f"end = {(now + timedelta(hours=1)).isoformat()}\n"
+        + 'targets = ["e-albania.al.test"]\n'
+    )
+    await simulated_region.apply_fault("site", "e-albania.al.test", "5xx")
+    code, out, _ = await _cli("check", str(path), "--country", "AL")
+    assert code == 0, out  # the one failing target is in its window
+    row = next(line for line in out.splitlines() if line.startswith("e-albania.al.test "))
+    assert row.rstrip().endswith("MAINTENANCE (registry upgrade) http_status"), row
+    assert out.splitlines()[-1] == "3 of 4 targets up, 1 in maintenance"
+
+    code, out, _ = await _cli("check", str(path), "--country", "AL", "--format", "json")
+    states = {row["target"]: row["target_state"] for row in json.loads(out)}
+    assert states.pop("e-albania.al.test") == "maintenance"
+    assert set(states.values()) == {"up"}
+    assert code == 0
+
+    await simulated_region.apply_fault("site", "akshi.gov.al.test", "5xx")  # not covered
+    code, out, _ = await _cli("check", str(path), "--country", "AL")
+    assert code == 1 and "DOWN http_status" in out
