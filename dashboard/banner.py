@@ -42,7 +42,8 @@ class Severity(StrEnum):
     """How a banner is drawn: the app maps these to st.error / st.warning / st.success."""
 
     OFFLINE = "offline"  # the monitor itself cannot see the internet (or has stopped)
-    OUTAGE = "outage"  # a country or the whole region is dark
+    REGION_OUTAGE = "region_outage"  # the whole region is dark: louder than any country
+    OUTAGE = "outage"  # a country is dark
     DEGRADED = "degraded"  # some services down, no correlated outage
     OK = "ok"
 
@@ -166,7 +167,8 @@ def outage_banner(outage: OutageFacts, now: datetime) -> Banner:
     )
     if outage.hint:
         text += f"; {outage.hint}"
-    return Banner(Severity.OUTAGE, text)
+    severity = Severity.REGION_OUTAGE if outage.scope == "region" else Severity.OUTAGE
+    return Banner(severity, text)
 
 
 def vantage_banner(vantage: VantageFacts, now: datetime, stale_after: timedelta) -> Banner | None:

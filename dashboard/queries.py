@@ -769,9 +769,9 @@ def outage_facts(status: pd.DataFrame, incidents: pd.DataFrame) -> list[OutageFa
         countries: tuple[str, ...] = ()
         if row.scope == "region":
             countries = tuple(sorted(countries_in_outage(incidents)))
+        # A region's hint is what is common across countries (one resolver, one carrier):
+        # the first thing operators need, so it is shown even beside the countries' own.
         hint = row.hint if isinstance(row.hint, str) else None
-        if countries:
-            hint = None  # each country's own banner carries its hint; keep the wall readable
         facts.append(
             OutageFacts(
                 scope=str(row.scope),

@@ -196,11 +196,20 @@ div[data-testid="stAlert"] div[data-testid="stMarkdownContainer"] p {
     font-size: 1.45rem; font-weight: 600; line-height: 1.35;
 }
 div[data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
+div[class*="st-key-region_outage"] {
+    background: #b71c1c; border: 6px solid #000000; border-radius: 0.5rem;
+    padding: 1rem 1.5rem; width: 100%;
+}
+div[class*="st-key-region_outage"] * { color: #ffffff !important; }
+div[class*="st-key-region_outage"] h2 { font-size: 2.4rem; font-weight: 800; }
+div[class*="st-key-region_outage"] p { font-size: 1.6rem; font-weight: 600; line-height: 1.35; }
 </style>
 """
+REGION_OUTAGE_HEADING = "REGION OUTAGE — the whole region, not one country"
 
 _BANNER_ICONS = {
     Severity.OFFLINE: ":material/cloud_off:",
+    Severity.REGION_OUTAGE: ":material/crisis_alert:",
     Severity.OUTAGE: ":material/error:",
     Severity.DEGRADED: ":material/warning:",
     Severity.OK: ":material/check_circle:",
@@ -209,9 +218,14 @@ _BANNER_ICONS = {
 
 def render_banners(banners: Sequence[Banner]) -> None:
     st.markdown(BANNER_CSS, unsafe_allow_html=True)
-    for banner in banners:
+    for index, banner in enumerate(banners):
         icon = _BANNER_ICONS[banner.severity]
-        if banner.severity is Severity.OUTAGE:
+        if banner.severity is Severity.REGION_OUTAGE:
+            # Not st.error like a country: a full-width red block with its own heading.
+            with st.container(key=f"region_outage_{index}"):
+                st.header(f"{icon} {REGION_OUTAGE_HEADING}", anchor=False)
+                st.markdown(as_text(banner.text))
+        elif banner.severity is Severity.OUTAGE:
             st.error(as_text(banner.text), icon=icon)
         elif banner.severity is Severity.OFFLINE:
             # Distinct from an outage: the region may be fine, we cannot tell.

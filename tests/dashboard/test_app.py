@@ -21,9 +21,11 @@ from dashboard import queries, ui
 from dashboard.prom import PrometheusSource
 from dashboard.source import Source
 from monitor.cli import build_parser
+from monitor.outage import HintKind, Incident, InfraHint, Scope
 from monitor.settings import Target
 from monitor.state import TargetState, TargetStatus, Transition
 from monitor.storage import StatusRow
+from probes.results import Reason
 from tests.dashboard.conftest import Seeded
 from tests.dashboard.markup import shown
 from tests.dashboard.seed import (
@@ -309,3 +311,62 @@ def test_every_page_has_the_refresh_footer(seeded: Get) -> None:
     for page in PAGES:
         app = run_app(data.source, page)
         assert any("refreshed" in c.value and "every 15 s" in c.value for c in app.caption), page
+
+
+REGION_RESOLVERS = ("ns1.carrier.example", "ns2.carrier.example")
+
+
+def region_outage_source(tmp_path: Path) -> tuple[queries.SqliteSource, float]:
+    """Albania and Montenegro dark together, sharing the carrier's name servers."""
+    now = time.time()
+    since = now - 600
+    targets = [
+        Target(name=f"{cc}{n}.test", url=f"https://{cc}{n}.test/", country=cc.upper(), sector="x")
+        for cc in ("al", "me")
+        for n in (1, 2)
+    ]
+    names = tuple(t.name for t in targets)
+    down = TargetState.DOWN
+    hint = InfraHint(HintKind.NAMESERVERS, REGION_RESOLVERS, len(names), len(names))
+
+    def incident(scope: Scope, country: str | None) -> Incident:
+        affected = tuple(n for n in names if country is None or n.startswith(country.lower()))
+        return Incident(
+            f"{scope}:{country}", scope, country, None, since, None, affected,
+            Reason.DNS_TIMEOUT, (hint,),
+        )  # fmt: skip
+
+    path = tmp_path / "region.sqlite3"
+    write_history(
+        path,
+        now,
+        targets,
+        [],
+        [StatusRow(TargetStatus(n, down, since, Reason.DNS_TIMEOUT), down, None) for n in names],
+        [
+            incident(Scope.REGION, None),
+            incident(Scope.COUNTRY, "AL"),
+            incident(Scope.COUNTRY, "ME"),
+        ],
+    )
+    return queries.SqliteSource(str(path)), since
+
+
+def test_a_region_outage_is_louder_than_a_country_and_shows_its_hint(tmp_path: Path) -> None:
+    source, since = region_outage_source(tmp_path)
+    app = run_app(source)
+    shared = "all share name servers ns1/ns2.carrier.example"
+    clock = datetime.fromtimestamp(since, UTC).strftime("%H:%M")
+    assert [h.value for h in app.header if "REGION OUTAGE" in h.value] == [
+        f":material/crisis_alert: {ui.REGION_OUTAGE_HEADING}"
+    ]
+    texts = [shown(m.value) for m in app.markdown if not m.value.startswith("<style>")]
+    assert (
+        f"Region-wide outage (Albania, Montenegro): 4 of 4 services down since {clock} UTC"
+        f" — DNS timeouts; {shared}"
+    ) in texts
+    assert [shown(e.value).split(":")[0] for e in app.error] == ["Albania", "Montenegro"]
+    outages = app.dataframe[1].value
+    assert outages.set_index("where").loc["Region", "hint"] == shared
+    incidents = run_app(source, "views/incidents.py").dataframe[0].value
+    assert incidents.set_index("scope").loc["region", "hint"] == shared

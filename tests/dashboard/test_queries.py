@@ -508,7 +508,7 @@ def test_a_missing_database_is_a_clear_error_and_is_not_created(tmp_path: Path) 
     assert not missing.exists()
 
 
-def test_a_region_outage_lists_its_countries_and_leaves_hints_to_them() -> None:
+def test_a_region_outage_lists_its_countries_and_keeps_its_hint() -> None:
     now = pd.Timestamp("2022-07-15 14:40", tz="UTC")
     status = pd.DataFrame(
         {
@@ -533,5 +533,5 @@ def test_a_region_outage_lists_its_countries_and_leaves_hints_to_them() -> None:
         3,
         5,
     )
-    assert region.hint is None and albania.hint == "all share name server x"
+    assert region.hint == "3 of 3 share name server x" and albania.hint == "all share name server x"
     assert (montenegro.down, montenegro.total) == (1, 2)
