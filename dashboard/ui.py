@@ -16,10 +16,10 @@ import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
 from dashboard import queries
-from dashboard.banner import APP_NAME, Banner, Severity, VantageFacts, tab_title
+from dashboard.banner import APP_NAME, Banner, Severity, VantageFacts, reason_phrase, tab_title
 from dashboard.prom import PrometheusSource
 from dashboard.queries import SqliteSource
-from dashboard.source import Source, SourceError
+from dashboard.source import DOWN, UNKNOWN, Source, SourceError
 from dashboard.text import as_text
 from monitor.storage import DEFAULT_DB_PATH
 
@@ -136,6 +136,27 @@ def target_details(source: Source, target: str) -> pd.DataFrame:
 @st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
 def daily_availability(source: Source, since: datetime, now: datetime) -> pd.DataFrame:
     return source.daily_availability(since, now)
+
+
+# --- words shared by the pages --------------------------------------------------------------
+
+MONITOR_OFFLINE_REASON = "monitor offline"
+
+
+def state_reason(state: str, reason: object, monitor_offline: bool) -> str:
+    """Why a target is in its state, for a 'reason' cell: the failure of a down target, and
+    'monitor offline' for an unknown one while the monitor cannot see (open vantage
+    incident); otherwise empty."""
+    if state == UNKNOWN and monitor_offline:
+        return MONITOR_OFFLINE_REASON
+    if state == DOWN:
+        return reason_phrase(reason if isinstance(reason, str) else None)
+    return ""
+
+
+def monitor_offline(source: Source) -> bool:
+    """Whether the monitor has an open vantage incident (it cannot see the region)."""
+    return not vantage_status(source).up
 
 
 # --- every page -----------------------------------------------------------------------------

@@ -52,7 +52,10 @@ if state == DOWN:
 elif state == UP:
     st.success(f"Up{since_text}", icon=":material/check_circle:")
 else:
-    st.warning(f"State unknown{since_text}", icon=":material/help:")
+    why = ui.state_reason(state, row["reason"], ui.monitor_offline(options.source))
+    st.warning(
+        as_text(f"State unknown{since_text}" + (f" — {why}" if why else "")), icon=":material/help:"
+    )
 
 uptime = ui.target_uptime(options.source, name, now.replace(second=0, microsecond=0))
 cells = st.columns(len(uptime))

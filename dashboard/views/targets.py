@@ -6,7 +6,6 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import ui
-from dashboard.banner import reason_phrase
 from dashboard.source import DOWN, UNKNOWN, UP, SourceError
 from dashboard.text import as_text
 from monitor.countries import country_name
@@ -20,6 +19,7 @@ st.header("Targets")
 try:
     table = ui.target_table(options.source, now.replace(second=0, microsecond=0))
     sparklines = ui.latency_sparklines(options.source, SPARKLINE_POINTS)
+    offline = ui.monitor_offline(options.source)
 except SourceError as exc:
     st.error(as_text(f"Cannot read the monitor's data — {exc}"))
     st.stop()
@@ -45,7 +45,10 @@ if search:
 shown = shown.merge(sparklines, on="target", how="left")
 shown = shown.assign(
     response_ms=shown["response_s"] * 1000.0,
-    why=shown["reason"].map(lambda r: reason_phrase(r) if isinstance(r, str) else ""),
+    why=[
+        ui.state_reason(state, reason, offline)
+        for state, reason in zip(shown["state"], shown["reason"], strict=True)
+    ],
     dnssec=shown["dnssec_signed"].map({True: "signed", False: "unsigned"}).fillna(""),
     latency_ms=shown["latency_ms"].map(lambda v: v if isinstance(v, list) else []),
 ).reset_index(drop=True)

@@ -370,3 +370,21 @@ def test_a_region_outage_is_louder_than_a_country_and_shows_its_hint(tmp_path: P
     assert outages.set_index("where").loc["Region", "hint"] == shared
     incidents = run_app(source, "views/incidents.py").dataframe[0].value
     assert incidents.set_index("scope").loc["region", "hint"] == shared
+
+
+def test_unknown_says_monitor_offline_while_the_monitor_is_offline(seeded: Get) -> None:
+    data = seeded("vantage_down")
+    table = run_app(data.source, "views/targets.py").dataframe[0].value
+    assert set(table["state"]) == {"unknown"} and set(table["why"]) == {"monitor offline"}
+    target = data.seed.targets[0].name
+    (warning,) = run_app(data.source, "views/target.py", {"target": target}).warning
+    assert shown(warning.value).startswith("State unknown") and shown(warning.value).endswith(
+        " — monitor offline"
+    )
+
+
+def test_state_reason() -> None:
+    assert ui.state_reason("down", "connect_timeout", False) == "connection timeouts"
+    assert ui.state_reason("unknown", None, True) == "monitor offline"
+    assert ui.state_reason("unknown", None, False) == ""
+    assert ui.state_reason("up", None, True) == ""
