@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -437,10 +438,14 @@ def _hints(stored: Any) -> list[SharedHint]:
         if not isinstance(values, list) or not values:
             continue
         count, of = item.get("count"), item.get("of")
+        kind = str(item["kind"])
+        texts = tuple(str(v) for v in values)
+        if kind == "issuer":
+            texts = tuple(certificate_name(v) for v in texts)
         hints.append(
             SharedHint(
-                str(item["kind"]),
-                tuple(str(v) for v in values),
+                kind,
+                texts,
                 count if isinstance(count, int) else None,
                 of if isinstance(of, int) else None,
             )
@@ -511,9 +516,27 @@ def _lookup(data: Any, path: str) -> Any:
     return data
 
 
+_DN_ATTRIBUTE = r"\s*([A-Za-z][\w.-]*)\s*=((?:\\.|[^,\\])*)"
+_DISTINGUISHED_NAME = re.compile(rf"{_DN_ATTRIBUTE}(?:,{_DN_ATTRIBUTE})*\s*")
+
+
+def certificate_name(name: str) -> str:
+    """An issuer's readable name: its organisation (O), else its common name (CN), from a
+    distinguished name such as 'CN=R3,O=Let's Encrypt,C=US'; anything else as it is."""
+    if not _DISTINGUISHED_NAME.fullmatch(name):
+        return name
+    attributes: dict[str, str] = {}
+    for match in re.finditer(rf"(?:^|,){_DN_ATTRIBUTE}", name):
+        key, value = match.group(1).upper(), re.sub(r"\\(.)", r"\1", match.group(2)).strip()
+        attributes.setdefault(key, value)
+    return attributes.get("O") or attributes.get("CN") or name
+
+
 def _show(path: str, value: Any) -> str | None:
     if value is None or value == [] or value == "":
         return None
+    if path == "issuer" and isinstance(value, str):
+        return certificate_name(value)
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     if path.endswith("expiry") and isinstance(value, int | float):

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
@@ -21,6 +22,7 @@ from dashboard.prom import PrometheusSource
 from dashboard.queries import SqliteSource
 from dashboard.source import DOWN, UNKNOWN, Source, SourceError
 from dashboard.text import as_text
+from monitor.countries import country_name
 from monitor.storage import DEFAULT_DB_PATH
 
 OPTIONS_KEY = "govwatch_options"
@@ -141,6 +143,24 @@ def daily_availability(source: Source, since: datetime, now: datetime) -> pd.Dat
 # --- words shared by the pages --------------------------------------------------------------
 
 MONITOR_OFFLINE_REASON = "monitor offline"
+THIS_MONITOR = "This monitor"  # the vantage: one name on every page, never 'Vantage'
+MISSING = "—"  # a table cell without a value: never a raw None, nan or NaT
+
+
+def incident_where(scope: str, country: object, target: object) -> str:
+    """Where an incident is: 'gov.al (AL)', 'Albania', 'Region' or 'This monitor'."""
+    if scope == "target":
+        return f"{target} ({country})"
+    if scope == "country":
+        return country_name(str(country))
+    if scope == "vantage":
+        return THIS_MONITOR
+    return scope.capitalize()
+
+
+def table(data: object, **options: Any) -> Any:
+    """st.dataframe, with MISSING for missing values; every page's tables go through here."""
+    return st.dataframe(data, placeholder=MISSING, **options)
 
 
 def state_reason(state: str, reason: object, monitor_offline: bool) -> str:

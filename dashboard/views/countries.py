@@ -90,7 +90,7 @@ st.caption("No data: every service's state was unknown that day, or the monitor 
 pivot = daily.pivot_table(index="day", columns="name", values="percent", dropna=False)
 pivot = pivot.sort_index(ascending=False)
 pivot.index = pivot.index.strftime("%Y-%m-%d")
-st.dataframe(
+ui.table(
     pivot,
     column_config={name: st.column_config.NumberColumn(format="%.2f %%") for name in pivot.columns},
 )

@@ -15,7 +15,6 @@ from dashboard import ui
 from dashboard.banner import format_clock, format_duration, reason_phrase
 from dashboard.source import SourceError
 from dashboard.text import as_text
-from monitor.countries import country_name
 
 SPANS = {"24 h": timedelta(hours=24), "7 d": timedelta(days=7), "30 d": timedelta(days=30)}
 TIMELINE_ROWS = 60  # lanes in the Gantt chart; the rest are listed below it
@@ -25,11 +24,7 @@ now = ui.utc_now()
 
 
 def where(row: Mapping[str, Any]) -> str:
-    if row["scope"] == "target":
-        return f"{row['target']} ({row['country']})"
-    if row["scope"] == "country":
-        return country_name(str(row["country"]))
-    return str(row["scope"]).capitalize()
+    return ui.incident_where(str(row["scope"]), row["country"], row["target"])
 
 
 def describe(frame: pd.DataFrame) -> pd.DataFrame:
@@ -55,7 +50,7 @@ def plural(count: int, noun: str) -> str:
 
 
 def show_incidents(frame: pd.DataFrame) -> None:
-    st.dataframe(
+    ui.table(
         describe(frame).assign(hint=frame["hint"].fillna("")),
         hide_index=True,
         column_order=["scope", "where", "since", "lasting", "affected_count", "reason", "hint"],

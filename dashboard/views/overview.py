@@ -13,10 +13,9 @@ from dashboard import queries, tiles, ui
 from dashboard.banner import format_clock, format_duration, reason_phrase, status_banners
 from dashboard.source import DOWN, UNKNOWN, UP, SourceError
 from dashboard.text import as_text
-from monitor.countries import country_name
 
 TILE_PX = 112
-ROW_PX = 35  # st.dataframe's row height
+ROW_PX = 35  # a table's row height
 
 options = ui.options()
 
@@ -58,7 +57,7 @@ def live_overview() -> None:
             width="content",
         )
     with table_column:
-        st.dataframe(
+        ui.table(
             summary,
             hide_index=True,
             height=ROW_PX * (len(summary) + 1) + 3,  # every country, no scrolling
@@ -76,11 +75,7 @@ def live_overview() -> None:
         st.subheader("Open outages")
         shown = serious.assign(
             where=[
-                "Region"
-                if scope == "region"
-                else "This monitor"
-                if scope == "vantage"
-                else country_name(str(country))
+                ui.incident_where(str(scope), country, None)
                 for scope, country in zip(serious["scope"], serious["country"], strict=True)
             ],
             since=serious["started_at"].map(lambda t: format_clock(t.to_pydatetime(), now)),
@@ -89,7 +84,7 @@ def live_overview() -> None:
                 lambda r: reason_phrase(r) if isinstance(r, str) else ""
             ),
         )
-        st.dataframe(
+        ui.table(
             shown,
             hide_index=True,
             column_order=["where", "since", "lasting", "affected_count", "reason", "hint"],
@@ -102,7 +97,7 @@ def live_overview() -> None:
     down_now = status[status["state"] == DOWN]
     if not down_now.empty:
         st.subheader(f"Down now ({len(down_now)})")
-        st.dataframe(
+        ui.table(
             down_now.head(500).assign(
                 why=down_now["reason"].map(lambda r: reason_phrase(r) if isinstance(r, str) else "")
             ),

@@ -104,7 +104,7 @@ with left:
     if failures.empty:
         st.success("No failed probe stored.", icon=":material/check_circle:")
     else:
-        st.dataframe(
+        ui.table(
             failures.assign(
                 why=failures["reason"].map(lambda r: reason_phrase(r) if isinstance(r, str) else "")
             ),
@@ -126,4 +126,4 @@ with right:
             if part.empty:
                 continue
             st.markdown(f"**{probe.upper()}**")
-            st.dataframe(part[["field", "value"]], hide_index=True)
+            ui.table(part[["field", "value"]], hide_index=True)

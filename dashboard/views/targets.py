@@ -54,7 +54,7 @@ shown = shown.assign(
 ).reset_index(drop=True)
 
 st.caption(f"{len(shown)} of {len(table)} targets · select a row for its details")
-selection = st.dataframe(
+selection = ui.table(
     shown,
     hide_index=True,
     on_select="rerun",

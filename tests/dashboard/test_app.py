@@ -388,3 +388,23 @@ def test_state_reason() -> None:
     assert ui.state_reason("unknown", None, True) == "monitor offline"
     assert ui.state_reason("unknown", None, False) == ""
     assert ui.state_reason("up", None, True) == ""
+
+
+@pytest.mark.parametrize("scenario", ["albania", "vantage_down"])
+def test_no_table_cell_shows_a_raw_none_or_nan(seeded: Get, scenario: str) -> None:
+    data = seeded(scenario)
+    target = data.seed.targets[0].name
+    for page in PAGES:
+        app = run_app(data.source, page, {"target": target})
+        for table in app.dataframe:
+            assert table.proto.placeholder == ui.MISSING, page  # missing values drawn as —
+            words = {str(v) for v in table.value.to_numpy().ravel() if isinstance(v, str)}
+            assert not words & {"None", "nan", "NaN", "NaT", "none"}, page
+
+
+def test_the_monitor_is_called_this_monitor_everywhere(seeded: Get) -> None:
+    data = seeded("vantage_down")
+    incidents = run_app(data.source, "views/incidents.py").dataframe[0].value
+    assert list(incidents.loc[incidents["scope"] == "vantage", "where"]) == ["This monitor"]
+    overview = run_app(data.source)
+    assert "This monitor" in set(overview.dataframe[1].value["where"])

@@ -6,6 +6,7 @@ writer) or from a deliberately simple oracle, never from the code under test.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import sqlite3
@@ -250,7 +251,7 @@ def test_details_of_tls_and_dns(seeded: Get) -> None:
     details = data.source.target_details(survivor)
     fields = {(p, f): v for p, f, v in details.itertuples(index=False)}
     assert fields[("dns", "nameservers")] == ", ".join(AL_NAMESERVERS)
-    assert fields[("tls", "issuer")] == "CN=Test Issuing CA,O=Test"
+    assert fields[("tls", "issuer")] == "Test"  # the organisation, not the whole DN
     assert fields[("tls", "result")] == "ok"
     assert fields[("http", "status_code")] == "200"
     assert fields[("dns", "dnssec.status")] in ("secure", "insecure")
@@ -535,3 +536,25 @@ def test_a_region_outage_lists_its_countries_and_keeps_its_hint() -> None:
     )
     assert region.hint == "3 of 3 share name server x" and albania.hint == "all share name server x"
     assert (montenegro.down, montenegro.total) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("CN=R3,O=Let's Encrypt,C=US", "Let's Encrypt"),
+        ("CN=Gov CA", "Gov CA"),
+        ("O=Acme\\, Inc.,CN=x", "Acme, Inc."),
+        ("C=US", "C=US"),  # neither an organisation nor a common name: as it is
+        ("![p](http://127.0.0.1/p.png) x=1", "![p](http://127.0.0.1/p.png) x=1"),
+    ],
+)
+def test_certificate_issuers_by_organisation_or_common_name(name: str, shown: str) -> None:
+    assert queries.certificate_name(name) == shown
+
+
+def test_a_shared_issuer_hint_names_the_organisation() -> None:
+    stored = [{"kind": "issuer", "values": ["CN=R3,O=Let's Encrypt"], "count": 3, "of": 3}]
+    assert (
+        queries.describe_hint(json.dumps(stored), None)
+        == "all share certificate issuer Let's Encrypt"
+    )
