@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import altair as alt
 import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
@@ -156,6 +157,13 @@ def incident_where(scope: str, country: object, target: object) -> str:
     if scope == "vantage":
         return THIS_MONITOR
     return scope.capitalize()
+
+
+def time_axis(span: timedelta) -> alt.Axis:
+    """A UTC time axis in 24-hour time (Vega's default is 12-hour: '02:48' for 14:48):
+    'HH:MM' over a day or less, with the date over longer spans."""
+    clock = "%H:%M" if span <= timedelta(days=1) else "%d %b %H:%M"
+    return alt.Axis(format=clock, labelOverlap=True)
 
 
 def table(data: object, **options: Any) -> Any:

@@ -112,7 +112,7 @@ else:
                 scale=alt.Scale(
                     type="utc", domain=[pd.Timestamp(start).isoformat(), now.isoformat()]
                 ),
-                axis=alt.Axis(format="%d %b %H:%M", labelOverlap=True),
+                axis=ui.time_axis(span),
             ),
             x2="end:T",
             y=alt.Y("where:N", title=None, sort=alt.SortField("begin", order="descending")),

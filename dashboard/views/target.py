@@ -16,6 +16,7 @@ from monitor.countries import country_name
 
 SPANS = {"24 h": timedelta(hours=24), "7 d": timedelta(days=7), "30 d": timedelta(days=30)}
 PHASE_ORDER = ["resolve", "connect", "tls", "processing", "transfer"]
+FEW_POINTS = 3
 
 options = ui.options()
 now = ui.utc_now()
@@ -84,9 +85,10 @@ else:
                 at=phases["time"].dt.strftime("%d %b %H:%M UTC"),
             )
         )
-        .mark_area()
+        # Points as well while there are few buckets: an area of one point draws nothing.
+        .mark_area(point=phases["time"].nunique() <= FEW_POINTS)
         .encode(
-            x=alt.X("time:T", title=None, scale=alt.Scale(type="utc")),
+            x=alt.X("time:T", title=None, scale=alt.Scale(type="utc"), axis=ui.time_axis(span)),
             y=alt.Y("ms:Q", stack="zero", title="ms"),
             color=alt.Color("phase:N", sort=PHASE_ORDER),
             order=alt.Order("phase_rank:Q"),

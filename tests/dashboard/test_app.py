@@ -408,3 +408,26 @@ def test_the_monitor_is_called_this_monitor_everywhere(seeded: Get) -> None:
     assert list(incidents.loc[incidents["scope"] == "vantage", "where"]) == ["This monitor"]
     overview = run_app(data.source)
     assert "This monitor" in set(overview.dataframe[1].value["where"])
+
+
+@dataclass(frozen=True)
+class FirstMinutesSource(queries.SqliteSource):
+    """A target's history as in its first minutes: one phase bucket."""
+
+    def target_phases(self, target: str, since: datetime, now: datetime) -> pd.DataFrame:
+        phases = super().target_phases(target, since, now)
+        return phases[phases["time"] == phases["time"].min()]
+
+
+def test_time_axes_are_24_hour_and_one_point_still_draws(seeded: Get) -> None:
+    data = seeded("normal")
+    target = data.seed.targets[1].name
+    (phases,) = [c for c in charts(run_app(data.source, "views/target.py", {"target": target}))]
+    assert phases.spec["encoding"]["x"]["axis"]["format"] == "%H:%M"
+    first = FirstMinutesSource(str(data.path))
+    (single,) = charts(run_app(first, "views/target.py", {"target": target}))
+    assert single.data["time"].nunique() == 1
+    assert single.spec["mark"] == {"type": "area", "point": True}
+    incidents = run_app(seeded("albania").source, "views/incidents.py")
+    (timeline,) = [c for c in charts(incidents) if c.marks == ["bar"]]
+    assert timeline.spec["encoding"]["x"]["axis"]["format"] == "%H:%M"
