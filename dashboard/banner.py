@@ -209,7 +209,7 @@ def status_banners(
 ) -> list[Banner]:
     """Every banner for the overview, most severe first.
 
-    `counts` has the number of targets per state ('up', 'down', 'unknown'). A monitor
+    `counts` has the number of targets per state ('up', 'down', 'unknown', 'maintenance'). A monitor
     that is offline (or silent) hides outage banners: the targets' states are unknown
     then, and blaming a country would be a false alarm.
     """
@@ -221,20 +221,35 @@ def status_banners(
     if banners:
         return banners
     up, down, unknown = counts.get("up", 0), counts.get("down", 0), counts.get("unknown", 0)
-    total = up + down + unknown
+    maintenance = counts.get("maintenance", 0)
+    total = up + down + unknown + maintenance
     if total == 0:
         return [Banner(Severity.OFFLINE, "No targets yet — the monitor has not stored any")]
-    if up + down == 0:
+    in_maintenance = f", {maintenance} in maintenance" if maintenance else ""
+    if up + down == 0 and unknown:
         return [
             Banner(
                 Severity.OFFLINE,
-                f"The state of all {total} services is unknown — no confirmed probe result yet",
+                f"The state of {'all ' if not maintenance else ''}{unknown} services is unknown"
+                f" — no confirmed probe result yet{in_maintenance}",
             )
         ]
     if down:
-        return [Banner(Severity.DEGRADED, f"{down} of {total} services down — no country outage")]
+        return [
+            Banner(
+                Severity.DEGRADED,
+                f"{down} of {total} services down — no country outage{in_maintenance}",
+            )
+        ]
     if unknown:
-        return [Banner(Severity.OK, f"{up} of {total} services up, {unknown} not yet known")]
+        return [
+            Banner(
+                Severity.OK,
+                f"{up} of {total} services up, {unknown} not yet known{in_maintenance}",
+            )
+        ]
+    if maintenance:
+        return [Banner(Severity.OK, f"{up} of {total} services up{in_maintenance}")]
     return [Banner(Severity.OK, f"All {total} services up")]
 
 

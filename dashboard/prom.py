@@ -33,6 +33,7 @@ from dashboard.source import (
     DOWN,
     FAILURE_COLUMNS,
     INCIDENT_COLUMNS,
+    MAINTENANCE,
     PHASE_COLUMNS,
     SPARKLINE_COLUMNS,
     STATUS_COLUMNS,
@@ -216,6 +217,8 @@ class PrometheusSource:
             states = Counter(b.get("state", UNKNOWN) for b in ballots)
             known = states[UP] + states[DOWN]
             state = UNKNOWN if known == 0 else DOWN if states[DOWN] * 2 > known else UP
+            if state == UNKNOWN and states[MAINTENANCE]:
+                state = MAINTENANCE  # no vantage knows more: the window explains the silence
             reasons = Counter(b.get("reason") for b in ballots if b.get("state") == DOWN)
             reasons.pop(None, None)
             reasons.pop("", None)

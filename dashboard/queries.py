@@ -43,6 +43,7 @@ from dashboard.source import (
     DOWN,
     FAILURE_COLUMNS,
     INCIDENT_COLUMNS,
+    MAINTENANCE,
     PHASE_COLUMNS,
     SPARKLINE_COLUMNS,
     STATUS_COLUMNS,
@@ -756,17 +757,22 @@ def availability_by_day(
 
 
 def summarize_countries(status: pd.DataFrame) -> pd.DataFrame:
-    """Per country: up, down, unknown, total, availability = up / (up + down) (NaN if none known)."""
+    """Per country: up, down, maintenance, unknown, total, availability = up / (up + down)
+    (NaN if none known; maintenance is neither)."""
     if status.empty:
         return empty(COUNTRY_COLUMNS)
     states = status.assign(
         up=status["state"].eq(UP).astype(int),
         down=status["state"].eq(DOWN).astype(int),
+        maintenance=status["state"].eq(MAINTENANCE).astype(int),
     )
     grouped = states.groupby("country", sort=True).agg(
-        up=("up", "sum"), down=("down", "sum"), total=("target", "count")
+        up=("up", "sum"),
+        down=("down", "sum"),
+        maintenance=("maintenance", "sum"),
+        total=("target", "count"),
     )
-    grouped["unknown"] = grouped["total"] - grouped["up"] - grouped["down"]
+    grouped["unknown"] = grouped["total"] - grouped["up"] - grouped["down"] - grouped["maintenance"]
     known = grouped["up"] + grouped["down"]
     grouped["availability"] = (grouped["up"] / known.where(known > 0)).astype(float)
     grouped = grouped.reset_index()

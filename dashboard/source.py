@@ -31,7 +31,16 @@ class SourceError(Exception):
 
 STATUS_COLUMNS = ["target", "country", "sector", "url", "state", "reason", "since"]
 TABLE_COLUMNS = [*STATUS_COLUMNS, "response_s", "tls_expiry", "tls_days_left", "dnssec_signed"]
-COUNTRY_COLUMNS = ["country", "name", "up", "down", "unknown", "total", "availability"]
+COUNTRY_COLUMNS = [
+    "country",
+    "name",
+    "up",
+    "down",
+    "maintenance",
+    "unknown",
+    "total",
+    "availability",
+]
 INCIDENT_COLUMNS = [
     "incident_id",
     "scope",
@@ -52,6 +61,10 @@ DETAIL_COLUMNS = ["probe", "field", "value"]
 DAILY_COLUMNS = ["day", "country", "availability"]
 
 UP, DOWN, UNKNOWN = "up", "down", "unknown"
+# A target inside a maintenance window (the daemon's [[maintenance]]): expected to fail,
+# so it is neither up nor down; every availability figure counts only up and down time.
+MAINTENANCE = "maintenance"
+STATES = (UP, DOWN, MAINTENANCE, UNKNOWN)
 UPTIME_WINDOWS: tuple[tuple[str, timedelta], ...] = (
     ("24 h", timedelta(hours=24)),
     ("7 d", timedelta(days=7)),

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import altair as alt
 import pandas as pd  # type: ignore[import-untyped]
 
+from dashboard.source import DOWN, MAINTENANCE, UNKNOWN, UP
 from monitor.countries import country_name
 
 # (column, row) on a 5 x 5 grid, west to east and north to south.
@@ -40,18 +41,40 @@ BANDS: tuple[tuple[str, float, str], ...] = (
     ("< 50 % up", 0.0, "#c62828"),
 )
 UNKNOWN_BAND = ("unknown", "#9e9e9e")
+MAINTENANCE_BAND = ("maintenance", "#5e35b1")  # planned: purple, unlike any failure colour
 NO_TARGETS_BAND = ("no targets", "#eceff1")
 
-TILE_COLUMNS = ["country", "name", "col", "row", "up", "down", "unknown", "total"]
+# One colour and one label per target state, wherever a state is shown.
+STATE_COLOURS: Mapping[str, str] = {
+    UP: BANDS[0][2],
+    DOWN: BANDS[-1][2],
+    MAINTENANCE: MAINTENANCE_BAND[1],
+    UNKNOWN: UNKNOWN_BAND[1],
+}
+STATE_LABELS: Mapping[str, str] = {
+    UP: "🟢 up",
+    DOWN: "🔴 down",
+    MAINTENANCE: "🟣 maintenance",
+    UNKNOWN: "⚪ unknown",
+}
 
 
-def availability_band(up: int, down: int, total: int) -> str:
-    """The band a country falls in; 'unknown' when no target has a known state."""
+def state_label(state: str) -> str:
+    """A state as tables show it: its coloured marker and its name."""
+    return STATE_LABELS.get(state, state)
+
+
+TILE_COLUMNS = ["country", "name", "col", "row", "up", "down", "maintenance", "unknown", "total"]
+
+
+def availability_band(up: int, down: int, total: int, maintenance: int = 0) -> str:
+    """The band a country falls in; 'maintenance' when every target without a known state
+    is in a maintenance window, 'unknown' when none has a known state."""
     if total == 0:
         return NO_TARGETS_BAND[0]
     known = up + down
     if known == 0:
-        return UNKNOWN_BAND[0]
+        return MAINTENANCE_BAND[0] if maintenance == total else UNKNOWN_BAND[0]
     ratio = up / known
     for label, floor, _ in BANDS:
         if ratio >= floor:
@@ -62,8 +85,8 @@ def availability_band(up: int, down: int, total: int) -> str:
 def tile_frame(countries: pd.DataFrame, outage_countries: frozenset[str]) -> pd.DataFrame:
     """One row per tile: position, counts, band and labels.
 
-    `countries` has columns country, up, down, unknown, total (dashboard.queries'
-    country summary). Countries outside the grid are placed in an extra row at the
+    `countries` has columns country, up, down, maintenance, unknown, total
+    (dashboard.queries' country summary). Countries outside the grid are placed in an extra row at the
     bottom, so a new country in targets.toml still shows up.
     """
     counts = countries.set_index("country") if len(countries) else None
@@ -72,18 +95,21 @@ def tile_frame(countries: pd.DataFrame, outage_countries: frozenset[str]) -> pd.
     rows = []
     for index, code in enumerate(codes + extra):
         col, row = TILE_POSITIONS.get(code, (index - len(codes), GRID_ROWS))
-        up = down = unknown = total = 0
+        up = down = maintenance = unknown = total = 0
         if counts is not None and code in counts.index:
             record = counts.loc[code]
             up, down = int(record["up"]), int(record["down"])
+            maintenance = int(record.get("maintenance", 0))
             unknown, total = int(record["unknown"]), int(record["total"])
-        band = availability_band(up, down, total)
+        band = availability_band(up, down, total, maintenance)
         if total == 0:
             detail = "no targets"
+        elif band == MAINTENANCE_BAND[0]:
+            detail = "maintenance"
         elif band == UNKNOWN_BAND[0]:
             detail = f"{total} unknown"
         else:
-            detail = f"{up}/{total} up"
+            detail = f"{up}/{total} up" + (f" · {maintenance} maint." if maintenance else "")
         rows.append(
             {
                 "country": code,
@@ -92,6 +118,7 @@ def tile_frame(countries: pd.DataFrame, outage_countries: frozenset[str]) -> pd.
                 "row": row,
                 "up": up,
                 "down": down,
+                "maintenance": maintenance,
                 "unknown": unknown,
                 "total": total,
                 "band": band,
@@ -106,8 +133,9 @@ def tile_chart(tiles: pd.DataFrame, tile_px: int = 96) -> alt.LayerChart:
     """The tile map: squares coloured by availability band, code and counts written on them."""
     columns = max(GRID_COLUMNS, 1 + int(tiles["col"].max()) if len(tiles) else 0)
     rows = max(GRID_ROWS, 1 + int(tiles["row"].max()) if len(tiles) else 0)
-    domain = [label for label, _, _ in BANDS] + [UNKNOWN_BAND[0], NO_TARGETS_BAND[0]]
-    palette = [colour for _, _, colour in BANDS] + [UNKNOWN_BAND[1], NO_TARGETS_BAND[1]]
+    extra_bands = (MAINTENANCE_BAND, UNKNOWN_BAND, NO_TARGETS_BAND)
+    domain = [label for label, _, _ in BANDS] + [label for label, _ in extra_bands]
+    palette = [colour for _, _, colour in BANDS] + [colour for _, colour in extra_bands]
     x = alt.X("col:O", axis=None, scale=alt.Scale(domain=list(range(columns)), paddingInner=0.08))
     y = alt.Y("row:O", axis=None, scale=alt.Scale(domain=list(range(rows)), paddingInner=0.08))
     base = alt.Chart(tiles).encode(x=x, y=y)
@@ -124,6 +152,7 @@ def tile_chart(tiles: pd.DataFrame, tile_px: int = 96) -> alt.LayerChart:
             alt.Tooltip("name:N", title="country"),
             alt.Tooltip("up:Q"),
             alt.Tooltip("down:Q"),
+            alt.Tooltip("maintenance:Q"),
             alt.Tooltip("unknown:Q"),
             alt.Tooltip("total:Q"),
         ],

@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard import queries, tiles, ui
 from dashboard.banner import format_clock, format_duration, reason_phrase, status_banners
-from dashboard.source import DOWN, UNKNOWN, UP, SourceError
+from dashboard.source import DOWN, MAINTENANCE, UNKNOWN, UP, SourceError
 from dashboard.text import as_text
 
 TILE_PX = 112
@@ -38,17 +38,20 @@ def live_overview() -> None:
 
     summary = queries.summarize_countries(status)
     outage_countries = queries.countries_in_outage(incidents)
-    up, down, unknown = (int(counts.get(s, 0)) for s in (UP, DOWN, UNKNOWN))
-    cells = st.columns(5)
+    up, down, unknown, maintenance = (
+        int(counts.get(s, 0)) for s in (UP, DOWN, UNKNOWN, MAINTENANCE)
+    )
+    cells = st.columns(6)
     cells[0].metric("Services up", f"{up} / {len(status)}")
     cells[1].metric("Down", down)
     cells[2].metric("Unknown", unknown)
-    cells[3].metric("Countries in outage", len(outage_countries))
+    cells[3].metric("Maintenance", maintenance)
+    cells[4].metric("Countries in outage", len(outage_countries))
     if vantage.last_update is not None:
         age = format_duration(now - vantage.last_update)
-        cells[4].metric("Newest data", f"{age} ago")
+        cells[5].metric("Newest data", f"{age} ago")
     else:
-        cells[4].metric("Newest data", "none")
+        cells[5].metric("Newest data", "none")
 
     map_column, table_column = st.columns(2, gap="large")
     with map_column:
@@ -61,7 +64,7 @@ def live_overview() -> None:
             summary,
             hide_index=True,
             height=ROW_PX * (len(summary) + 1) + 3,  # every country, no scrolling
-            column_order=["name", "up", "down", "unknown", "availability"],
+            column_order=["name", "up", "down", "maintenance", "unknown", "availability"],
             column_config={
                 "name": st.column_config.TextColumn("country"),
                 "availability": st.column_config.ProgressColumn(

@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.banner import format_clock, format_duration, reason_phrase
-from dashboard.source import DOWN, UP, SourceError
+from dashboard.source import DOWN, MAINTENANCE, UP, SourceError
 from dashboard.text import as_text
 from monitor.countries import country_name
 
@@ -52,6 +52,9 @@ if state == DOWN:
     st.error(as_text(f"Down{since_text} — {reason_phrase(row['reason'])}"), icon=":material/error:")
 elif state == UP:
     st.success(f"Up{since_text}", icon=":material/check_circle:")
+elif state == MAINTENANCE:
+    # Planned: neither up nor down, and out of the uptime figures below.
+    st.info(as_text(f"In maintenance{since_text}"), icon=":material/build:")
 else:
     why = ui.state_reason(state, row["reason"], ui.monitor_offline(options.source))
     st.warning(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import ui
-from dashboard.source import DOWN, UNKNOWN, UP, SourceError
+from dashboard import tiles, ui
+from dashboard.source import STATES, SourceError
 from dashboard.text import as_text
 from monitor.countries import country_name
 
@@ -29,7 +29,7 @@ countries = filters[0].multiselect(
     "country", sorted(table["country"].unique()), format_func=country_name, key="f_country"
 )
 sectors = filters[1].multiselect("sector", sorted(table["sector"].unique()), key="f_sector")
-states = filters[2].multiselect("state", [UP, DOWN, UNKNOWN], key="f_state")
+states = filters[2].multiselect("state", list(STATES), format_func=tiles.state_label, key="f_state")
 search = filters[3].text_input("name contains", key="f_search").strip().lower()
 
 shown = table
@@ -45,6 +45,7 @@ if search:
 shown = shown.merge(sparklines, on="target", how="left")
 shown = shown.assign(
     response_ms=shown["response_s"] * 1000.0,
+    state_shown=shown["state"].map(tiles.state_label),
     why=[
         ui.state_reason(state, reason, offline)
         for state, reason in zip(shown["state"], shown["reason"], strict=True)
@@ -64,7 +65,7 @@ selection = ui.table(
         "country",
         "target",
         "sector",
-        "state",
+        "state_shown",
         "why",
         "response_ms",
         "latency_ms",
@@ -72,6 +73,7 @@ selection = ui.table(
         "dnssec",
     ],
     column_config={
+        "state_shown": st.column_config.TextColumn("state"),
         "why": st.column_config.TextColumn("reason"),
         "response_ms": st.column_config.NumberColumn("response (ms)", format="%.0f"),
         "latency_ms": st.column_config.LineChartColumn(

@@ -431,3 +431,47 @@ def test_time_axes_are_24_hour_and_one_point_still_draws(seeded: Get) -> None:
     incidents = run_app(seeded("albania").source, "views/incidents.py")
     (timeline,) = [c for c in charts(incidents) if c.marks == ["bar"]]
     assert timeline.spec["encoding"]["x"]["axis"]["format"] == "%H:%M"
+
+
+def test_maintenance_has_its_own_colour_and_label_and_is_neither_up_nor_down(
+    tmp_path: Path,
+) -> None:
+    now = time.time()
+    start, window = now - 2 * DAY, now - 3600
+    up, down, unknown = TargetState.UP, TargetState.DOWN, TargetState.UNKNOWN
+    maintenance = TargetState.MAINTENANCE
+    names = {"al1.test": up, "al2.test": maintenance, "al3.test": down, "me1.test": maintenance}
+    targets = [
+        Target(name=n, url=f"https://{n}/", country=n[:2].upper(), sector="x") for n in names
+    ]
+    transitions = [Transition(n, unknown, up, start, None) for n in names]
+    transitions += [Transition(n, up, s, window, None) for n, s in names.items() if s != up]
+    rows = [
+        StatusRow(TargetStatus(n, unknown if s == maintenance else s, window), s, None)
+        for n, s in names.items()
+    ]
+    path = tmp_path / "maintenance.sqlite3"
+    write_history(path, now, targets, transitions, rows)
+    source = queries.SqliteSource(str(path))
+
+    app = run_app(source)
+    assert {m.label: m.value for m in app.metric}["Maintenance"] == "2"
+    assert [shown(i.value) for i in app.info] == [
+        "1 of 4 services down — no country outage, 2 in maintenance"
+    ]
+    (tiles,) = [c for c in charts(app) if c.marks == ["rect", "text", "text"]]
+    by_country = tiles.data.set_index("country")
+    assert by_country.loc["ME", "band"] == "maintenance"
+    assert by_country.loc["AL", "band"] == "≥ 50 % up"  # 1 up of 2 known: al2 left out
+    assert by_country.loc["AL", "detail"] == "1/3 up · 1 maint."
+    summary = app.dataframe[0].value.set_index("country")
+    assert summary.loc["AL", "availability"] == 0.5 and summary.loc["AL", "maintenance"] == 1
+
+    table = run_app(source, "views/targets.py").dataframe[0].value.set_index("target")
+    assert table.loc["al2.test", "state_shown"] == "🟣 maintenance"
+    assert table.loc["al3.test", "state_shown"] == "🔴 down"
+
+    target = run_app(source, "views/target.py", {"target": "al2.test"})
+    assert shown(target.info[0].value).startswith("In maintenance")
+    # An hour of maintenance after a day up: still 100 % over 24 h, not 95.8 %.
+    assert {m.label: m.value for m in target.metric}["uptime 24 h"] == "100.000%"

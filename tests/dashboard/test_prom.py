@@ -165,3 +165,11 @@ def test_overview_from_prometheus(fake: FakePrometheus) -> None:
     (banner,) = app.error
     assert shown(banner.value).startswith("Albania: 3 of 4 services down since ")
     assert shown(banner.value).endswith(" UTC — connection timeouts")  # Prometheus keeps no hint
+
+
+def test_a_target_every_vantage_sees_in_maintenance_is_in_maintenance() -> None:
+    states = [state("mup.gov.me", "ME", "maintenance", v) for v in VANTAGES]
+    states += [state("gov.me", "ME", "maintenance", "sofia"), state("gov.me", "ME", "up", "vienna")]
+    with serve(FakePrometheus({prom.STATE_QUERY: states})) as running:
+        status = source(running).target_status().set_index("target")["state"]
+    assert (status["mup.gov.me"], status["gov.me"]) == ("maintenance", "up")
