@@ -166,6 +166,16 @@ def time_axis(span: timedelta) -> alt.Axis:
     return alt.Axis(format=clock, labelOverlap=True)
 
 
+def fitted_window(
+    earliest: datetime, window_start: datetime, now: datetime
+) -> tuple[datetime, datetime]:
+    """A timeline's time span: from a little before its earliest bar (never before the
+    chosen window's start) to now, so ten minutes of incidents are not a sliver at the right
+    of 24 hours and the ticks run up to now."""
+    lead = max(timedelta(minutes=5), (now - earliest) / 10)
+    return max(window_start, earliest - lead), now
+
+
 def table(data: object, **options: Any) -> Any:
     """st.dataframe, with MISSING for missing values; every page's tables go through here."""
     return st.dataframe(data, placeholder=MISSING, **options)

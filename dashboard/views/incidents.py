@@ -101,6 +101,7 @@ else:
     )
     lanes["reason"] = lanes["reason"].replace("", "—")
     shown = lanes.head(TIMELINE_ROWS)
+    first, last = ui.fitted_window(shown["begin"].min().to_pydatetime(), start, now)
     chart = (
         alt.Chart(shown)
         .mark_bar(cornerRadius=3, height={"band": 0.8})
@@ -110,12 +111,18 @@ else:
                 title=None,
                 # UTC on the axis, as everywhere on the dashboard, not the browser's zone
                 scale=alt.Scale(
-                    type="utc", domain=[pd.Timestamp(start).isoformat(), now.isoformat()]
+                    type="utc", domain=[first.isoformat(), last.isoformat()], nice=False
                 ),
-                axis=ui.time_axis(span),
+                axis=ui.time_axis(last - first),
             ),
             x2="end:T",
-            y=alt.Y("where:N", title=None, sort=alt.SortField("begin", order="descending")),
+            # Every lane labelled: Vega drops labels it finds overlapping or too long.
+            y=alt.Y(
+                "where:N",
+                title=None,
+                sort=alt.EncodingSortField("begin", op="max", order="descending"),
+                axis=alt.Axis(labelOverlap=False, labelLimit=360),
+            ),
             color=alt.Color("reason:N", title="dominant reason"),
             opacity=alt.condition("datum.open == 'open'", alt.value(1.0), alt.value(0.55)),
             tooltip=["scope", "where", "since", "lasting", "affected_count", "reason", "hint"],

@@ -475,3 +475,30 @@ def test_maintenance_has_its_own_colour_and_label_and_is_neither_up_nor_down(
     assert shown(target.info[0].value).startswith("In maintenance")
     # An hour of maintenance after a day up: still 100 % over 24 h, not 95.8 %.
     assert {m.label: m.value for m in target.metric}["uptime 24 h"] == "100.000%"
+
+
+def test_the_incident_timeline_fits_its_incidents_and_labels_every_lane(seeded: Get) -> None:
+    data = seeded("albania")
+    app = run_app(data.source, "views/incidents.py")
+    app.toggle[0].set_value(True).run()  # single services too: more lanes
+    (timeline,) = [c for c in charts(app) if c.marks == ["bar"]]
+    first, last = (pd.Timestamp(t) for t in timeline.spec["encoding"]["x"]["scale"]["domain"])
+    earliest = pd.Timestamp(timeline.data["begin"].min())
+    earliest = earliest.tz_localize("UTC") if earliest.tzinfo is None else earliest
+    assert first <= earliest and (earliest - first) <= (last - earliest) / 9
+    assert last.timestamp() == pytest.approx(time.time(), abs=120)  # ticks up to now
+    assert timeline.spec["encoding"]["x"]["scale"]["nice"] is False
+    y_axis = timeline.spec["encoding"]["y"]["axis"]
+    assert y_axis["labelOverlap"] is False and y_axis["labelLimit"] >= 300
+    assert timeline.data["where"].map(lambda w: isinstance(w, str) and w != "").all()
+
+
+def test_fitted_window() -> None:
+    now = datetime(2022, 7, 15, 14, 40, tzinfo=UTC)
+    day_ago = datetime(2022, 7, 14, 14, 40, tzinfo=UTC)
+    recent = datetime(2022, 7, 15, 14, 0, tzinfo=UTC)
+    assert ui.fitted_window(recent, day_ago, now) == (
+        datetime(2022, 7, 15, 13, 55, tzinfo=UTC),
+        now,
+    )
+    assert ui.fitted_window(day_ago, day_ago, now) == (day_ago, now)  # never before the window
