@@ -38,6 +38,7 @@ from dashboard.source import (
     SPARKLINE_COLUMNS,
     STATUS_COLUMNS,
     TABLE_COLUMNS,
+    TARGET_UPTIME_COLUMNS,
     UNKNOWN,
     UP,
     UPTIME_COLUMNS,
@@ -351,6 +352,9 @@ class PrometheusSource:
             uptime = samples[0].value if samples else np.nan
             rows.append({"window": label, "uptime": uptime, "down_s": np.nan, "known_s": np.nan})
         return pd.DataFrame(rows, columns=UPTIME_COLUMNS)
+
+    def uptime_table(self, now: datetime) -> pd.DataFrame:
+        return empty(TARGET_UPTIME_COLUMNS)  # per-target range queries: not for every refresh
 
     def target_failures(self, target: str, limit: int = 50) -> pd.DataFrame:
         return empty(FAILURE_COLUMNS)  # Prometheus keeps no per-probe failure log

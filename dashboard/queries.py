@@ -48,6 +48,7 @@ from dashboard.source import (
     SPARKLINE_COLUMNS,
     STATUS_COLUMNS,
     TABLE_COLUMNS,
+    TARGET_UPTIME_COLUMNS,
     UNKNOWN,
     UP,
     UPTIME_COLUMNS,
@@ -217,6 +218,18 @@ class SqliteSource:
             blind = _blind_intervals(conn, start, end)
         segments = without_blind(state_segments(status, transitions, start, end), blind)
         return uptime_from_segments(segments, end)
+
+    def uptime_table(self, now: datetime) -> pd.DataFrame:
+        """Every target's up and known time over 24 h, 7 d and 30 d (TARGET_UPTIME_COLUMNS),
+        known time as in target_uptime."""
+        end = _epoch(now)
+        start = end - UPTIME_WINDOWS[-1][1].total_seconds()
+        with self.connect() as conn:
+            status = _epoch_status(_frame(conn, _STATUS_SQL))
+            transitions = _transitions(conn, start, None)
+            blind = _blind_intervals(conn, start, end)
+        segments = without_blind(state_segments(status, transitions, start, end), blind)
+        return uptime_by_target(segments, end)
 
     def target_failures(self, target: str, limit: int = 50) -> pd.DataFrame:
         """The newest failed probes of one target, with reason and the underlying error."""
@@ -716,6 +729,30 @@ def uptime_from_segments(segments: pd.DataFrame, end: float) -> pd.DataFrame:
     )
 
 
+def uptime_by_target(segments: pd.DataFrame, end: float) -> pd.DataFrame:
+    """Per target and UPTIME_WINDOWS window: seconds up, seconds known (up or down: not
+    unknown, not maintenance, not blind) and the start of its known history."""
+    known = segments[segments["state"].isin([UP, DOWN])].reset_index(drop=True)
+    if known.empty:
+        return empty(TARGET_UPTIME_COLUMNS)
+    labels = [label for label, _ in UPTIME_WINDOWS]
+    starts = np.array([end - span.total_seconds() for _, span in UPTIME_WINDOWS])
+    overlap = pd.DataFrame(_overlap(known, starts, np.full(len(starts), end)), columns=labels)
+    overlap["target"] = known["target"].to_numpy()
+    known_s = overlap.groupby("target").sum()
+    up_s = overlap[(known["state"] == UP).to_numpy()].groupby("target").sum()
+    up_s = up_s.reindex(known_s.index, fill_value=0.0)
+    frame = pd.DataFrame(
+        {
+            "up_s": up_s.stack(future_stack=True),
+            "known_s": known_s.stack(future_stack=True),
+        }
+    ).reset_index()
+    frame.columns = ["target", "window", "up_s", "known_s"]
+    frame["known_since"] = frame["target"].map(known.groupby("target")["begin"].min())
+    return frame.reindex(columns=TARGET_UPTIME_COLUMNS)
+
+
 def availability_by_day(
     status: pd.DataFrame,
     transitions: pd.DataFrame,
@@ -778,6 +815,25 @@ def summarize_countries(status: pd.DataFrame) -> pd.DataFrame:
     grouped = grouped.reset_index()
     grouped["name"] = grouped["country"].map(country_name)
     return grouped.reindex(columns=COUNTRY_COLUMNS)
+
+
+UPTIME_FIELDS: Mapping[str, str] = {
+    label: "uptime_" + label.replace(" ", "") for label, _ in UPTIME_WINDOWS
+}  # '24 h' -> 'uptime_24h'
+
+
+def uptime_wide(uptime: pd.DataFrame, key: str) -> pd.DataFrame:
+    """One row per `key` (a column of `uptime`: target, or a country added by the caller):
+    up / known per window as UPTIME_FIELDS columns (NaN when nothing is known), and the
+    earliest known_since."""
+    fields = list(UPTIME_FIELDS.values())
+    if uptime.empty:
+        return pd.DataFrame(columns=[key, *fields, "known_since"])
+    sums = uptime.groupby([key, "window"])[["up_s", "known_s"]].sum()
+    ratio = (sums["up_s"] / sums["known_s"].where(sums["known_s"] > 0)).unstack("window")
+    ratio = ratio.reindex(columns=list(UPTIME_FIELDS)).rename(columns=UPTIME_FIELDS)
+    ratio["known_since"] = uptime.groupby(key)["known_since"].min()
+    return ratio.reset_index().reindex(columns=[key, *fields, "known_since"])
 
 
 def countries_in_outage(incidents: pd.DataFrame) -> frozenset[str]:

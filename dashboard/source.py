@@ -56,6 +56,9 @@ INCIDENT_COLUMNS = [
 SPARKLINE_COLUMNS = ["target", "latency_ms"]
 PHASE_COLUMNS = ["time", "phase", "seconds"]
 UPTIME_COLUMNS = ["window", "uptime", "down_s", "known_s"]
+# Per target and window: seconds up and known (up or down), and when its known history
+# begins (epoch; NaN if none) - "watching since" when that is inside the window.
+TARGET_UPTIME_COLUMNS = ["target", "window", "up_s", "known_s", "known_since"]
 FAILURE_COLUMNS = ["time", "probe", "reason", "error"]
 DETAIL_COLUMNS = ["probe", "field", "value"]
 DAILY_COLUMNS = ["day", "country", "availability"]
@@ -118,6 +121,11 @@ class Source(Protocol):
     def target_uptime(self, target: str, now: datetime) -> pd.DataFrame:
         """Share of known time the target was up over UPTIME_WINDOWS (UPTIME_COLUMNS);
         NaN uptime when nothing is known."""
+        ...
+
+    def uptime_table(self, now: datetime) -> pd.DataFrame:
+        """Every target's up and known seconds over UPTIME_WINDOWS (TARGET_UPTIME_COLUMNS);
+        empty where the source cannot tell."""
         ...
 
     def target_failures(self, target: str, limit: int = 50) -> pd.DataFrame:

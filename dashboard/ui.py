@@ -18,7 +18,15 @@ import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
 from dashboard import queries
-from dashboard.banner import APP_NAME, Banner, Severity, VantageFacts, reason_phrase, tab_title
+from dashboard.banner import (
+    APP_NAME,
+    Banner,
+    Severity,
+    VantageFacts,
+    format_clock,
+    reason_phrase,
+    tab_title,
+)
 from dashboard.prom import PrometheusSource
 from dashboard.queries import SqliteSource
 from dashboard.source import DOWN, UNKNOWN, Source, SourceError
@@ -126,6 +134,11 @@ def target_uptime(source: Source, target: str, now: datetime) -> pd.DataFrame:
     return source.target_uptime(target, now)
 
 
+@st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
+def uptime_table(source: Source, now: datetime) -> pd.DataFrame:
+    return source.uptime_table(now)
+
+
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
 def target_failures(source: Source, target: str, limit: int) -> pd.DataFrame:
     return source.target_failures(target, limit)
@@ -174,6 +187,31 @@ def fitted_window(
     of 24 hours and the ticks run up to now."""
     lead = max(timedelta(minutes=5), (now - earliest) / 10)
     return max(window_start, earliest - lead), now
+
+
+def watching_since(known_since: object, now: datetime, span: timedelta) -> str | None:
+    """'watching since 28 Nov 23:16 UTC' when the known history (epoch) is shorter than
+    `span`, so equal figures for 24 h, 7 d and 30 d say why; None otherwise."""
+    if not isinstance(known_since, int | float) or known_since != known_since:
+        return None
+    began = datetime.fromtimestamp(float(known_since), UTC)
+    if began <= now - span + timedelta(minutes=1):
+        return None
+    return f"watching since {format_clock(began, now)}"
+
+
+def uptime_column_config() -> dict[str, Any]:
+    """Table columns for queries.uptime_wide's fields, as percentages."""
+    return {
+        field: st.column_config.NumberColumn(f"up {label}", format="%.2f %%")
+        for label, field in queries.UPTIME_FIELDS.items()
+    }
+
+
+def as_percent(frame: pd.DataFrame) -> pd.DataFrame:
+    """uptime_wide's fractions as percentages, for NumberColumn's '%.2f %%'."""
+    fields = [f for f in queries.UPTIME_FIELDS.values() if f in frame.columns]
+    return frame.assign(**{f: frame[f].astype(float) * 100.0 for f in fields})
 
 
 def table(data: object, **options: Any) -> Any:

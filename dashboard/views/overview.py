@@ -37,6 +37,12 @@ def live_overview() -> None:
     )
 
     summary = queries.summarize_countries(status)
+    country_of = dict(zip(status["target"], status["country"], strict=True))
+    per_target = ui.uptime_table(options.source, now.replace(second=0, microsecond=0))
+    by_country = queries.uptime_wide(
+        per_target.assign(country=per_target["target"].map(country_of)), "country"
+    )
+    summary_shown = ui.as_percent(summary.merge(by_country, on="country", how="left"))
     outage_countries = queries.countries_in_outage(incidents)
     up, down, unknown, maintenance = (
         int(counts.get(s, 0)) for s in (UP, DOWN, UNKNOWN, MAINTENANCE)
@@ -61,11 +67,20 @@ def live_overview() -> None:
         )
     with table_column:
         ui.table(
-            summary,
+            summary_shown,
             hide_index=True,
             height=ROW_PX * (len(summary) + 1) + 3,  # every country, no scrolling
-            column_order=["name", "up", "down", "maintenance", "unknown", "availability"],
+            column_order=[
+                "name",
+                "up",
+                "down",
+                "maintenance",
+                "unknown",
+                "availability",
+                *queries.UPTIME_FIELDS.values(),
+            ],
             column_config={
+                **ui.uptime_column_config(),
                 "name": st.column_config.TextColumn("country"),
                 "availability": st.column_config.ProgressColumn(
                     "up (of known)", min_value=0.0, max_value=1.0, format="percent", color="auto"

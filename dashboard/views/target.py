@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.banner import format_clock, format_duration, reason_phrase
-from dashboard.source import DOWN, MAINTENANCE, UP, SourceError
+from dashboard.source import DOWN, MAINTENANCE, UP, UPTIME_WINDOWS, SourceError
 from dashboard.text import as_text
 from monitor.countries import country_name
 
@@ -62,6 +62,9 @@ else:
     )
 
 uptime = ui.target_uptime(options.source, name, now.replace(second=0, microsecond=0))
+history = ui.uptime_table(options.source, now.replace(second=0, microsecond=0))
+known_since = history.loc[history["target"] == name, "known_since"].min()
+spans = dict(UPTIME_WINDOWS)
 cells = st.columns(len(uptime))
 for cell, item in zip(cells, uptime.itertuples(index=False), strict=True):
     value = "—" if item.uptime != item.uptime else f"{item.uptime:.3%}"
@@ -71,6 +74,10 @@ for cell, item in zip(cells, uptime.itertuples(index=False), strict=True):
         else f"down {format_duration(timedelta(seconds=item.down_s))}"
     )
     cell.metric(f"uptime {item.window}", value, help=down or None)
+    # Equal figures for 24 h, 7 d and 30 d after two minutes: say how long we have watched.
+    shorter = ui.watching_since(known_since, now, spans.get(str(item.window), timedelta()))
+    if shorter:
+        cell.caption(shorter)
 
 st.subheader("Response time by phase")
 span_label = st.segmented_control("span", list(SPANS), default="24 h", key="phase_span")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import tiles, ui
-from dashboard.source import STATES, SourceError
+from dashboard import queries, tiles, ui
+from dashboard.source import STATES, UPTIME_WINDOWS, SourceError
 from dashboard.text import as_text
 from monitor.countries import country_name
 
@@ -20,6 +20,9 @@ try:
     table = ui.target_table(options.source, now.replace(second=0, microsecond=0))
     sparklines = ui.latency_sparklines(options.source, SPARKLINE_POINTS)
     offline = ui.monitor_offline(options.source)
+    uptime = queries.uptime_wide(
+        ui.uptime_table(options.source, now.replace(second=0, microsecond=0)), "target"
+    )
 except SourceError as exc:
     st.error(as_text(f"Cannot read the monitor's data — {exc}"))
     st.stop()
@@ -43,6 +46,7 @@ if search:
     shown = shown[shown["target"].str.lower().str.contains(search, regex=False)]
 
 shown = shown.merge(sparklines, on="target", how="left")
+shown = ui.as_percent(shown.merge(uptime, on="target", how="left"))
 shown = shown.assign(
     response_ms=shown["response_s"] * 1000.0,
     state_shown=shown["state"].map(tiles.state_label),
@@ -52,6 +56,9 @@ shown = shown.assign(
     ],
     dnssec=shown["dnssec_signed"].map({True: "signed", False: "unsigned"}).fillna(""),
     latency_ms=shown["latency_ms"].map(lambda v: v if isinstance(v, list) else []),
+    history=shown["known_since"].map(
+        lambda t: ui.watching_since(t, now, UPTIME_WINDOWS[-1][1]) or ""
+    ),
 ).reset_index(drop=True)
 
 st.caption(f"{len(shown)} of {len(table)} targets · select a row for its details")
@@ -67,6 +74,8 @@ selection = ui.table(
         "sector",
         "state_shown",
         "why",
+        *queries.UPTIME_FIELDS.values(),
+        "history",
         "response_ms",
         "latency_ms",
         "tls_days_left",
@@ -75,6 +84,8 @@ selection = ui.table(
     column_config={
         "state_shown": st.column_config.TextColumn("state"),
         "why": st.column_config.TextColumn("reason"),
+        **ui.uptime_column_config(),
+        "history": st.column_config.TextColumn("history"),
         "response_ms": st.column_config.NumberColumn("response (ms)", format="%.0f"),
         "latency_ms": st.column_config.LineChartColumn(
             f"last {SPARKLINE_POINTS} responses (ms)", y_min=0, color="blue"

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -433,9 +433,8 @@ def test_time_axes_are_24_hour_and_one_point_still_draws(seeded: Get) -> None:
     assert timeline.spec["encoding"]["x"]["axis"]["format"] == "%H:%M"
 
 
-def test_maintenance_has_its_own_colour_and_label_and_is_neither_up_nor_down(
-    tmp_path: Path,
-) -> None:
+def two_days_with_maintenance(tmp_path: Path) -> queries.SqliteSource:
+    """Watched for two days; for the last hour al2 and me1 in maintenance, al3 down."""
     now = time.time()
     start, window = now - 2 * DAY, now - 3600
     up, down, unknown = TargetState.UP, TargetState.DOWN, TargetState.UNKNOWN
@@ -452,8 +451,13 @@ def test_maintenance_has_its_own_colour_and_label_and_is_neither_up_nor_down(
     ]
     path = tmp_path / "maintenance.sqlite3"
     write_history(path, now, targets, transitions, rows)
-    source = queries.SqliteSource(str(path))
+    return queries.SqliteSource(str(path))
 
+
+def test_maintenance_has_its_own_colour_and_label_and_is_neither_up_nor_down(
+    tmp_path: Path,
+) -> None:
+    source = two_days_with_maintenance(tmp_path)
     app = run_app(source)
     assert {m.label: m.value for m in app.metric}["Maintenance"] == "2"
     assert [shown(i.value) for i in app.info] == [
@@ -502,3 +506,31 @@ def test_fitted_window() -> None:
         now,
     )
     assert ui.fitted_window(day_ago, day_ago, now) == (day_ago, now)  # never before the window
+
+
+def test_uptime_per_target_and_country_says_how_long_it_has_watched(tmp_path: Path) -> None:
+    source = two_days_with_maintenance(tmp_path)
+    table = run_app(source, "views/targets.py").dataframe[0].value.set_index("target")
+    assert table.loc["al1.test", "uptime_24h"] == pytest.approx(100.0)
+    # al3: up for 47 of its 48 known hours, then down
+    assert table.loc["al3.test", "uptime_24h"] == pytest.approx(100 * 23 / 24, abs=0.05)
+    assert table.loc["al3.test", "uptime_7d"] == pytest.approx(100 * 47 / 48, abs=0.05)
+    assert table.loc["al2.test", "uptime_24h"] == pytest.approx(100.0)  # maintenance: out
+    assert table.loc["al1.test", "history"].startswith("watching since ")
+    overview = run_app(source)
+    countries = overview.dataframe[0].value.set_index("country")
+    # up 24 + 23 + 23 h of 24 + 23 (al2: its hour of maintenance is out) + 24 h known
+    assert countries.loc["AL", "uptime_24h"] == pytest.approx(
+        100 * 70 / 71, abs=0.05
+    )  # the page rounds now to the minute
+    target = run_app(source, "views/target.py", {"target": "al1.test"})
+    captions = [c.value for c in target.caption if "watching since" in c.value]
+    assert len(captions) == 2  # under 7 d and 30 d, not under 24 h
+
+
+def test_watching_since() -> None:
+    now = datetime(2022, 7, 15, 14, 40, tzinfo=UTC)
+    began = datetime(2022, 7, 15, 14, 38, tzinfo=UTC).timestamp()
+    assert ui.watching_since(began, now, timedelta(hours=24)) == "watching since 14:38 UTC"
+    assert ui.watching_since(began - 86400, now, timedelta(hours=24)) is None
+    assert ui.watching_since(float("nan"), now, timedelta(hours=24)) is None
