@@ -30,7 +30,7 @@ navigation = st.navigation(
         st.Page(PAGES / "target.py", title="Target", icon=":material/search:"),
         st.Page(PAGES / "countries.py", title="Countries", icon=":material/flag:"),
     ],
-    position="top",
+    position="hidden" if ui.wall_mode() else "top",
 )
 # After st.navigation: the page's own title would otherwise name the tab.
 st.set_page_config(

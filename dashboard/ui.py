@@ -274,6 +274,22 @@ def keep_refreshing(every_s: float) -> None:
     rerun_when_due()
 
 
+WALL_PARAMETER = "wall"
+WALL_CSS = """
+<style>
+header[data-testid="stHeader"] { display: none; }
+div[data-testid="stMainBlockContainer"] { padding: 1rem 2rem; max-width: 100%; }
+div[data-testid="stMetricValue"] { font-size: 3rem; }
+</style>
+"""
+
+
+def wall_mode() -> bool:
+    """`?wall=1` in the URL: the overview condensed for a screen on the wall (no menu, big
+    tiles, the banners, the counts and the country map)."""
+    return st.query_params.get(WALL_PARAMETER) in ("1", "true", "yes")
+
+
 def page_footer(options: DashboardOptions, now: datetime) -> None:
     """Where the data comes from and when this page last refreshed."""
     st.caption(

@@ -1,5 +1,6 @@
 """Overview: the region at a glance — banners, the tile map, the counts, what is down now.
 
+With `?wall=1` in the URL it is condensed for a wall screen: no menu, no tables, big tiles.
 Like every page it re-runs every `--refresh` seconds (dashboard/app.py), updating in place.
 """
 
@@ -15,9 +16,11 @@ from dashboard.source import DOWN, MAINTENANCE, UNKNOWN, UP, SourceError
 from dashboard.text import as_text
 
 TILE_PX = 112
+WALL_TILE_PX = 136  # ?wall=1: six rows of tiles under the banner on a 1080-line screen
 ROW_PX = 35  # a table's row height
 
 options = ui.options()
+wall = ui.wall_mode()
 
 
 def live_overview() -> None:
@@ -59,12 +62,17 @@ def live_overview() -> None:
     else:
         cells[5].metric("Newest data", "none")
 
+    tile_map = tiles.tile_chart(
+        tiles.tile_frame(summary, outage_countries), tile_px=WALL_TILE_PX if wall else TILE_PX
+    )
+    if wall:
+        # The wall: banners, counts and the map only; tables are for the desk.
+        st.markdown(ui.WALL_CSS, unsafe_allow_html=True)
+        st.altair_chart(tile_map, width="content")
+        return
     map_column, table_column = st.columns(2, gap="large")
     with map_column:
-        st.altair_chart(
-            tiles.tile_chart(tiles.tile_frame(summary, outage_countries), tile_px=TILE_PX),
-            width="content",
-        )
+        st.altair_chart(tile_map, width="content")
     with table_column:
         ui.table(
             summary_shown,

@@ -534,3 +534,13 @@ def test_watching_since() -> None:
     assert ui.watching_since(began, now, timedelta(hours=24)) == "watching since 14:38 UTC"
     assert ui.watching_since(began - 86400, now, timedelta(hours=24)) is None
     assert ui.watching_since(float("nan"), now, timedelta(hours=24)) is None
+
+
+def test_wall_mode_condenses_the_overview(seeded: Get) -> None:
+    data = seeded("albania")
+    app = run_app(data.source, "views/overview.py", {"wall": "1"})
+    assert [shown(e.value).split(":")[0] for e in app.error] == ["Albania"]  # the banner
+    assert not app.dataframe  # no tables on the wall
+    (tile_map,) = charts(app)
+    assert tile_map.spec["width"] == 5 * 136  # bigger than the desk's 112 px tiles
+    assert "Countries in outage" in {m.label for m in app.metric}
