@@ -18,6 +18,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from dashboard.banner import format_clock
 from tests.dashboard.browser import (
     chromium,
     missing_browser,
@@ -47,7 +48,8 @@ def test_the_outage_banner_is_visible_in_a_real_browser(
     started = next(i.started_at for i in data.seed.incidents if i.country == "AL" and i.is_open)
     expected = (
         f"Albania: {down} of {total} services down since "
-        f"{datetime.fromtimestamp(started, UTC):%H:%M} UTC — connection timeouts"
+        f"{format_clock(datetime.fromtimestamp(started, UTC), datetime.now(UTC))}"
+        " — connection timeouts"
     )
     driver = browser
     with served_dashboard(data.path, tmp_path / "streamlit.log", refresh_s=2) as url:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.banner import reason_phrase
+from dashboard.banner import format_clock, reason_phrase
 from monitor.config import load_config
 from tests.dashboard.conftest import Seeded
 from tests.dashboard.markup import markdown_strings, shown
@@ -53,7 +53,7 @@ def test_the_overview_shows_the_hostile_issuer_as_text(hostile: Seeded) -> None:
     started = datetime.fromtimestamp(hostile.now - HOSTILE_DOWN_AGE_S, UTC)
     (banner,) = app.error
     assert shown(banner.value) == (
-        f"Albania: 3 of 3 services down since {started:%H:%M} UTC — "
+        f"Albania: 3 of 3 services down since {format_clock(started, datetime.now(UTC))} — "
         f"{reason_phrase('http_status')}; all share certificate issuer {MARKUP}"
     )
     outages, down_now = (df.value for df in app.dataframe[1:])
