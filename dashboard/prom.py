@@ -37,6 +37,7 @@ from dashboard.source import (
     PHASE_COLUMNS,
     SPARKLINE_COLUMNS,
     STATUS_COLUMNS,
+    STRIP_COLUMNS,
     TABLE_COLUMNS,
     TARGET_UPTIME_COLUMNS,
     UNKNOWN,
@@ -355,6 +356,9 @@ class PrometheusSource:
 
     def uptime_table(self, now: datetime) -> pd.DataFrame:
         return empty(TARGET_UPTIME_COLUMNS)  # per-target range queries: not for every refresh
+
+    def state_strips(self, now: datetime) -> pd.DataFrame:
+        return empty(STRIP_COLUMNS)  # a range query per target: not for every refresh
 
     def target_failures(self, target: str, limit: int = 50) -> pd.DataFrame:
         return empty(FAILURE_COLUMNS)  # Prometheus keeps no per-probe failure log

@@ -47,6 +47,9 @@ from dashboard.source import (
     PHASE_COLUMNS,
     SPARKLINE_COLUMNS,
     STATUS_COLUMNS,
+    STRIP_BUCKETS,
+    STRIP_COLUMNS,
+    STRIP_SPAN,
     TABLE_COLUMNS,
     TARGET_UPTIME_COLUMNS,
     UNKNOWN,
@@ -230,6 +233,16 @@ class SqliteSource:
             blind = _blind_intervals(conn, start, end)
         segments = without_blind(state_segments(status, transitions, start, end), blind)
         return uptime_by_target(segments, end)
+
+    def state_strips(self, now: datetime) -> pd.DataFrame:
+        end = _epoch(now)
+        start = end - STRIP_SPAN.total_seconds()
+        with self.connect() as conn:
+            status = _epoch_status(_frame(conn, _STATUS_SQL))
+            transitions = _transitions(conn, start, None)
+            blind = _blind_intervals(conn, start, end)
+        segments = without_blind(state_segments(status, transitions, start, end), blind)
+        return strips_from_segments(segments, list(status["target"]), end)
 
     def target_failures(self, target: str, limit: int = 50) -> pd.DataFrame:
         """The newest failed probes of one target, with reason and the underlying error."""
@@ -751,6 +764,39 @@ def uptime_by_target(segments: pd.DataFrame, end: float) -> pd.DataFrame:
     frame.columns = ["target", "window", "up_s", "known_s"]
     frame["known_since"] = frame["target"].map(known.groupby("target")["begin"].min())
     return frame.reindex(columns=TARGET_UPTIME_COLUMNS)
+
+
+# In a strip's slice, the state that shows: any down time first, then maintenance, then up.
+_STRIP_PRECEDENCE = (DOWN, MAINTENANCE, UP)
+
+
+def strips_from_segments(
+    segments: pd.DataFrame, targets: Sequence[str], end: float
+) -> pd.DataFrame:
+    """Per target: its state in each STRIP_BUCKETS slice of STRIP_SPAN up to `end`, oldest
+    first (time the monitor was blind is unknown)."""
+    width = STRIP_SPAN.total_seconds() / STRIP_BUCKETS
+    starts = end - STRIP_SPAN.total_seconds() + width * np.arange(STRIP_BUCKETS)
+    overlap = _overlap(segments, starts, starts + width) if len(segments) else None
+    strips = {name: [UNKNOWN] * STRIP_BUCKETS for name in targets}
+    if overlap is not None:
+        per_state = {
+            state: pd.DataFrame(overlap[(segments["state"] == state).to_numpy()])
+            .assign(target=segments.loc[segments["state"] == state, "target"].to_numpy())
+            .groupby("target")
+            .sum()
+            for state in _STRIP_PRECEDENCE
+        }
+        for name, strip in strips.items():
+            for index in range(STRIP_BUCKETS):
+                for state in _STRIP_PRECEDENCE:
+                    seconds = per_state[state]
+                    if name in seconds.index and seconds.at[name, index] > 0:
+                        strip[index] = state
+                        break
+    return pd.DataFrame(
+        {"target": list(strips), "states": list(strips.values())}, columns=STRIP_COLUMNS
+    )
 
 
 def availability_by_day(

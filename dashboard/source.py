@@ -59,6 +59,10 @@ UPTIME_COLUMNS = ["window", "uptime", "down_s", "known_s"]
 # Per target and window: seconds up and known (up or down), and when its known history
 # begins (epoch; NaN if none) - "watching since" when that is inside the window.
 TARGET_UPTIME_COLUMNS = ["target", "window", "up_s", "known_s", "known_since"]
+# Per target: its state in each of STRIP_BUCKETS equal slices of STRIP_SPAN, oldest first.
+STRIP_COLUMNS = ["target", "states"]
+STRIP_SPAN = timedelta(hours=24)
+STRIP_BUCKETS = 24
 FAILURE_COLUMNS = ["time", "probe", "reason", "error"]
 DETAIL_COLUMNS = ["probe", "field", "value"]
 DAILY_COLUMNS = ["day", "country", "availability"]
@@ -126,6 +130,12 @@ class Source(Protocol):
     def uptime_table(self, now: datetime) -> pd.DataFrame:
         """Every target's up and known seconds over UPTIME_WINDOWS (TARGET_UPTIME_COLUMNS);
         empty where the source cannot tell."""
+        ...
+
+    def state_strips(self, now: datetime) -> pd.DataFrame:
+        """Every target's state per hour over the last 24 h (STRIP_COLUMNS): down if it was
+        down at all that hour, else maintenance, else up, else unknown; empty where the
+        source cannot tell."""
         ...
 
     def target_failures(self, target: str, limit: int = 50) -> pd.DataFrame:

@@ -6,6 +6,7 @@ tiles, no GeoJSON, nothing fetched.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 
 import altair as alt
@@ -51,16 +52,39 @@ STATE_COLOURS: Mapping[str, str] = {
     MAINTENANCE: MAINTENANCE_BAND[1],
     UNKNOWN: UNKNOWN_BAND[1],
 }
+# Shapes, not emoji (a kiosk browser may have no emoji font), one per state; the colour
+# is in the tiles and the history strip.
 STATE_LABELS: Mapping[str, str] = {
-    UP: "🟢 up",
-    DOWN: "🔴 down",
-    MAINTENANCE: "🟣 maintenance",
-    UNKNOWN: "⚪ unknown",
+    UP: "● up",
+    DOWN: "▲ down",
+    MAINTENANCE: "◆ maintenance",
+    UNKNOWN: "○ unknown",
 }
 
 
+STRIP_SLOT_PX = 4
+STRIP_HEIGHT_PX = 14
+
+
+def history_strip(states: object) -> str:
+    """A list of states, oldest first, as an SVG image (a data URL): one slot per state in
+    STATE_COLOURS, so the strip needs no font and fetches nothing. '' without states."""
+    if not isinstance(states, list) or not states:
+        return ""
+    slots = "".join(
+        f'<rect x="{index * STRIP_SLOT_PX}" width="{STRIP_SLOT_PX - 1}" '
+        f'height="{STRIP_HEIGHT_PX}" fill="{STATE_COLOURS.get(str(state), STATE_COLOURS[UNKNOWN])}"/>'
+        for index, state in enumerate(states)
+    )
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{STRIP_SLOT_PX * len(states)}" '
+        f'height="{STRIP_HEIGHT_PX}">{slots}</svg>'
+    )
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode("ascii")
+
+
 def state_label(state: str) -> str:
-    """A state as tables show it: its coloured marker and its name."""
+    """A state as tables show it: its marker and its name."""
     return STATE_LABELS.get(state, state)
 
 

@@ -139,6 +139,11 @@ def uptime_table(source: Source, now: datetime) -> pd.DataFrame:
     return source.uptime_table(now)
 
 
+@st.cache_data(ttl=HISTORY_TTL_S, show_spinner=False)
+def state_strips(source: Source, now: datetime) -> pd.DataFrame:
+    return source.state_strips(now)
+
+
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
 def target_failures(source: Source, target: str, limit: int) -> pd.DataFrame:
     return source.target_failures(target, limit)

@@ -20,6 +20,7 @@ try:
     table = ui.target_table(options.source, now.replace(second=0, microsecond=0))
     sparklines = ui.latency_sparklines(options.source, SPARKLINE_POINTS)
     offline = ui.monitor_offline(options.source)
+    strips = ui.state_strips(options.source, now.replace(second=0, microsecond=0))
     uptime = queries.uptime_wide(
         ui.uptime_table(options.source, now.replace(second=0, microsecond=0)), "target"
     )
@@ -47,6 +48,7 @@ if search:
 
 shown = shown.merge(sparklines, on="target", how="left")
 shown = ui.as_percent(shown.merge(uptime, on="target", how="left"))
+shown = shown.merge(strips, on="target", how="left")
 shown = shown.assign(
     response_ms=shown["response_s"] * 1000.0,
     state_shown=shown["state"].map(tiles.state_label),
@@ -56,6 +58,7 @@ shown = shown.assign(
     ],
     dnssec=shown["dnssec_signed"].map({True: "signed", False: "unsigned"}).fillna(""),
     latency_ms=shown["latency_ms"].map(lambda v: v if isinstance(v, list) else []),
+    strip=shown["states"].map(tiles.history_strip),
     history=shown["known_since"].map(
         lambda t: ui.watching_since(t, now, UPTIME_WINDOWS[-1][1]) or ""
     ),
@@ -78,6 +81,7 @@ selection = ui.table(
         "history",
         "response_ms",
         "latency_ms",
+        "strip",
         "tls_days_left",
         "dnssec",
     ],
@@ -89,6 +93,12 @@ selection = ui.table(
         "response_ms": st.column_config.NumberColumn("response (ms)", format="%.0f"),
         "latency_ms": st.column_config.LineChartColumn(
             f"last {SPARKLINE_POINTS} responses (ms)", y_min=0, color="blue"
+        ),
+        "strip": st.column_config.ImageColumn(
+            "last 24 h",
+            width="medium",  # the whole strip, the newest hour included
+            help="one slot per hour, oldest first: green up, red down (any time that hour), "
+            "purple maintenance, grey unknown",
         ),
         "tls_days_left": st.column_config.NumberColumn(
             "TLS days left",

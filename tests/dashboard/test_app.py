@@ -3,7 +3,9 @@ a normal day, Albania's outage, and the monitor itself offline."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import dashboard
-from dashboard import queries, ui
+from dashboard import queries, tiles, ui
 from dashboard.banner import format_clock
 from dashboard.prom import PrometheusSource
 from dashboard.source import Source
@@ -450,7 +452,11 @@ def two_days_with_maintenance(tmp_path: Path) -> queries.SqliteSource:
     transitions = [Transition(n, unknown, up, start, None) for n in names]
     transitions += [Transition(n, up, s, window, None) for n, s in names.items() if s != up]
     rows = [
-        StatusRow(TargetStatus(n, unknown if s == maintenance else s, window), s, None)
+        StatusRow(
+            TargetStatus(n, unknown if s == maintenance else s, start if s == up else window),
+            s,
+            None,
+        )
         for n, s in names.items()
     ]
     path = tmp_path / "maintenance.sqlite3"
@@ -476,8 +482,8 @@ def test_maintenance_has_its_own_colour_and_label_and_is_neither_up_nor_down(
     assert summary.loc["AL", "availability"] == 0.5 and summary.loc["AL", "maintenance"] == 1
 
     table = run_app(source, "views/targets.py").dataframe[0].value.set_index("target")
-    assert table.loc["al2.test", "state_shown"] == "🟣 maintenance"
-    assert table.loc["al3.test", "state_shown"] == "🔴 down"
+    assert table.loc["al2.test", "state_shown"] == "◆ maintenance"
+    assert table.loc["al3.test", "state_shown"] == "▲ down"
 
     target = run_app(source, "views/target.py", {"target": "al2.test"})
     assert shown(target.info[0].value).startswith("In maintenance")
@@ -550,3 +556,23 @@ def test_wall_mode_condenses_the_overview(seeded: Get) -> None:
     (tile_map,) = charts(app)
     assert tile_map.spec["width"] == 5 * 136  # bigger than the desk's 112 px tiles
     assert "Countries in outage" in {m.label for m in app.metric}
+
+
+def test_a_history_strip_per_target_coloured_by_state(tmp_path: Path) -> None:
+    source = two_days_with_maintenance(tmp_path)
+    table = run_app(source, "views/targets.py").dataframe[0].value.set_index("target")
+    strips = {name: strip_colours(str(strip)) for name, strip in table["strip"].items()}
+    up, down = tiles.STATE_COLOURS["up"], tiles.STATE_COLOURS["down"]
+    maintenance = tiles.STATE_COLOURS["maintenance"]
+    assert all(len(strip) == 24 for strip in strips.values())  # one slot per hour
+    assert strips["al1.test"] == [up] * 24
+    # the last hour: down, in maintenance (the hour before: up)
+    assert strips["al3.test"][:22] == [up] * 22 and strips["al3.test"][-1] == down
+    assert strips["al2.test"][:22] == [up] * 22 and strips["al2.test"][-1] == maintenance
+
+
+def strip_colours(data_url: str) -> list[str]:
+    """The fill colours of a history strip's SVG, left to right."""
+    prefix = "data:image/svg+xml;base64,"
+    assert data_url.startswith(prefix)
+    return re.findall(r'fill="([^"]+)"', base64.b64decode(data_url[len(prefix) :]).decode())
