@@ -285,6 +285,7 @@ WALL_CSS = """
 header[data-testid="stHeader"] { display: none; }
 div[data-testid="stMainBlockContainer"] { padding: 1rem 2rem; max-width: 100%; }
 div[data-testid="stMetricValue"] { font-size: 3rem; }
+div[class*="st-key-wall_down"] p { font-size: 1.6rem; }
 </style>
 """
 

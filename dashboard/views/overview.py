@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
 from dashboard import queries, tiles, ui
@@ -18,6 +19,7 @@ from dashboard.text import as_text
 TILE_PX = 112
 WALL_TILE_PX = 136  # ?wall=1: six rows of tiles under the banner on a 1080-line screen
 ROW_PX = 35  # a table's row height
+WALL_DOWN_ROWS = 12  # ?wall=1: services listed beside the map; more are counted
 
 options = ui.options()
 wall = ui.wall_mode()
@@ -66,9 +68,14 @@ def live_overview() -> None:
         tiles.tile_frame(summary, outage_countries), tile_px=WALL_TILE_PX if wall else TILE_PX
     )
     if wall:
-        # The wall: banners, counts and the map only; tables are for the desk.
+        # The wall: banners, counts, the map and what is down in large type; tables are
+        # for the desk.
         st.markdown(ui.WALL_CSS, unsafe_allow_html=True)
-        st.altair_chart(tile_map, width="content")
+        map_column, down_column = st.columns([3, 2], gap="large")
+        with map_column:
+            st.altair_chart(tile_map, width="content")
+        with down_column, st.container(key="wall_down"):  # the key: its text is larger
+            wall_down_list(status)
         return
     map_column, table_column = st.columns(2, gap="large")
     with map_column:
@@ -134,6 +141,20 @@ def live_overview() -> None:
                 "since": st.column_config.DatetimeColumn(format="D MMM HH:mm"),
             },
         )
+
+
+def wall_down_list(status: pd.DataFrame) -> None:
+    """Beside the map on the wall: every service down now, country first, in large type."""
+    down_now = status[status["state"] == DOWN].sort_values(["country", "target"])
+    if down_now.empty:
+        st.subheader("No service down", anchor=False)
+        return
+    st.subheader(f"Down now ({len(down_now)})", anchor=False)
+    for row in down_now.head(WALL_DOWN_ROWS).itertuples(index=False):
+        why = reason_phrase(row.reason) if isinstance(row.reason, str) else ""
+        st.markdown(as_text(f"{row.country} · {row.target}" + (f" — {why}" if why else "")))
+    if len(down_now) > WALL_DOWN_ROWS:
+        st.markdown(f"… and {len(down_now) - WALL_DOWN_ROWS} more")
 
 
 live_overview()

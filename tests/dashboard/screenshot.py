@@ -1,7 +1,9 @@
-"""Photograph the dashboard's overview with headless Chromium.
+"""Photograph a dashboard page with headless Chromium.
 
     .venv/bin/python -m tests.dashboard.screenshot docs/screenshot-overview.png \
         --db data/demo/govwatch.sqlite3 --banner "Albania:"
+    .venv/bin/python -m tests.dashboard.screenshot docs/screenshot-targets.png \
+        --db data/demo/govwatch.sqlite3 --path /targets --wait-text "last 24 h"
 
 With --db, serves `govwatch dashboard` over that history (e.g. a daemon watching
 `govwatch simulate` with Albania's network cut: see the README) and waits for the
@@ -16,12 +18,31 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from tests.dashboard.browser import chromium, missing_browser, served_dashboard, wait_for_overview
+from tests.dashboard.browser import (
+    chromium,
+    missing_browser,
+    served_dashboard,
+    text_of,
+    wait_for_overview,
+)
 from tests.dashboard.seed import seed_database
 
 # Let the map's fade-in and the fonts settle before the picture.
-SETTLE_S = 1.5
+SETTLE_S = 3.0
+
+
+def wait_for_text(driver: Any, text: str, timeout_s: float = 60.0) -> None:
+    """Wait (bounded) until the page shows `text`; Streamlit redraws as it goes, so an
+    element may go stale while it is read."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(
+        driver, timeout_s, poll_frequency=0.3, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(lambda d: text in text_of(d.find_element(By.TAG_NAME, "body")))
 
 
 def main() -> int:
@@ -31,6 +52,12 @@ def main() -> int:
     )
     parser.add_argument("--db", type=Path, help="an existing history database to show")
     parser.add_argument("--banner", default="", help="with --db: text the banner must show")
+    parser.add_argument(
+        "--path", default="", help="the page and query after the address, e.g. /targets or /?wall=1"
+    )
+    parser.add_argument(
+        "--wait-text", default="", help="with --path: text the page must show before the picture"
+    )
     parser.add_argument("--width", type=int, default=1500)
     parser.add_argument("--height", type=int, default=1250)
     args = parser.parse_args()
@@ -49,8 +76,11 @@ def main() -> int:
             served_dashboard(db, Path(scratch) / "streamlit.log") as url,
             chromium(args.width, args.height) as driver,
         ):
-            driver.get(url)
-            wait_for_overview(driver, banner)
+            driver.get(url.rstrip("/") + args.path if args.path else url)
+            if args.path:
+                wait_for_text(driver, args.wait_text)
+            else:
+                wait_for_overview(driver, banner)
             time.sleep(SETTLE_S)
             args.output.parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(args.output))

@@ -551,6 +551,12 @@ def test_wall_mode_condenses_the_overview(seeded: Get) -> None:
     (tile_map,) = charts(app)
     assert tile_map.spec["width"] == 5 * 136  # bigger than the desk's 112 px tiles
     assert "Countries in outage" in {m.label for m in app.metric}
+    # what is down, beside the map, in large type (not a table)
+    down = [r for r in data.seed.rows if r.reported == "down"]
+    assert [s.value for s in app.subheader] == [f"Down now ({len(down)})"]
+    texts = [shown(m.value) for m in app.markdown if not m.value.startswith("<style>")]
+    listed = [text for text in texts if " · " in text]
+    assert listed and all(line.startswith("AL · ") for line in listed)
 
 
 def test_a_history_strip_per_target_coloured_by_state(tmp_path: Path) -> None:
