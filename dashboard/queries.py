@@ -226,23 +226,23 @@ class SqliteSource:
         """Every target's up and known time over 24 h, 7 d and 30 d (TARGET_UPTIME_COLUMNS),
         known time as in target_uptime."""
         end = _epoch(now)
-        start = end - UPTIME_WINDOWS[-1][1].total_seconds()
-        with self.connect() as conn:
-            status = _epoch_status(_frame(conn, _STATUS_SQL))
-            transitions = _transitions(conn, start, None)
-            blind = _blind_intervals(conn, start, end)
-        segments = without_blind(state_segments(status, transitions, start, end), blind)
+        segments, _ = self._known_segments(end - UPTIME_WINDOWS[-1][1].total_seconds(), end)
         return uptime_by_target(segments, end)
 
     def state_strips(self, now: datetime) -> pd.DataFrame:
         end = _epoch(now)
-        start = end - STRIP_SPAN.total_seconds()
+        segments, status = self._known_segments(end - STRIP_SPAN.total_seconds(), end)
+        return strips_from_segments(segments, list(status["target"]), end)
+
+    def _known_segments(self, start: float, end: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Every target's state segments from start to end without the monitor's blind
+        time, and the status they were built from."""
         with self.connect() as conn:
             status = _epoch_status(_frame(conn, _STATUS_SQL))
             transitions = _transitions(conn, start, None)
             blind = _blind_intervals(conn, start, end)
         segments = without_blind(state_segments(status, transitions, start, end), blind)
-        return strips_from_segments(segments, list(status["target"]), end)
+        return segments, status
 
     def target_failures(self, target: str, limit: int = 50) -> pd.DataFrame:
         """The newest failed probes of one target, with reason and the underlying error."""

@@ -642,8 +642,7 @@ def _unknown_country(code: str) -> str:
 
 def _unknown_sector(sector: str) -> str:
     """The message for a sector outside SECTORS: a near miss, then every valid one."""
-    close = difflib.get_close_matches(sector, list(SECTORS), n=1, cutoff=0.6)
-    hint = f' (did you mean "{close[0]}"?)' if close else ""
+    hint = _close_hint(sector, SECTORS)
     return f"unknown sector {shown(sector)}{hint}; valid sectors: {', '.join(sorted(SECTORS))}"
 
 
