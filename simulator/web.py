@@ -14,9 +14,13 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import time
 import zlib
+from dataclasses import dataclass
 from enum import StrEnum
 from html import escape
+
+from simulator.portal import PortalIdentity, RotatingPortal, defaced_page, healthy_page
 
 _MIB = 1 << 20
 _CHUNK = 64 * 1024
@@ -48,7 +52,8 @@ class WebMode(StrEnum):
     BLACKHOLE = "blackhole"  # TCP accepted, then silence (no TLS handshake either)
     STATUS = "status"  # `status_code` (5xx by default)
     SLOW = "slow"  # `slow_delay_s` of silence before the response head
-    DEFACED = "defaced"  # 200 with `defaced_text` instead of `body_text`
+    DEFACED = "defaced"  # 200 with the defacer's page (`pages`), or `defaced_text`
+    ROTATING = "rotating"  # 200 with a page that differs on every request (`pages`)
     DRIP = "drip"  # head at once, then the body one byte per `drip_interval_s`
     HUGE_BODY = "huge_body"  # 200 with `huge_body_bytes` of body
     GZIP_BOMB = "gzip_bomb"  # a small gzip body that inflates to `gzip_bomb_bytes`
@@ -56,6 +61,19 @@ class WebMode(StrEnum):
     REDIRECT_LOOP = "redirect_loop"  # /loop-a -> /loop-b -> /loop-a -> ...
     HUGE_HEADER = "huge_header"  # a header line of `huge_header_bytes`
     GARBAGE = "garbage"  # bytes that are not HTTP, then close
+
+
+@dataclass(frozen=True, slots=True)
+class SitePages:
+    """A site's pages: its portal, its news-front-page twin and its defacement."""
+
+    healthy: bytes
+    rotating: RotatingPortal
+    defaced: bytes
+
+    @classmethod
+    def for_site(cls, identity: PortalIdentity) -> SitePages:
+        return cls(healthy_page(identity), RotatingPortal(identity), defaced_page())
 
 
 class FaultWebServer:
@@ -82,8 +100,11 @@ class FaultWebServer:
         gzip_bomb_bytes: int = 256 * _MIB,
         huge_header_bytes: int = _MIB,
         declare_length: bool = True,
+        pages: SitePages | None = None,
     ) -> None:
         self.host = host
+        # A realistic portal (simulator.portal) when set; else a one-line page of `body_text`.
+        self.pages = pages
         self.ssl_context = ssl_context
         self.body_text = body_text
         self.defaced_text = defaced_text
@@ -224,16 +245,22 @@ class FaultWebServer:
         match mode:
             # REFUSE, DROP: accepted just before the switch.
             case WebMode.OK | WebMode.REFUSE | WebMode.DROP:
-                await _send(writer, 200, _page(self.body_text))
+                await _send(writer, 200, self._normal_page())
             case WebMode.BLACKHOLE:
                 await _swallow(reader)
             case WebMode.STATUS:
                 await _send(writer, self.status_code, _page(f"Error {self.status_code}"))
             case WebMode.SLOW:
                 await asyncio.sleep(self.slow_delay_s)
-                await _send(writer, 200, _page(self.body_text))
+                await _send(writer, 200, self._normal_page())
             case WebMode.DEFACED:
-                await _send(writer, 200, _page(self.defaced_text))
+                defaced = self.pages.defaced if self.pages else _page(self.defaced_text)
+                await _send(writer, 200, defaced)
+            case WebMode.ROTATING:
+                if self.pages:
+                    await _send(writer, 200, self.pages.rotating.page())
+                else:
+                    await _send(writer, 200, _page(f"{self.body_text} {time.time()}"))
             case WebMode.DRIP:
                 await self._drip(writer)
             case WebMode.HUGE_BODY:
@@ -243,7 +270,7 @@ class FaultWebServer:
                 await _send(writer, 200, bomb, [("Content-Encoding", "gzip")])
             case WebMode.REDIRECT:
                 if path == _LANDING_PATH:
-                    await _send(writer, 200, _page(self.body_text))
+                    await _send(writer, 200, self._normal_page())
                 else:
                     await _send(writer, 302, b"", [("Location", _LANDING_PATH)])
             case WebMode.REDIRECT_LOOP:
@@ -251,13 +278,16 @@ class FaultWebServer:
                 await _send(writer, 302, b"", [("Location", target)])
             case WebMode.HUGE_HEADER:
                 padding = "a" * self.huge_header_bytes
-                await _send(writer, 200, _page(self.body_text), [("X-Padding", padding)])
+                await _send(writer, 200, self._normal_page(), [("X-Padding", padding)])
             case WebMode.GARBAGE:
                 writer.write(_GARBAGE)
                 await writer.drain()
 
+    def _normal_page(self) -> bytes:
+        return self.pages.healthy if self.pages else _page(self.body_text)
+
     async def _drip(self, writer: asyncio.StreamWriter) -> None:
-        body = _page(self.body_text)
+        body = self._normal_page()
         writer.write(_head(200, len(body), []))
         await writer.drain()
         for index in range(len(body)):
