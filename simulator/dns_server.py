@@ -240,13 +240,36 @@ def corrupt_signatures(
 
 
 @dataclass(frozen=True, slots=True)
+class ZoneVersion:
+    """One version of a zone and the addresses it is served on (None: every address).
+
+    With `rotation`, each query answered from this version uses the next zone of
+    `(zone, *rotation)` in turn: how a CDN's answers change from query to query.
+    """
+
+    zone: dns.zone.Zone
+    hosts: frozenset[str] | None = None
+    rotation: tuple[dns.zone.Zone, ...] = ()
+
+
+@dataclass(slots=True)
 class _ServedZone:
     zone: dns.zone.Zone
     hosts: frozenset[str] | None  # None: served on every address
+    rotation: tuple[dns.zone.Zone, ...] = ()
+    _turn: int = 0
 
     @property
     def origin(self) -> dns.name.Name:
         return zone_origin(self.zone)
+
+    def zone_for_query(self) -> dns.zone.Zone:
+        """The zone this query is answered from: the next one in turn if it rotates."""
+        if not self.rotation:
+            return self.zone
+        zones = (self.zone, *self.rotation)
+        self._turn = (self._turn + 1) % len(zones)
+        return zones[self._turn]
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -398,16 +421,57 @@ class DnsServer:
 
     # -- zones and faults ---------------------------------------------------------
 
-    def add_zone(self, zone: dns.zone.Zone, *, hosts: Iterable[str] | None = None) -> None:
+    def add_zone(
+        self,
+        zone: dns.zone.Zone,
+        *,
+        hosts: Iterable[str] | None = None,
+        rotation: Sequence[dns.zone.Zone] = (),
+    ) -> None:
         """Serve `zone` on `hosts` (default: every address); replaces the same origin+hosts.
 
         A version added for some addresses overrides, there, one served on every
         address. The zone is read live for every query: changing it later changes
-        the answers.
+        the answers. With `rotation`, queries are answered from `zone` and then
+        each of `rotation` in turn (see ZoneVersion).
         """
-        if zone.relativize:
+        hosts_set = frozenset(hosts) if hosts is not None else None
+        self._add(_ServedZone(zone, hosts_set, tuple(rotation)))
+
+    def replace_zone_versions(
+        self,
+        origin: str | dns.name.Name,
+        versions: Iterable[ZoneVersion],
+        *,
+        within: Iterable[str] | None = None,
+    ) -> None:
+        """Serve `versions` of `origin` instead of those served only on addresses in `within`.
+
+        `within` (default: every address) scopes the replacement, so one vantage's
+        versions of a zone change while another's, on other addresses, stay.
+        """
+        origin = _name(origin)
+        scope = frozenset(within) if within is not None else None
+
+        def replaced(served: _ServedZone) -> bool:
+            if served.origin != origin:
+                return False
+            if scope is None:
+                return True
+            return served.hosts is not None and served.hosts <= scope
+
+        self._zones = [served for served in self._zones if not replaced(served)]
+        self._zones_by_origin = {}
+        for index, served in enumerate(self._zones):
+            self._zones_by_origin.setdefault(served.origin, []).append((index, served))
+        for version in versions:
+            if zone_origin(version.zone) != origin:
+                raise ValueError(f"{zone_origin(version.zone)} is not {origin}")
+            self._add(_ServedZone(version.zone, version.hosts, version.rotation))
+
+    def _add(self, served: _ServedZone) -> None:
+        if served.zone.relativize:
             raise ValueError("zones must hold absolute names: build them with relativize=False")
-        served = _ServedZone(zone, frozenset(hosts) if hosts is not None else None)
         versions = self._zones_by_origin.setdefault(served.origin, [])
         for position, (index, existing) in enumerate(versions):
             if existing.hosts == served.hosts:
@@ -574,7 +638,7 @@ class DnsServer:
                 if name == qname:
                     response.set_rcode(dns.rcode.REFUSED)
                 return
-            with served.zone.reader() as txn:
+            with served.zone_for_query().reader() as txn:
                 next_name = _answer_in_zone(txn, served.origin, name, rdtype, dnssec_ok, response)
             if next_name is None:
                 return

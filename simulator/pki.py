@@ -1,8 +1,12 @@
-"""The simulator's certificates: one root CA, an intermediate per issuer, a leaf per site.
+"""The simulator's certificates: two root CAs, an intermediate per issuer, a leaf per site.
 
-Every site can present four variants: `valid` (90 days, as ACME CAs issue them),
-`expiring` (valid, 5 days left), `expired` and `wrong_name`. Only the valid leaf
-is made eagerly; the others are made the first time a fault asks for them.
+Every site can present six variants: `valid` (90 days, as ACME CAs issue them),
+`expiring` (valid, 5 days left), `expired`, `wrong_name`, `renewed` (a new key from
+the same intermediate, fresh 90 days) and `other_ca` (a new key issued by the
+second root, `OTHER_CA_ORGANIZATION`: another CA altogether, as a hijacker's DV
+certificate would be). Both roots go into the CA file govwatch trusts, so every
+variant but `expired` and `wrong_name` verifies. Only the valid leaf is made
+eagerly; the others are made the first time a fault asks for them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import trustme
 
-from simulator.region import CertVariant
+from simulator.region import OTHER_CA_ORGANIZATION, CertVariant
 
 ROOT_ORGANIZATION = "govwatch simulator"
 # A name no simulated site uses, so a leaf issued for it never matches.
@@ -38,6 +42,10 @@ class SimulatorPKI:
     root: trustme.CA = field(
         default_factory=lambda: trustme.CA(organization_name=ROOT_ORGANIZATION)
     )
+    # A second, unrelated CA: its own root, its own organization in the issuer DN.
+    other_root: trustme.CA = field(
+        default_factory=lambda: trustme.CA(organization_name=OTHER_CA_ORGANIZATION)
+    )
     _issuers: dict[str, trustme.CA] = field(default_factory=dict)
     _contexts: dict[tuple[str, CertVariant], ssl.SSLContext] = field(default_factory=dict)
 
@@ -49,9 +57,12 @@ class SimulatorPKI:
         return self._issuers[name]
 
     def leaf(self, host: str, issuer: str, variant: CertVariant) -> trustme.LeafCert:
-        ca = self.issuer(issuer)
+        """A new leaf (trustme makes a new key for each) for `host` in `variant`."""
+        ca = self.other_root if variant is CertVariant.OTHER_CA else self.issuer(issuer)
         now = _utcnow()
         day = datetime.timedelta(days=1)
+        if variant is CertVariant.RENEWED:  # issued just now, unlike `valid` (a day ago)
+            return ca.issue_cert(host, not_before=now, not_after=now + VALID_DAYS * day)
         if variant is CertVariant.EXPIRED:
             return ca.issue_cert(host, not_before=now - 90 * day, not_after=now - day)
         if variant is CertVariant.EXPIRING:
@@ -74,7 +85,7 @@ class SimulatorPKI:
         return context
 
     def write_ca(self, path: Path) -> Path:
-        """Write the root certificate (PEM) to `path`; govwatch's `ca_file` points here."""
+        """Write both roots (PEM) to `path`; govwatch's `ca_file` points here."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.root.cert_pem.write_to_path(str(path))
+        path.write_bytes(self.root.cert_pem.bytes() + self.other_root.cert_pem.bytes())
         return path

@@ -51,6 +51,20 @@ _NAMESERVER_HOSTS = (53, 54)
 _LAST_HOST = 254
 # Every site of a country can sit on its government network's /24: .10-.254 but .53/.54.
 MAX_PER_COUNTRY = _LAST_HOST - _FIRST_HOST + 1 - len(_NAMESERVER_HOSTS)
+# Where the tamper faults point: an "attacker" network in another /16 than any site's,
+# its name servers (the `ns_change` fault's new NS set) at .53/.54 of its first /24 and
+# hijacked addresses (`dns_hijack`) from .10. Shifted per vantage like every address.
+_ATTACKER_OCTET = 66
+ATTACKER_PREFIX = ipaddress.IPv4Network(f"127.{_ATTACKER_OCTET}.0.0/16")
+HIJACK_ZONE = "hijack.test"
+HIJACK_NAMESERVERS: Mapping[str, ipaddress.IPv4Address] = MappingProxyType(
+    {
+        f"ns{n}.{HIJACK_ZONE}": ATTACKER_PREFIX.network_address + host
+        for n, host in enumerate(_NAMESERVER_HOSTS, start=1)
+    }
+)
+HIJACK_FIRST_ADDRESS = ATTACKER_PREFIX.network_address + _FIRST_HOST
+OTHER_CA_ORGANIZATION = "govwatch simulator other CA"
 PUBLIC_ISSUER = "Simulated Public CA"
 CANARY_ISSUER = "Simulated Global CA"
 LOGIN_FAILURE_STATUS = 502  # what a site answers when the login behind it fails
@@ -559,6 +573,8 @@ class CertVariant(StrEnum):
     EXPIRING = "expiring"
     EXPIRED = "expired"
     WRONG_NAME = "wrong_name"
+    OTHER_CA = "other_ca"  # a new key, issued by the simulator's second root CA
+    RENEWED = "renewed"  # a new key from the site's usual issuer, fresh 90 days
 
 
 class FaultLayer(StrEnum):
@@ -593,7 +609,18 @@ _MODES = (
     FaultMode("5xx", FaultLayer.WEB, "answers 503 Service Unavailable", Reason.HTTP_STATUS),
     FaultMode("slow", FaultLayer.WEB, "answers only after the probe gave up", Reason.HTTP_TIMEOUT),
     FaultMode(
-        "defaced", FaultLayer.WEB, "200 OK, but the expected text is gone", Reason.HTTP_CONTENT
+        "defaced",
+        FaultLayer.WEB,
+        "200 OK with an attacker's page ('Hacked by ...', a script from cdn.defacer.test): "
+        "the portal's text, and the expected text, are gone",
+        Reason.HTTP_CONTENT,
+    ),
+    FaultMode(
+        "rotating",
+        FaultLayer.WEB,
+        "the portal as a news front page: headlines, date and time, a CSRF token and a "
+        "banner change on every request (benign: the expected text stays)",
+        None,
     ),
     FaultMode("drip", FaultLayer.WEB, "body dripped a byte at a time", Reason.HTTP_TIMEOUT),
     FaultMode(
@@ -620,12 +647,59 @@ _MODES = (
         "presents a certificate for another name",
         Reason.TLS_HOSTNAME_MISMATCH,
     ),
+    FaultMode(
+        "other_ca_cert",
+        FaultLayer.TLS,
+        f"presents a valid certificate with a new key from a second trusted CA "
+        f"(O={OTHER_CA_ORGANIZATION!r}): a certificate change",
+        None,
+    ),
+    FaultMode(
+        "renewed_cert",
+        FaultLayer.TLS,
+        "presents a fresh 90-day certificate with a new key from the same issuer "
+        "(benign: a renewal)",
+        None,
+    ),
     FaultMode("nxdomain", FaultLayer.DNS, "the name does not exist", Reason.DNS_NXDOMAIN),
     FaultMode("servfail", FaultLayer.DNS, "the resolver answers SERVFAIL", Reason.DNS_SERVFAIL),
     FaultMode("dns_drop", FaultLayer.DNS, "DNS never answers", Reason.DNS_TIMEOUT),
     FaultMode(
         "truncate", FaultLayer.DNS, "UDP answers truncated (TCP still works)", None
     ),  # a resolver falls back to TCP: not a failure, a detail
+    FaultMode(
+        "ns_change",
+        FaultLayer.DNS,
+        "the zone's NS set becomes ns1/ns2.hijack.test (in the parent's delegation and the "
+        "zone), which answer for it: the name still resolves and validates",
+        None,
+    ),
+    FaultMode(
+        "dnssec_strip",
+        FaultLayer.DNS,
+        "the zone is served unsigned and its DS leaves the parent: validation says insecure",
+        None,
+    ),
+    FaultMode(
+        "cdn_rotate",
+        FaultLayer.DNS,
+        "A answers rotate among addresses in the site's own /24 (TTL 20 s), each serving "
+        "the site normally (benign: a CDN)",
+        None,
+    ),
+    FaultMode(
+        "dns_hijack",
+        FaultLayer.DNS,
+        f"the A record moves to the attacker network {ATTACKER_PREFIX} (another /16), where "
+        "a proxy serves the site's normal page with a certificate from the second CA",
+        None,
+    ),
+    FaultMode(
+        "serial_split",
+        FaultLayer.DNS,
+        "the zone's second name server serves an older SOA serial (a lagging secondary)",
+        None,
+    ),
 )
 FAULT_MODES: Mapping[str, FaultMode] = MappingProxyType({m.name: m for m in _MODES})
 RECOVER = "recover"  # not a mode: clears every layer
@@ -634,7 +708,12 @@ _CERT_BY_MODE = {
     "expired_cert": CertVariant.EXPIRED,
     "expiring_cert": CertVariant.EXPIRING,
     "wrong_name_cert": CertVariant.WRONG_NAME,
+    "other_ca_cert": CertVariant.OTHER_CA,
+    "renewed_cert": CertVariant.RENEWED,
 }
+# DNS modes that rewrite the site's zone (and its parent's delegation) rather than
+# make the server misbehave: the name keeps resolving.
+ZONE_MODES = frozenset({"ns_change", "dnssec_strip", "cdn_rotate", "dns_hijack", "serial_split"})
 
 
 def parse_mode(text: str) -> str:
@@ -693,13 +772,21 @@ class Effective:
 def effective_faults(
     region: Region, faults: Mapping[tuple[str, str], SiteFaults], host: str, vantage: str
 ) -> Effective:
-    """A site's own faults, plus a 502 while the login it depends on is faulted."""
+    """A site's own faults, plus a 502 while the login it depends on fails.
+
+    The login fails when its own probe would: a login that is merely tampered with
+    in a way that keeps it working (a renewed certificate, a rotating page, a
+    changed NS set) or only warns (an expiring certificate) still lets users in.
+    A site's own failing web fault wins over the 502; its benign one does not.
+    """
     site = region.site(host)
     own = faults.get((host, vantage), HEALTHY)
+    own_web_fails = own.web is not None and FAULT_MODES[own.web].http_reason is not None
     login_failing = (
         site.depends_on is not None
-        and own.web is None
-        and not faults.get((site.depends_on, vantage), HEALTHY).healthy
+        and not own_web_fails
+        and expected_http_reason(Effective(faults.get((site.depends_on, vantage), HEALTHY)))
+        is not None
     )
     return Effective(own, login_failing)
 
@@ -718,7 +805,7 @@ def expected_http_reason(effective: Effective) -> Reason | None:
         return Reason.TLS_CERT_EXPIRED
     if f.cert is CertVariant.WRONG_NAME:
         return Reason.TLS_HOSTNAME_MISMATCH
-    if f.web is not None:
+    if f.web is not None and FAULT_MODES[f.web].http_reason is not None:
         return FAULT_MODES[f.web].http_reason
     if effective.login_failing:
         return Reason.HTTP_STATUS

@@ -20,25 +20,28 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import signal
 import ssl
 import time
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Self
 
 import dns.name
 import dns.zone
 
+from monitor.countries import country_name
 from simulator.client import DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT
 from simulator.control import ControlServer
 from simulator.dns_server import (
     DnsServer,
     Fault,
     ZoneKey,
+    ZoneVersion,
     ancestors,
     delegate,
     make_zone,
@@ -46,14 +49,20 @@ from simulator.dns_server import (
 )
 from simulator.flapping import DEFAULT_HALF_PERIOD_S, Flapper, plan_flapping, play_flapping
 from simulator.pki import SimulatorPKI
+from simulator.portal import PortalIdentity
 from simulator.region import (
     DEFAULT_COUNTRIES,
     DEFAULT_PER_COUNTRY,
+    FAULT_MODES,
+    HIJACK_FIRST_ADDRESS,
+    HIJACK_NAMESERVERS,
+    HIJACK_ZONE,
     HOME_VANTAGE,
     LOGIN_FAILURE_STATUS,
     REHEARSAL_INTERVAL,
     REHEARSAL_TIMEOUT,
     REHEARSAL_TLS_INTERVAL,
+    ZONE_MODES,
     CertVariant,
     Effective,
     FaultBook,
@@ -62,6 +71,7 @@ from simulator.region import (
     Scope,
     Site,
     build_region,
+    shift_to_vantage,
 )
 from simulator.scenarios import (
     PlayerStatus,
@@ -71,7 +81,7 @@ from simulator.scenarios import (
     check_scenario_fits,
     play_scenario,
 )
-from simulator.web import FaultWebServer, WebMode
+from simulator.web import FaultWebServer, SitePages, WebMode
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +89,14 @@ CA_FILE = "ca.pem"
 TRUST_ANCHORS_FILE = "trust-anchors.txt"
 FAULT_STATUS = 503  # what the "5xx" mode answers
 _BIND_ATTEMPTS = 8
-_DNS_FAULT = {
+_DNS_FAULT: dict[str | None, Fault] = {
     None: Fault.NORMAL,
     "nxdomain": Fault.NXDOMAIN,
     "servfail": Fault.SERVFAIL,
     "dns_drop": Fault.DROP,
     "truncate": Fault.TRUNCATE,
+    # The zone faults rewrite zones (build_zones): the server itself answers normally.
+    **dict.fromkeys(ZONE_MODES, Fault.NORMAL),
 }
 _ROOT = "test."
 
@@ -215,55 +227,187 @@ def plan_zones(region: Region) -> list[_ZonePlan]:
     return plans
 
 
+# SOA serials as registries write them (YYYYMMDDnn); a lagging secondary is one change behind.
+ZONE_SERIAL = 2024060101
+LAGGING_SERIAL = ZONE_SERIAL - 1
+CDN_TTL_S = 20  # a CDN's short TTL: resolvers ask again soon and get other addresses
+CDN_ANSWER_SIZE = 2  # addresses per answer while the A records rotate
+CDN_EXTRA_ADDRESSES = 3  # besides the site's own: 4 addresses in its /24 take turns
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneTampering:
+    """A zone-rewriting DNS fault (region.ZONE_MODES) on one site's zone in one vantage."""
+
+    mode: str
+    # cdn_rotate: the addresses the answers rotate among; dns_hijack: the attacker's one.
+    addresses: tuple[ipaddress.IPv4Address, ...] = ()
+
+
+def hijack_nameserver_addresses(region: Region, vantage: str) -> dict[str, str]:
+    """ns1/ns2.hijack.test -> their address as `vantage` sees it."""
+    index = region.vantage_index(vantage)
+    return {ns: str(shift_to_vantage(a, index)) for ns, a in HIJACK_NAMESERVERS.items()}
+
+
+def dns_addresses(region: Region, vantage: str) -> frozenset[str]:
+    """Every address the DNS server answers on for `vantage`."""
+    return frozenset(
+        {
+            str(region.resolver_address(vantage)),
+            *(str(a) for a in region.nameserver_addresses(vantage).values()),
+            *hijack_nameserver_addresses(region, vantage).values(),
+        }
+    )
+
+
+def zone_key_origins(plans: Sequence[_ZonePlan]) -> list[dns.name.Name]:
+    """Every zone build_zones signs: the plans', the hijacker's and the root."""
+    return [*(p.origin for p in plans), _absolute(HIJACK_ZONE), _absolute(_ROOT)]
+
+
+def _site_zone_versions(
+    plan: _ZonePlan,
+    tampering: ZoneTampering | None,
+    *,
+    address: str,
+    ns_addresses: Mapping[str, str],
+    hijack_ns: Mapping[str, str],
+    resolver: str,
+) -> tuple[dns.zone.Zone, list[tuple[dns.zone.Zone, frozenset[str], tuple[dns.zone.Zone, ...]]]]:
+    """A zone's primary version (the one its parent delegates to) and every version served.
+
+    Each served version is (zone, addresses, zones answered in turn after it).
+    """
+    origin = str(plan.origin)
+    mode = tampering.mode if tampering is not None else None
+    own_ns = {f"{ns}.": ns_addresses[ns] for ns in plan.nameservers}
+    nameservers = {f"{ns}.": a for ns, a in hijack_ns.items()} if mode == "ns_change" else own_ns
+    # Glue for name servers living in this zone; with its NS set replaced, all of them.
+    glue = [
+        f"{ns}. IN A {ns_addresses[ns]}"
+        for ns in plan.glue
+        if mode == "ns_change" or ns not in plan.nameservers
+    ]
+
+    def zone(
+        a_records: Sequence[str], *, serial: int = ZONE_SERIAL, ns: Mapping[str, str] = nameservers
+    ) -> dns.zone.Zone:
+        ttl = f" {CDN_TTL_S}" if mode == "cdn_rotate" else ""
+        records = [f"{origin}{ttl} IN A {a}" for a in a_records] + glue
+        return make_zone(origin, "\n".join(records), nameservers=ns, serial=serial)
+
+    addresses = [address] if plan.sites else []
+    usual = frozenset({resolver, *own_ns.values()})
+    if mode == "ns_change":  # the hijacker answers; the old servers keep the old zone
+        primary = zone(addresses)
+        stale = zone(addresses, ns=own_ns)
+        return primary, [
+            (primary, frozenset({resolver, *hijack_ns.values()}), ()),
+            (stale, frozenset(own_ns.values()), ()),
+        ]
+    if mode == "serial_split" and len(own_ns) > 1:
+        lagging_ns = list(own_ns.values())[-1]
+        primary = zone(addresses)
+        lagging = zone(addresses, serial=LAGGING_SERIAL)
+        return primary, [
+            (primary, usual - {lagging_ns}, ()),
+            (lagging, frozenset({lagging_ns}), ()),
+        ]
+    if mode == "cdn_rotate" and tampering is not None and plan.sites:
+        pool = [str(a) for a in tampering.addresses]
+        size = min(CDN_ANSWER_SIZE, len(pool))
+        answers = [[pool[(i + k) % len(pool)] for k in range(size)] for i in range(len(pool))]
+        zones = [zone(answer) for answer in answers]
+        return zones[0], [(zones[0], usual, tuple(zones[1:]))]
+    if mode == "dns_hijack" and tampering is not None and plan.sites:
+        addresses = [str(a) for a in tampering.addresses]
+    primary = zone(addresses)
+    return primary, [(primary, usual, ())]
+
+
 def build_zones(
     region: Region,
     vantage: str,
     plans: Sequence[_ZonePlan],
     keys: Mapping[dns.name.Name, ZoneKey] | None,
-) -> tuple[dns.zone.Zone, list[tuple[dns.zone.Zone, frozenset[str]]]]:
-    """The `test.` zone and every site/name-server zone as `vantage` sees them.
+    *,
+    tampering: Mapping[str, ZoneTampering] = MappingProxyType({}),
+    origins: Collection[dns.name.Name] | None = None,
+) -> dict[dns.name.Name, list[ZoneVersion]]:
+    """The `test.` zone, the hijacker's and every site/name-server zone as `vantage` sees them.
 
-    Returns the root zone and (zone, addresses it is served on) pairs. With
-    `keys`, every zone is signed and delegated with a DS from its parent.
+    Returns each zone's versions (`origins` only, if given: the others are built for
+    their delegations but not signed). With `keys`, every zone is signed and
+    delegated with a DS from its parent, except one whose DNSSEC a fault stripped.
+    `tampering` maps a site's host to the zone fault it is under.
     """
     ns_addresses = {ns: str(a) for ns, a in region.nameserver_addresses(vantage).items()}
+    hijack_ns = hijack_nameserver_addresses(region, vantage)
     resolver = str(region.resolver_address(vantage))
-    zones: dict[dns.name.Name, dns.zone.Zone] = {}
-    served_on: dict[dns.name.Name, frozenset[str]] = {}
+    primaries: dict[dns.name.Name, dns.zone.Zone] = {}
+    served: dict[dns.name.Name, list[tuple[dns.zone.Zone, frozenset[str], tuple[Any, ...]]]] = {}
+    unsigned: set[dns.name.Name] = set()
     for plan in plans:
-        records = [f"{plan.origin} IN A {region.address(site, vantage)}" for site in plan.sites]
-        own = set(plan.nameservers)
-        records += [f"{ns}. IN A {ns_addresses[ns]}" for ns in plan.glue if ns not in own]
-        zones[plan.origin] = make_zone(
-            str(plan.origin),
-            "\n".join(records),
-            nameservers={f"{ns}.": ns_addresses[ns] for ns in plan.nameservers},
+        site = plan.sites[0] if plan.sites else None
+        tamper = tampering.get(site.host) if site is not None else None
+        if tamper is not None and tamper.mode == "dnssec_strip":
+            unsigned.add(plan.origin)
+        primaries[plan.origin], served[plan.origin] = _site_zone_versions(
+            plan,
+            tamper,
+            address=str(region.address(site, vantage)) if site is not None else "",
+            ns_addresses=ns_addresses,
+            hijack_ns=hijack_ns,
+            resolver=resolver,
         )
-        served_on[plan.origin] = frozenset({resolver, *(ns_addresses[n] for n in plan.nameservers)})
-    root = make_zone(_ROOT, nameservers={f"ns.{_ROOT}": resolver})
+    hijack_origin = _absolute(HIJACK_ZONE)
+    hijack = make_zone(HIJACK_ZONE + ".", nameservers={f"{ns}.": a for ns, a in hijack_ns.items()})
+    primaries[hijack_origin] = hijack
+    served[hijack_origin] = [(hijack, frozenset({resolver, *hijack_ns.values()}), ())]
+    root_origin = _absolute(_ROOT)
+    root = make_zone(_ROOT, nameservers={f"ns.{_ROOT}": resolver}, serial=ZONE_SERIAL)
+    served[root_origin] = [(root, dns_addresses(region, vantage), ())]
+    wanted = set(origins) if origins is not None else {*served}
     if keys is not None:
-        for origin, zone in zones.items():
-            parent_origin = _parent_origin(origin, zones)
-            parent = zones.get(parent_origin, root)
-            delegate(parent, zone, ds_keys=[keys[origin]])
-        for origin, zone in zones.items():
-            sign_zone(zone, keys[origin])
-        sign_zone(root, keys[_absolute(_ROOT)])
-    return root, [(zones[o], served_on[o]) for o in zones]
+        # Only the wanted zones' parents need their delegations (and a fresh signature).
+        for origin, zone in primaries.items():
+            parent_origin = _parent_origin(origin, primaries)
+            if parent_origin not in wanted:
+                continue
+            stripped = origin in unsigned
+            # Into every version of the parent: a lagging or rotating one delegates too.
+            for parent, _, rotation in served[parent_origin]:
+                for parent_version in (parent, *rotation):
+                    delegate(parent_version, zone, ds_keys=[] if stripped else [keys[origin]])
+        for origin in wanted - unsigned:
+            for zone, _, rotation in served[origin]:
+                for version in (zone, *rotation):
+                    sign_zone(version, keys[origin])
+    return {
+        origin: [ZoneVersion(z, hosts, rotation) for z, hosts, rotation in served[origin]]
+        for origin in wanted
+    }
 
 
 # --- the running region ------------------------------------------------------------
 
 
 def _web_mode(effective: Effective) -> tuple[WebMode, int]:
-    """The web server's mode and status code for a site's effective faults."""
+    """The web server's mode and status code for a site's effective faults.
+
+    A failing web fault wins over a failing login's 502, which wins over a benign
+    web fault (a rotating page behind a broken login still answers 502).
+    """
     web = effective.faults.web
     if web == "5xx":
         return WebMode.STATUS, FAULT_STATUS
-    if web is not None:
+    if web is not None and FAULT_MODES[web].http_reason is not None:
         return WebMode(web), FAULT_STATUS
     if effective.login_failing:
         return WebMode.STATUS, LOGIN_FAILURE_STATUS
+    if web is not None:
+        return WebMode(web), FAULT_STATUS
     return WebMode.OK, FAULT_STATUS
 
 
@@ -291,6 +435,16 @@ class SimulatedRegion:
         self.started_at: float | None = None
         self.startup_s: float | None = None
         self._web: dict[tuple[str, str], FaultWebServer] = {}
+        # Extra servers for a site in one vantage while a DNS fault points elsewhere:
+        # cdn_rotate's addresses in its /24, dns_hijack's attacker proxy. Each with the
+        # certificate it presents whatever the site's own (None: the site's).
+        self._mirrors: dict[tuple[str, str], list[tuple[FaultWebServer, CertVariant | None]]] = {}
+        self._zone_tampering: dict[tuple[str, str], ZoneTampering] = {}
+        # A hijacked site keeps its attacker address (stable across re-applying).
+        self._hijack_addresses: dict[tuple[str, str], ipaddress.IPv4Address] = {}
+        self._pages: dict[str, SitePages] = {}
+        self._plans: list[_ZonePlan] = []
+        self._zone_keys: dict[dns.name.Name, ZoneKey] | None = None
         self._dns: DnsServer | None = None
         self._web_port: int | None = None
         self._lock = asyncio.Lock()
@@ -341,21 +495,15 @@ class SimulatedRegion:
         for vantage in self.region.vantages:
             hosts.append(str(self.region.resolver_address(vantage)))
             hosts += [str(a) for a in self.region.nameserver_addresses(vantage).values()]
+            hosts += hijack_nameserver_addresses(self.region, vantage).values()
         server = DnsServer(hosts=tuple(dict.fromkeys(hosts)))
-        plans = plan_zones(self.region)
-        keys = None
+        self._plans = plans = plan_zones(self.region)
         if self.dnssec:
-            keys = {plan.origin: ZoneKey.generate() for plan in plans}
-            keys[_absolute(_ROOT)] = ZoneKey.generate()
+            self._zone_keys = {origin: ZoneKey.generate() for origin in zone_key_origins(plans)}
         for vantage in self.region.vantages:
-            root, zones = build_zones(self.region, vantage, plans, keys)
-            vantage_hosts = {
-                str(self.region.resolver_address(vantage)),
-                *(str(a) for a in self.region.nameserver_addresses(vantage).values()),
-            }
-            server.add_zone(root, hosts=vantage_hosts)
-            for zone, served_on in zones:
-                server.add_zone(zone, hosts=served_on)
+            for versions in build_zones(self.region, vantage, plans, self._zone_keys).values():
+                for version in versions:
+                    server.add_zone(version.zone, hosts=version.hosts, rotation=version.rotation)
         await server.start()
         self._dns = server
         # Every site name gets an explicit entry, so a fault on gov.si.test (a subtree)
@@ -376,6 +524,7 @@ class SimulatedRegion:
                         ssl_context=self._context(site, CertVariant.VALID),
                         body_text=site.title,
                         status_code=FAULT_STATUS,
+                        pages=self.pages(site),
                     )
                     if index == 0:
                         await server.start()
@@ -393,8 +542,19 @@ class SimulatedRegion:
 
     async def stop_web(self) -> None:
         servers = list(self._web.values())
+        servers += [server for mirrors in self._mirrors.values() for server, _ in mirrors]
         self._web.clear()
+        self._mirrors.clear()
         await asyncio.gather(*(s.stop() for s in servers), return_exceptions=True)
+
+    def pages(self, site: Site) -> SitePages:
+        """The site's portal pages (one set shared by its servers in every vantage)."""
+        pages = self._pages.get(site.host)
+        if pages is None:
+            country = country_name(site.country) if site.country else ""
+            identity = PortalIdentity(site.title, site.host, site.sector, country)
+            pages = self._pages[site.host] = SitePages.for_site(identity)
+        return pages
 
     def _context(self, site: Site, variant: CertVariant) -> ssl.SSLContext:
         issuer = self.region.networks[site.network].issuer
@@ -481,16 +641,128 @@ class SimulatedRegion:
             await self._push(self.faults.recover_all())
 
     async def _push(self, changes: Sequence[FaultChange]) -> None:
-        updates = []
+        rezone: dict[str, set[str]] = {}  # vantage -> hosts whose zone changes
         for change in changes:
             site = self.region.site(change.host)
-            server = self._web[(change.host, change.vantage)]
-            mode, status = _web_mode(change.effective)
+            key = (change.host, change.vantage)
+            dns_mode = change.effective.faults.dns
+            zone_mode = dns_mode if dns_mode in ZONE_MODES else None
+            current = self._zone_tampering.get(key)
+            if (current.mode if current else None) != zone_mode:
+                await self._retarget(site, change.vantage, zone_mode)
+                rezone.setdefault(change.vantage, set()).add(change.host)
+            self._set_dns_fault(site, change.vantage, dns_mode)
+        await asyncio.gather(
+            *(
+                self._configure_web(change.host, change.vantage, change.effective)
+                for change in changes
+            )
+        )
+        for vantage, hosts in rezone.items():
+            self._rebuild_zones(vantage, hosts)
+
+    async def _configure_web(self, host: str, vantage: str, effective: Effective) -> None:
+        """The site's server, and its mirrors, behave as its effective faults say."""
+        site = self.region.site(host)
+        mode, status = _web_mode(effective)
+        servers = [(self._web[(host, vantage)], None), *self._mirrors.get((host, vantage), ())]
+        for server, cert in servers:
             server.status_code = status
-            server.ssl_context = self._context(site, change.effective.faults.cert)
-            updates.append(server.set_mode(mode))
-            self._set_dns_fault(site, change.vantage, change.effective.faults.dns)
-        await asyncio.gather(*updates)
+            server.ssl_context = self._context(site, cert or effective.faults.cert)
+        await asyncio.gather(*(server.set_mode(mode) for server, _ in servers))
+
+    async def _retarget(self, site: Site, vantage: str, zone_mode: str | None) -> None:
+        """Stand up (or take down) the servers a zone fault's new addresses need."""
+        key = (site.host, vantage)
+        mirrors = self._mirrors.pop(key, [])
+        self._zone_tampering.pop(key, None)
+        await asyncio.gather(*(server.stop() for server, _ in mirrors))
+        if zone_mode is None:
+            return
+        addresses: tuple[ipaddress.IPv4Address, ...] = ()
+        cert: CertVariant | None = None
+        if zone_mode == "cdn_rotate":
+            addresses = (self.region.address(site, vantage), *self._free_in_prefix(site, vantage))
+            serve_on = addresses[1:]  # the site's own server already answers on the first
+        elif zone_mode == "dns_hijack":
+            addresses = (self._hijack_address(site, vantage),)
+            serve_on, cert = addresses, CertVariant.OTHER_CA  # the attacker's DV certificate
+        else:
+            serve_on = ()
+        started: list[tuple[FaultWebServer, CertVariant | None]] = []
+        try:
+            for address in serve_on:
+                server = FaultWebServer(
+                    host=str(address),
+                    port=self.web_port,
+                    ssl_context=self._context(site, cert or CertVariant.VALID),
+                    body_text=site.title,
+                    status_code=FAULT_STATUS,
+                    pages=self.pages(site),
+                )
+                await server.start()
+                started.append((server, cert))
+        except OSError:
+            await asyncio.gather(*(server.stop() for server, _ in started))
+            raise
+        self._mirrors[key] = started
+        self._zone_tampering[key] = ZoneTampering(zone_mode, addresses)
+
+    def _free_in_prefix(self, site: Site, vantage: str) -> list[ipaddress.IPv4Address]:
+        """Up to CDN_EXTRA_ADDRESSES addresses of the site's /24 that nothing uses, from .254 down.
+
+        Nothing: no site, no name server, no other site's CDN rotation in this vantage.
+        """
+        index = self.region.vantage_index(vantage)
+        prefix = self.region.networks[site.network].prefix
+        taken = {self.region.address(s, vantage) for s in self.region.sites}
+        taken |= set(self.region.nameserver_addresses(vantage).values())
+        taken |= {
+            address
+            for (_, v), tamper in self._zone_tampering.items()
+            if v == vantage
+            for address in tamper.addresses
+        }
+        free = []
+        for host_number in range(prefix.num_addresses - 2, 0, -1):
+            address = shift_to_vantage(prefix.network_address + host_number, index)
+            if address not in taken:
+                free.append(address)
+                if len(free) == CDN_EXTRA_ADDRESSES:
+                    break
+        return free
+
+    def _hijack_address(self, site: Site, vantage: str) -> ipaddress.IPv4Address:
+        """The site's address in the attacker network as `vantage` sees it (kept once given)."""
+        key = (site.host, vantage)
+        if key not in self._hijack_addresses:
+            used = {*self._hijack_addresses.values(), *HIJACK_NAMESERVERS.values()}
+            candidate = HIJACK_FIRST_ADDRESS
+            while candidate in used:
+                candidate += 1
+            self._hijack_addresses[key] = candidate
+        index = self.region.vantage_index(vantage)
+        return shift_to_vantage(self._hijack_addresses[key], index)
+
+    def _rebuild_zones(self, vantage: str, hosts: Collection[str]) -> None:
+        """Re-serve (and re-sign) the zones of `hosts` and their parents in `vantage`."""
+        origins = {_absolute(self.region.site(host).zone) for host in hosts}
+        all_origins = {plan.origin for plan in self._plans}
+        origins |= {_parent_origin(origin, all_origins) for origin in origins}
+        tampering = {
+            host: tamper for (host, v), tamper in self._zone_tampering.items() if v == vantage
+        }
+        zones = build_zones(
+            self.region,
+            vantage,
+            self._plans,
+            self._zone_keys,
+            tampering=tampering,
+            origins=origins,
+        )
+        scope = dns_addresses(self.region, vantage)
+        for origin, versions in zones.items():
+            self.dns_server.replace_zone_versions(origin, versions, within=scope)
 
     def _set_dns_fault(self, site: Site, vantage: str, mode: str | None) -> None:
         """The resolver and the site's own name servers answer alike for its name."""
