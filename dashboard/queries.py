@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +64,7 @@ from dashboard.source import (
 )
 from monitor.countries import country_name
 from monitor.storage import StorageError, open_history
+from probes.results import certificate_name
 
 # The oldest schema (monitor/storage/schema.py) these queries understand: version 2 has the
 # reported state in target_status.state and the confirmed one in confirmed_state.
@@ -541,22 +541,6 @@ def _lookup(data: Any, path: str) -> Any:
             return None
         data = data.get(part)
     return data
-
-
-_DN_ATTRIBUTE = r"\s*([A-Za-z][\w.-]*)\s*=((?:\\.|[^,\\])*)"
-_DISTINGUISHED_NAME = re.compile(rf"{_DN_ATTRIBUTE}(?:,{_DN_ATTRIBUTE})*\s*")
-
-
-def certificate_name(name: str) -> str:
-    """An issuer's readable name: its organisation (O), else its common name (CN), from a
-    distinguished name such as 'CN=R3,O=Let's Encrypt,C=US'; anything else as it is."""
-    if not _DISTINGUISHED_NAME.fullmatch(name):
-        return name
-    attributes: dict[str, str] = {}
-    for match in re.finditer(rf"(?:^|,){_DN_ATTRIBUTE}", name):
-        key, value = match.group(1).upper(), re.sub(r"\\(.)", r"\1", match.group(2)).strip()
-        attributes.setdefault(key, value)
-    return attributes.get("O") or attributes.get("CN") or name
 
 
 def _show(path: str, value: Any) -> str | None:

@@ -475,6 +475,36 @@ def _expect_status(value: Any) -> frozenset[int]:
     return frozenset(value)
 
 
+MAX_BODY_PHRASES = 32
+BODY_PHRASE_MAX_CHARS = 200
+
+
+def _fail_if_body_matches(value: Any) -> tuple[str, ...]:
+    """Phrases that fail the HTTP probe: plain text, matched case-insensitively."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(
+            f'expected a non-empty list of phrases, e.g. ["hacked by"], got {reprlib.repr(value)}'
+        )
+    if len(value) > MAX_BODY_PHRASES:
+        raise ValueError(f"has {len(value)} phrases; at most {MAX_BODY_PHRASES}")
+    phrases = []
+    for index, phrase in enumerate(value):
+        try:
+            phrases.append(_text(phrase, BODY_PHRASE_MAX_CHARS).strip().casefold())
+        except ValueError as exc:
+            raise ValueError(f"phrase {index + 1} {exc}") from None
+    return tuple(dict.fromkeys(phrases))
+
+
+def _similarity(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(
+            f"expected a number from 0 to 1 (the share of the page's text that must stay "
+            f"the same; 0 turns the text comparison off), got {reprlib.repr(value)}"
+        )
+    return float(value)
+
+
 def _unreadable(name: str, path: Path) -> str | None:
     """Why the probes could not use this CA or trust-anchor file, or None.
 
@@ -649,7 +679,17 @@ def _unknown_sector(sector: str) -> str:
 def _build_target(c: Checker, index: int, table: Mapping[str, Any]) -> Target | None:
     key: KeyPath = ("target", index)
     label = _entry_label("target", index, table)
-    allowed = {"name", "url", "country", "sector", "expect_text", "expect_status", "evidence"}
+    allowed = {
+        "name",
+        "url",
+        "country",
+        "sector",
+        "expect_text",
+        "expect_status",
+        "evidence",
+        "fail_if_body_matches",
+        "defacement_similarity",
+    }
     c.known_keys(table, key, label, allowed)
     _required(c, table, key, label, "name")
     name = c.converted(table, key, label, "name", _name)
@@ -665,6 +705,8 @@ def _build_target(c: Checker, index: int, table: Mapping[str, Any]) -> Target | 
         sector = None
     expect_text = c.converted(table, key, label, "expect_text", _expect_text)
     expect_status = c.converted(table, key, label, "expect_status", _expect_status)
+    body_phrases = c.converted(table, key, label, "fail_if_body_matches", _fail_if_body_matches)
+    similarity = c.converted(table, key, label, "defacement_similarity", _similarity)
     evidence = c.value(table, key, label, "evidence", str)
     if evidence is not None and evidence not in EVIDENCE:
         c.error((*key, "evidence"), f'{label}.evidence: must be "seen" or "plausible"')
@@ -677,6 +719,8 @@ def _build_target(c: Checker, index: int, table: Mapping[str, Any]) -> Target | 
         sector=sector,
         expect_text=expect_text,
         expect_status=expect_status,
+        fail_if_body_matches=body_phrases or (),
+        defacement_similarity=similarity,
         evidence=evidence if evidence in EVIDENCE else "seen",
         line=c.line_of(*key),
     )

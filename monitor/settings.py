@@ -103,11 +103,18 @@ class Target:
     expect_status: frozenset[int] | None = None
     evidence: str = "seen"
     line: int = field(default=0, compare=False)  # where it is, not what it is
+    fail_if_body_matches: tuple[str, ...] = ()  # lower case; see ProbeTarget
+    # The defacement check's text-similarity threshold; None: monitor.tamper's default.
+    defacement_similarity: float | None = None
 
     @property
     def probe_target(self) -> ProbeTarget:
         return ProbeTarget(
-            url=self.url, expect_text=self.expect_text, expect_status=self.expect_status
+            url=self.url,
+            expect_text=self.expect_text,
+            expect_status=self.expect_status,
+            fail_if_body_matches=self.fail_if_body_matches,
+            fingerprint_page=True,
         )
 
     @property

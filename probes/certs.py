@@ -14,7 +14,7 @@ import dns.exception
 import dns.name
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509 import ocsp
 
@@ -59,9 +59,22 @@ def summarize_certificate(cert: x509.Certificate) -> CertificateSummary:
         not_after=cert.not_valid_after_utc.timestamp(),
         serial=format(cert.serial_number, "x"),
         sha256_fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+        public_key_sha256=public_key_sha256(cert),
         signature_algorithm=_signature_algorithm_name(cert),
         is_ca=_is_ca(cert),
     )
+
+
+def public_key_sha256(cert: x509.Certificate) -> str:
+    """Lowercase hex SHA-256 of the certificate's SubjectPublicKeyInfo (as HPKP pinned
+    it): the same for every certificate issued for one key, so a renewal that keeps its
+    key keeps it."""
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return digest.finalize().hex()
 
 
 def hostname_matches(cert: x509.Certificate, host: str) -> bool:

@@ -37,6 +37,7 @@ import dns.exception
 from yarl import URL
 
 from probes.errors import Phase, classify, local_fault
+from probes.page import PageFingerprint, fingerprint
 from probes.resolve import resolve_addresses
 from probes.results import HttpDetails, LocalFault, ProbeKind, ProbeResult, Reason
 from probes.settings import is_ip_literal
@@ -288,6 +289,7 @@ class _Observed:
     content_type: str | None = None
     content_encoding: str | None = None
     server: str | None = None
+    page: PageFingerprint | None = None
 
     def next_request(self, url: str) -> None:
         """Forget the previous response: details describe the final URL's."""
@@ -314,6 +316,7 @@ class _Observed:
             tls_version=timeline.tls_version,
             tls_cipher=timeline.tls_cipher,
             server=self.server,
+            page=self.page,
         )
 
 
@@ -396,15 +399,40 @@ async def _fetch(
                 url = _redirect_target(response.url, location)
                 continue
             _check_status(response.status, target.expect_status)
+            fingerprinted = target.fingerprint_page and _is_page(observed.content_type)
+            wanted = fingerprinted or bool(target.fail_if_body_matches)
             body = await _read_body(
-                response, settings.max_body_bytes, observed, keep=target.expect_text is not None
+                response,
+                settings.max_body_bytes,
+                observed,
+                keep=wanted or target.expect_text is not None,
             )
-        if target.expect_text is not None and body is not None:
+        if body is not None:
             text = _page_text(response, body)
-            if target.expect_text not in text:
-                raise _Failed(Reason.HTTP_CONTENT, f"body does not contain {target.expect_text!r}")
+            if fingerprinted and 200 <= response.status < 300:
+                # Before the content checks: a defaced page is what the fingerprint is for.
+                observed.page = fingerprint(text, str(response.url))
+            _check_content(text, target)
         return
     raise _Failed(Reason.HTTP_REDIRECT_LOOP, f"more than {settings.max_redirects} redirects")
+
+
+def _check_content(text: str, target: ProbeTarget) -> None:
+    if target.expect_text is not None and target.expect_text not in text:
+        raise _Failed(Reason.HTTP_CONTENT, f"body does not contain {target.expect_text!r}")
+    if target.fail_if_body_matches:
+        lowered = text.casefold()
+        for phrase in target.fail_if_body_matches:
+            if phrase in lowered:
+                raise _Failed(Reason.HTTP_CONTENT, f"body contains {phrase!r}")
+
+
+def _is_page(content_type: str | None) -> bool:
+    """HTML or plain text (or undeclared): what a person reads; not JSON, images, files."""
+    if content_type is None:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("text/html", "application/xhtml+xml", "text/plain", "")
 
 
 def _observe_response(response: aiohttp.ClientResponse, observed: _Observed) -> None:

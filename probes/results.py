@@ -9,11 +9,14 @@ is imported here, so the pure core and the dashboard can import it.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import Any
+
+from probes.page import PageFingerprint
 
 
 class Reason(StrEnum):
@@ -104,6 +107,9 @@ class HttpDetails:
     tls_version: str | None  # "TLSv1.3"; None over plain HTTP
     tls_cipher: str | None
     server: str | None  # the Server header
+    # What the final page says (probes.page), for the defacement check: only for a 2xx
+    # HTML or text page of a target (not a canary), None otherwise.
+    page: PageFingerprint | None = None
 
     def facts(self) -> Facts:
         return Facts(
@@ -199,6 +205,8 @@ class CertificateSummary:
     sha256_fingerprint: str  # lowercase hex of the DER encoding's SHA-256
     signature_algorithm: str  # e.g. sha256WithRSAEncryption
     is_ca: bool
+    # Lowercase hex SHA-256 of the SubjectPublicKeyInfo: one key, one value ("" if unknown).
+    public_key_sha256: str = ""
 
     @property
     def sans(self) -> tuple[str, ...]:
@@ -331,3 +339,22 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()
     return value
+
+
+_DN_ATTRIBUTE = r"\s*([A-Za-z][\w.-]*)\s*=((?:\\.|[^,\\])*)"
+_DISTINGUISHED_NAME = re.compile(rf"{_DN_ATTRIBUTE}(?:,{_DN_ATTRIBUTE})*\s*")
+
+
+def certificate_name(name: str) -> str:
+    """An issuer's readable name: its organisation (O), else its common name (CN), from a
+    distinguished name such as 'CN=R3,O=Let's Encrypt,C=US'; anything else as it is.
+
+    Also what tells one certificate authority from another: a CA's intermediates (R10,
+    R11) change every few months, its organisation does not."""
+    if not _DISTINGUISHED_NAME.fullmatch(name):
+        return name
+    attributes: dict[str, str] = {}
+    for match in re.finditer(rf"(?:^|,){_DN_ATTRIBUTE}", name):
+        key, value = match.group(1).upper(), re.sub(r"\\(.)", r"\1", match.group(2)).strip()
+        attributes.setdefault(key, value)
+    return attributes.get("O") or attributes.get("CN") or name

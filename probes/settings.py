@@ -52,6 +52,13 @@ class ProbeTarget:
     url: str
     expect_text: str | None = None
     expect_status: frozenset[int] | None = None  # None: any 2xx or 3xx after redirects
+    # Phrases that fail the probe (http_content) when the body holds any of them, matched
+    # case-insensitively as plain text (blackbox_exporter's fail_if_body_matches_regexp,
+    # without the regular expressions: a phrase cannot backtrack). Lower case.
+    fail_if_body_matches: tuple[str, ...] = ()
+    # Keep a fingerprint of a 2xx HTML or text page (HttpDetails.page) for the
+    # defacement check; canaries do not need one.
+    fingerprint_page: bool = False
 
     @property
     def host(self) -> str:

@@ -32,7 +32,7 @@ from monitor.outage import Incident, Scope
 from monitor.settings import Target
 from monitor.state import TargetState, TargetStatus, Transition
 from monitor.storage import MIGRATIONS, StatusRow, migrate
-from probes.results import Reason
+from probes.results import Reason, certificate_name
 from tests.dashboard.conftest import Seeded
 from tests.dashboard.seed import (
     AL_NAMESERVERS,
@@ -549,7 +549,7 @@ def test_a_region_outage_lists_its_countries_and_keeps_its_hint() -> None:
     ],
 )
 def test_certificate_issuers_by_organisation_or_common_name(name: str, shown: str) -> None:
-    assert queries.certificate_name(name) == shown
+    assert certificate_name(name) == shown
 
 
 def test_a_shared_issuer_hint_names_the_organisation() -> None:
