@@ -19,7 +19,7 @@ import math
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -35,7 +35,9 @@ from monitor.outage import Incident, InfraHint
 from monitor.settings import MaintenanceWindow
 from monitor.snapshot import Snapshot, TargetView
 from monitor.state import TargetState
+from monitor.tamper import Signal
 from monitor.webconfig import WebConfig
+from probes.results import to_jsonable
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +84,10 @@ def target_to_dict(
     details: bool = False,
     window: MaintenanceWindow | None = None,
     now: float | None = None,
+    tamper: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A target's reported state and the latest result of each probe.
+    `tamper`: the kinds of its raised tamper signals (a separate axis from its state).
 
     `since` is when the reported state began; None while a confirmed failure
     still waits for the canaries to vouch for the vantage (reported unknown).
@@ -116,7 +120,20 @@ def target_to_dict(
         "since": since,
         "reason": reason.value if reason is not None else None,
         "maintenance": maintenance,
+        "tamper": list(tamper),
         "probes": probes,
+    }
+
+
+def signal_to_dict(signal: Signal, country: str | None) -> dict[str, Any]:
+    """A raised tamper signal with its evidence (monitor.tamper; README, tamper signals)."""
+    return {
+        "target": signal.target,
+        "country": country,
+        "kind": signal.kind.value,
+        "raised_at": signal.raised_at,
+        "summary": signal.summary,
+        "evidence": to_jsonable(signal.evidence),
     }
 
 
@@ -132,6 +149,9 @@ def status_to_dict(
     world = snapshot.world
     views = snapshot.targets  # built from the world on each read: once per document
     country_of = {view.target.name: view.target.country for view in views}
+    tamper_of: dict[str, list[str]] = {}
+    for name, kind in sorted(world.signals.keys()):
+        tamper_of.setdefault(name, []).append(kind.value)
 
     def wanted_country(code: str | None) -> bool:
         return countries is None or code in countries
@@ -176,6 +196,7 @@ def status_to_dict(
                 details=details,
                 window=world.maintenance.get(view.target.name),
                 now=snapshot.taken_at,
+                tamper=tamper_of.get(view.target.name, ()),
             )
             for view in views
             if wanted_country(view.target.country) and (states is None or view.state in states)
@@ -184,6 +205,11 @@ def status_to_dict(
             incident_to_dict(incident)
             for incident in snapshot.open_incidents
             if wanted_incident(incident)
+        ],
+        "tamper": [
+            signal_to_dict(signal, country_of.get(signal.target))
+            for signal in sorted(world.signals.values(), key=lambda s: (s.raised_at, s.target))
+            if wanted_country(country_of.get(signal.target))
         ],
     }
 

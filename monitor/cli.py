@@ -13,6 +13,7 @@ from monitor import __version__
 from monitor.config import DEFAULT_TARGETS, ConfigError, load_config, parse_duration
 from monitor.settings import Config
 from monitor.storage import DEFAULT_DB_PATH, DEFAULT_RETENTION_S
+from monitor.tamper import TamperKind
 
 EXIT_OK = 0
 EXIT_DOWN = 1
@@ -165,6 +166,17 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     os.execv(sys.executable, command)
 
 
+def cmd_ack(args: argparse.Namespace) -> int:
+    from monitor.ack import run_ack
+
+    if (args.target is None) != (args.kind is None):
+        print("govwatch ack: give both TARGET and KIND, or neither to list", file=sys.stderr)
+        return EXIT_CONFIG
+    return run_ack(
+        args.db, args.target, args.kind, note=args.note, relearn=args.relearn, wait_s=args.wait
+    )
+
+
 def _add_targets_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "targets",
@@ -312,6 +324,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between dashboard refreshes (default: 15)",
     )
     up.set_defaults(handler=cmd_up)
+
+    ack = commands.add_parser(
+        "ack",
+        help="list raised tamper signals, or acknowledge one as the new baseline",
+        description="Without arguments, list the raised tamper signals. With TARGET and KIND, "
+        "acknowledge that change: the daemon clears the signal and takes what the target "
+        "serves now as its baseline. Exit 0 when done or queued, 1 when no such signal is "
+        "raised, 2 for an unknown target or database.",
+    )
+    ack.add_argument("target", nargs="?", metavar="TARGET", help="the target's name")
+    ack.add_argument(
+        "kind",
+        nargs="?",
+        choices=[k.value for k in TamperKind],
+        metavar="KIND",
+        help="defacement, dns_change, dnssec_downgrade or cert_change",
+    )
+    ack.add_argument("--note", help="why the change is accepted (kept with the signal)")
+    ack.add_argument(
+        "--relearn",
+        action="store_true",
+        help="no signal raised: forget the KIND baseline and learn it afresh (after a "
+        "planned redesign, a move or a new certificate authority)",
+    )
+    ack.add_argument(
+        "--db",
+        type=Path,
+        default=DEFAULT_DB_PATH,
+        help=f"the daemon's history database (default: {DEFAULT_DB_PATH})",
+    )
+    ack.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for the daemon to apply it (default: 10)",
+    )
+    ack.set_defaults(handler=cmd_ack)
 
     add_simulate_command(commands)
 

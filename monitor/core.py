@@ -43,6 +43,13 @@ Rules (thresholds from `OutageSettings`):
   tick in O(windows) (`next_boundary`), and only the targets of windows that started
   or ended are re-evaluated; when a window ends its targets are judged again as on
   the vantage's return. One log line per window start and end, none per target.
+- Tamper signals (monitor.tamper), a separate axis: each target result is compared with
+  the target's baseline of each kind its probe judges (O(1): one baseline per kind). A
+  deviation is confirmed by a quick re-probe, as a failure is, then raised as a `Signal`
+  that stays until an `Acknowledge` adopts what the target serves now as its baseline.
+  Not judged while the vantage is impaired (a captive portal or a hijacked resolver at
+  the monitor's end would look like every site changing) nor under maintenance. Signals
+  never open an incident and never change a reported state.
 """
 
 from __future__ import annotations
@@ -80,6 +87,15 @@ from monitor.state import (
     same_for_restore,
     with_maintenance,
     with_vantage,
+)
+from monitor.tamper import (
+    DEFAULT_TAMPER,
+    KINDS_BY_PROBE,
+    Baseline,
+    Signal,
+    TamperKind,
+    TamperSettings,
+    judge,
 )
 from probes.results import LocalFault, ProbeKind, ProbeResult
 
@@ -131,7 +147,18 @@ class Tick:
     fd_ratio: float = 0.0  # open file descriptors / soft limit
 
 
-Event = Result | Reload | Tick
+@dataclass(frozen=True, slots=True)
+class Acknowledge:
+    """An operator accepted target `target`'s change of `kind` (tamper_acks row `ack_id`)."""
+
+    target: str
+    kind: str  # a TamperKind value; anything else is answered, not trusted
+    ack_id: int = 0
+    note: str | None = None
+    by: str | None = None
+
+
+Event = Result | Reload | Tick | Acknowledge
 
 
 # --- effects -------------------------------------------------------------------------
@@ -192,6 +219,34 @@ class CheckCanaries:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordSignal:
+    """A tamper signal raised (`cleared_by` None) or cleared."""
+
+    signal: Signal
+    country: str | None
+    cleared_by: str | None = None  # 'ack' | 'removed'
+    cleared_at: float | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBaseline:
+    """Store target `target`'s baseline of `kind` (None: forget it, it is learned afresh)."""
+
+    target: str
+    kind: TamperKind
+    baseline: Baseline | None
+
+
+@dataclass(frozen=True, slots=True)
+class AckDone:
+    """Acknowledgement `ack_id` was applied: 'cleared', 'relearning' or why not."""
+
+    ack_id: int
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
 class Log:
     level: str  # "info" | "warning" | "error"
     message: str
@@ -205,6 +260,9 @@ Effect = (
     | ProbeSoon
     | CheckCanaries
     | Log
+    | RecordSignal
+    | RecordBaseline
+    | AckDone
 )
 
 
@@ -240,6 +298,7 @@ class Counts:
 
 _NO_COUNTS: Final = Counts()
 IncidentKey = tuple[Scope, str]
+TamperKey = tuple[str, TamperKind]  # (target, kind)
 _VANTAGE_KEY: Final[IncidentKey] = (Scope.VANTAGE, Scope.VANTAGE.value)
 _REGION_KEY: Final[IncidentKey] = (Scope.REGION, Scope.REGION.value)
 
@@ -283,6 +342,11 @@ class World:
     # Targets under maintenance -> the window that covers them (the first active one).
     maintenance: Map[str, MaintenanceWindow] = field(default_factory=Map)
     maintenance_check_at: float = -math.inf  # the next window boundary
+    tamper: TamperSettings = DEFAULT_TAMPER
+    baselines: Map[TamperKey, Baseline] = field(default_factory=Map)
+    signals: Map[TamperKey, Signal] = field(default_factory=Map)  # raised ones
+    # A first deviation waiting for its re-probe: when it was seen.
+    suspects: Map[TamperKey, float] = field(default_factory=Map)
 
     @property
     def vantage_up(self) -> bool:
@@ -333,8 +397,12 @@ def initial_world(
     infra: Mapping[str, TargetInfra] | None = None,
     open_incidents: Iterable[Incident] = (),
     maintenance: Sequence[MaintenanceWindow] = (),
+    baselines: Mapping[TamperKey, Baseline] | None = None,
+    signals: Iterable[Signal] = (),
+    tamper: TamperSettings = DEFAULT_TAMPER,
 ) -> World:
-    """A world before any event, or restored from the history (statuses, incidents).
+    """A world before any event, or restored from the history (statuses, incidents,
+    tamper baselines and raised signals; those of targets no longer configured clear).
 
     Maintenance windows take effect at the first tick (this world is built at time 0)."""
     incidents: dict[IncidentKey, Incident] = {}
@@ -367,6 +435,9 @@ def initial_world(
         region_dirty=False,
         canary_check_at=-math.inf,
         probe_counts=Map(),
+        tamper=tamper,
+        baselines=Map(dict(baselines or {})),
+        signals=Map({(s.target, s.kind): s for s in signals}),
     )
     # Everything is dirty: the first tick judges restored incidents against restored statuses.
     reload = Reload(tuple(targets), tuple(canaries), settings, interval_s, tuple(maintenance))
@@ -381,6 +452,8 @@ def step(world: World, event: Event, now: float) -> tuple[World, tuple[Effect, .
         world = _on_result(world, event, now, effects)
     elif isinstance(event, Tick):
         world = _on_tick(world, event, now, effects)
+    elif isinstance(event, Acknowledge):
+        world = _on_acknowledge(world, event, now, effects)
     else:
         world, reload_effects = _reload(world, event, now)
         effects.extend(reload_effects)
@@ -414,6 +487,7 @@ def _on_result(world: World, event: Result, now: float, effects: list[Effect]) -
         effects.append(StatusChanged(name))
     effects.extend(_probe_soon(folded.reprobes))
     if name in world.reported:
+        world = _judge_tamper(world, name, result, now, effects)
         if not result.ok and result.kind is ProbeKind.TLS:
             # A failing slow probe (TLS) must not hold a recovered target down for its
             # whole long interval: until it passes, it runs at the normal interval.
@@ -768,6 +842,121 @@ def _window_members(
     return tuple(tuple(t.name for t in targets if w.covers(t)) for w in windows)
 
 
+# --- tamper signals ------------------------------------------------------------------------
+
+
+def _judge_tamper(
+    world: World, name: str, result: ProbeResult, now: float, effects: list[Effect]
+) -> World:
+    """Compare a target's result with its baselines; confirm, raise, or move them along."""
+    if world.impaired or world.statuses[name].maintenance or result.local_fault is not None:
+        return world
+    similarity = world.by_name[name].defacement_similarity
+    for kind in KINDS_BY_PROBE[result.kind]:
+        key = (name, kind)
+        before = world.baselines.get(key)
+        verdict = judge(kind, before, result, now, similarity=similarity, settings=world.tamper)
+        if verdict is None:
+            continue
+        raised = world.signals.get(key)
+        if raised is not None:
+            # The baseline holds still while a signal is raised; an acknowledgement takes
+            # the latest deviating observation.
+            if verdict.deviation is not None:
+                moved = replace(raised, candidate=verdict.deviation.candidate)
+                world = replace(world, signals=world.signals.set(key, moved))
+            continue
+        if verdict.baseline is not None and verdict.baseline is not before:
+            world = replace(world, baselines=world.baselines.set(key, verdict.baseline))
+            if verdict.save:
+                effects.append(RecordBaseline(name, kind, verdict.baseline))
+        deviation = verdict.deviation
+        first_seen = world.suspects.get(key)
+        if deviation is None:
+            if first_seen is not None:
+                world = replace(world, suspects=world.suspects.delete(key))
+            continue
+        if first_seen is None:
+            # Confirm it as a failure is confirmed: one quick re-probe must see it too.
+            world = replace(world, suspects=world.suspects.set(key, now))
+            effects.append(ProbeSoon(name, result.kind, now + world.settings.reprobe_delay_s))
+            continue
+        signal = Signal(
+            name, kind, first_seen, deviation.summary, deviation.evidence, deviation.candidate
+        )
+        world = replace(
+            world, signals=world.signals.set(key, signal), suspects=world.suspects.delete(key)
+        )
+        effects.append(RecordSignal(signal, world.by_name[name].country))
+        effects.append(Log("warning", f"tamper signal {kind.value} on {name}: {signal.summary}"))
+    return world
+
+
+def _on_acknowledge(world: World, event: Acknowledge, now: float, effects: list[Effect]) -> World:
+    """Take what the target serves now as its baseline: the raised signal's latest
+    observation, or (none raised) whatever the next results show, learned afresh."""
+    target = world.by_name.get(event.target)
+    kinds = {k.value: k for k in TamperKind}
+    kind = kinds.get(event.kind)
+    if target is None or kind is None:
+        what = "unknown target" if target is None else "unknown kind"
+        effects.append(AckDone(event.ack_id, what))
+        effects.append(Log("warning", f"acknowledgement of {event.kind} on {event.target}: {what}"))
+        return world
+    key = (target.name, kind)
+    signal = world.signals.get(key)
+    who = f" by {event.by}" if event.by else ""
+    suspects = world.suspects.delete(key) if key in world.suspects else world.suspects
+    if signal is None:
+        baselines = world.baselines.delete(key) if key in world.baselines else world.baselines
+        effects.append(RecordBaseline(target.name, kind, None))
+        effects.append(AckDone(event.ack_id, "relearning"))
+        effects.append(
+            Log("info", f"{kind.value} baseline of {target.name} is learned afresh{who}")
+        )
+        return replace(world, baselines=baselines, suspects=suspects)
+    effects.append(
+        RecordSignal(signal, target.country, cleared_by="ack", cleared_at=now, note=event.note)
+    )
+    effects.append(RecordBaseline(target.name, kind, signal.candidate))
+    effects.append(AckDone(event.ack_id, "cleared"))
+    effects.append(
+        Log(
+            "info",
+            f"tamper signal {kind.value} on {target.name} acknowledged{who}: "
+            "what it serves now is its baseline",
+        )
+    )
+    return replace(
+        world,
+        signals=world.signals.delete(key),
+        baselines=world.baselines.set(key, signal.candidate),
+        suspects=suspects,
+    )
+
+
+def _tamper_reload(world: World, fresh: World, now: float, effects: list[Effect]) -> World:
+    """Targets gone, or whose URL changed, lose their baselines; their signals clear."""
+    wanted = {t.name: t.url for t in fresh.targets}
+
+    def stale(name: str) -> bool:
+        old = world.by_name.get(name)
+        return name not in wanted or (old is not None and old.url != wanted[name])
+
+    baselines = fresh.baselines
+    for key in [k for k in baselines if stale(k[0])]:
+        baselines = baselines.delete(key)
+    signals, suspects = fresh.signals, fresh.suspects
+    for key, signal in [(k, s) for k, s in signals.items() if stale(k[0])]:
+        target = world.by_name.get(key[0])
+        country = target.country if target is not None else None
+        effects.append(RecordSignal(signal, country, cleared_by="removed", cleared_at=now))
+        signals = signals.delete(key)
+    for key in [k for k in suspects if stale(k[0])]:
+        suspects = suspects.delete(key)
+    return replace(fresh, baselines=baselines, signals=signals, suspects=suspects)
+
+
 # --- reload -----------------------------------------------------------------------------
 
 
@@ -826,6 +1015,7 @@ def _reload(world: World, event: Reload, now: float) -> tuple[World, list[Effect
         maintenance=Map(),
         maintenance_check_at=next_boundary(event.maintenance, now),
     )
+    fresh = _tamper_reload(world, fresh, now, effects)
     # Kept statuses carry their blindness; the canaries decide the vantage anew. Reported
     # states restart from UNKNOWN here, so transitions are taken against the old world.
     produced: list[Effect] = []

@@ -25,14 +25,18 @@ from pathlib import Path
 from monitor.api import ApiServer, ClientLimits, build_app
 from monitor.config import ConfigError, load_config
 from monitor.core import (
+    AckDone,
+    Acknowledge,
     Change,
     CheckCanaries,
     Effect,
     Event,
     Log,
     ProbeSoon,
+    RecordBaseline,
     RecordIncident,
     RecordProbe,
+    RecordSignal,
     RecordTransition,
     Reload,
     Result,
@@ -51,8 +55,11 @@ from monitor.snapshot import Snapshot
 from monitor.storage import (
     DEFAULT_DB_PATH,
     DEFAULT_RETENTION_S,
+    AckApplied,
+    BaselineRecord,
     HistoryWriter,
     Restored,
+    SignalRecord,
     StatusRow,
     StorageError,
     StorageSettings,
@@ -66,6 +73,7 @@ log = logging.getLogger("govwatch.daemon")
 
 SHUTDOWN_BUDGET_S = 5.0
 TICK_S = 1.0  # how often incidents are judged and the monitor's own health is read
+ACK_POLL_S = 2.0  # how often tamper_acks is read for acknowledgements (`govwatch ack`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +182,17 @@ class Daemon:
             infra=restored.infra if restored else None,
             open_incidents=restored.open_incidents if restored else (),
             maintenance=config.maintenance,
+            baselines=restored.baselines if restored else None,
+            signals=restored.signals if restored else (),
         )
         self._writer.set_targets(self.targets, config.canaries)
+        now = clock()
+        for stale in restored.signals if restored else ():
+            if (stale.target, stale.kind) not in self.world.signals:  # no longer configured
+                self._writer.add_signal(
+                    SignalRecord(stale, None, cleared_at=now, cleared_by="removed")
+                )
+        self._last_ack_id = 0
 
     def _in_shard(self, config: Config) -> tuple[Target, ...]:
         return tuple(t for t in config.targets if in_shard(t.country, self._shard))
@@ -265,6 +282,22 @@ class Daemon:
                             self.scheduler.run_soon(canary.name, kind)
             elif isinstance(effect, Log):
                 log.log(logging.getLevelName(effect.level.upper()), "%s", effect.message)
+            elif isinstance(effect, RecordSignal):
+                self._writer.add_signal(
+                    SignalRecord(
+                        effect.signal,
+                        effect.country,
+                        cleared_at=effect.cleared_at,
+                        cleared_by=effect.cleared_by,
+                        note=effect.note,
+                    )
+                )
+            elif isinstance(effect, RecordBaseline):
+                self._writer.put_baseline(
+                    BaselineRecord(effect.target, effect.kind, effect.baseline)
+                )
+            elif isinstance(effect, AckDone):
+                self._writer.ack_applied(AckApplied(effect.ack_id, effect.outcome, now))
         if changed:
             world = self.world
             self._writer.put_status(
@@ -298,6 +331,24 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         self.feed(Tick())
         scheduler.replace_jobs(self.jobs())
+
+    async def apply_acks(self) -> int:
+        """Feed the acknowledgements queued in the history since the last call; returns how
+        many. A read that fails is logged and retried at the next call."""
+        try:
+            pending = await self._writer.pending_acks(self._last_ack_id)
+        except StorageError as exc:
+            log.warning("cannot read acknowledgements: %s", exc)
+            return 0
+        for ack in pending:
+            self._last_ack_id = max(self._last_ack_id, ack.id)
+            self.feed(Acknowledge(ack.target, ack.kind, ack.id, ack.note, ack.requested_by))
+        return len(pending)
+
+    async def watch_acks(self) -> None:
+        while True:
+            await self.apply_acks()
+            await asyncio.sleep(ACK_POLL_S)
 
     async def watch(self, loop_watch: LoopWatch) -> None:
         """Tick about once a second with the loop's lag and the descriptors in use."""
@@ -472,6 +523,7 @@ async def run_daemon(options: RunOptions, config: Config) -> int:
     watchers = [
         asyncio.create_task(loop_watch.run(), name="loop watch"),
         asyncio.create_task(daemon.watch(loop_watch), name="tick"),
+        asyncio.create_task(daemon.watch_acks(), name="acknowledgements"),
     ]
     log.info(
         "govwatch running: %s; listening on %s%s; history in %s%s%s",

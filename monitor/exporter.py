@@ -34,6 +34,7 @@ from monitor.core import Impairment
 from monitor.outage import Scope
 from monitor.snapshot import Snapshot, TargetView
 from monitor.state import TargetState
+from monitor.tamper import KINDS_BY_PROBE
 from probes.results import ProbeKind, ProbeResult
 
 SnapshotSource = Callable[[], Snapshot | None]
@@ -92,6 +93,7 @@ class SnapshotCollector:
             targets = snapshot.targets
             yield from _probe_families(targets, families, sets)
             yield from _target_families(targets, families, sets)
+            yield _tamper_family(snapshot, families, sets)
             yield from _aggregate_families(snapshot, families)
             yield from _health_families(snapshot, families)
             # A plain swap: a scrape running in another thread keeps the dicts it read.
@@ -297,6 +299,24 @@ def _target_families(
     yield up
     yield state
     yield maintenance
+
+
+def _tamper_family(snapshot: Snapshot, f: _Families, sets: _LabelSets) -> Metric:
+    tamper = f.gauge(
+        "govwatch_tamper_signal",
+        "1 while a tamper signal of this kind is raised for the target (until acknowledged "
+        "with `govwatch ack`), else 0; one series per kind its probes judge.",
+        ("target", "country", "kind"),
+    )
+    add = _Series(tamper)
+    names = ("target", "country", "kind", *f.label_names)
+    raised = snapshot.world.signals
+    for target in snapshot.world.targets:
+        for probe in target.probe_kinds:
+            for kind in KINDS_BY_PROBE[probe]:
+                values = (target.name, target.country, kind.value, *f.label_values)
+                add.add(sets.get(names, values), 1.0 if (target.name, kind) in raised else 0.0)
+    return tamper
 
 
 def _aggregate_families(snapshot: Snapshot, f: _Families) -> Iterator[Metric]:

@@ -5,18 +5,20 @@ never block the writer (WAL)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sqlite3
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from monitor.outage import Incident, TargetInfra
 from monitor.state import TargetStatus
-from monitor.storage.rows import incident_from_row, status_from_row
+from monitor.storage.rows import incident_from_row, signal_from_row, status_from_row
 from monitor.storage.schema import StorageError, configure, schema_version
+from monitor.tamper import Baseline, Signal, TamperKind, baseline_from_json
 
 log = logging.getLogger("monitor.storage")
 
@@ -34,6 +36,42 @@ class Restored:
     infra: Mapping[str, TargetInfra]
     open_incidents: tuple[Incident, ...]
     saved_at: float | None  # when the newest status row was written; None if there is none
+    baselines: Mapping[tuple[str, TamperKind], Baseline] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    signals: tuple[Signal, ...] = ()  # raised tamper signals
+
+
+@dataclass(frozen=True, slots=True)
+class AckRequest:
+    """A row of tamper_acks waiting for the daemon."""
+
+    id: int
+    target: str
+    kind: str  # checked by the daemon: a row written by another tool may hold anything
+    note: str | None
+    requested_by: str | None
+    requested_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSignal:
+    """A row of tamper_signals, for readers (the API, the dashboard, `govwatch ack`)."""
+
+    id: str
+    target: str
+    kind: str
+    country: str | None
+    raised_at: float
+    cleared_at: float | None
+    cleared_by: str | None
+    note: str | None
+    summary: str
+    evidence: Mapping[str, Any]
+
+    @property
+    def raised(self) -> bool:
+        return self.cleared_at is None
 
 
 def connect_readonly(
@@ -144,9 +182,101 @@ def read_restore(conn: sqlite3.Connection) -> Restored:
         if facts is not None:
             infra[name] = facts
         saved_at = updated_at if saved_at is None else max(saved_at, updated_at)
+    baselines, signals = _read_tamper(conn)
     return Restored(
         statuses=MappingProxyType(statuses),
         infra=MappingProxyType(infra),
         open_incidents=tuple(read_open_incidents(conn)),
         saved_at=saved_at,
+        baselines=MappingProxyType(baselines),
+        signals=tuple(signals),
     )
+
+
+def _read_tamper(
+    conn: sqlite3.Connection,
+) -> tuple[dict[tuple[str, TamperKind], Baseline], list[Signal]]:
+    baselines: dict[tuple[str, TamperKind], Baseline] = {}
+    for target, kind, data in conn.execute(
+        "SELECT target, kind, baseline FROM tamper_baselines ORDER BY target, kind"
+    ):
+        try:
+            tamper_kind = TamperKind(kind)
+            baselines[target, tamper_kind] = baseline_from_json(tamper_kind, json.loads(data))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("storage: cannot restore the %s baseline of %r: %s", kind, target, exc)
+    signals = []
+    for row in conn.execute(
+        "SELECT target, kind, raised_at, summary, evidence, candidate FROM tamper_signals "
+        "WHERE cleared_at IS NULL ORDER BY raised_at, id"
+    ):
+        try:
+            signals.append(signal_from_row(row))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("storage: cannot restore the %s signal of %r: %s", row[1], row[0], exc)
+    return baselines, signals
+
+
+def read_pending_acks(conn: sqlite3.Connection, after_id: int = 0) -> list[AckRequest]:
+    """Acknowledgements not yet applied with an id above `after_id`, oldest first."""
+    return [
+        AckRequest(*row)
+        for row in conn.execute(
+            "SELECT id, target, kind, note, requested_by, requested_at FROM tamper_acks "
+            "WHERE applied_at IS NULL AND id > ? ORDER BY id LIMIT 1000",
+            (after_id,),
+        )
+    ]
+
+
+_SIGNAL_COLUMNS = (
+    "id, target, kind, country, raised_at, cleared_at, cleared_by, note, summary, evidence"
+)
+
+
+def read_signals(
+    conn: sqlite3.Connection,
+    *,
+    raised_only: bool = False,
+    target: str | None = None,
+    since: float | None = None,
+    limit: int = 1000,
+) -> list[StoredSignal]:
+    """Tamper signals, newest first: raised ones only, or also those cleared at or after
+    `since` (all of them when None); of one target or all."""
+    where: list[str] = []
+    params: list[Any] = []
+    if raised_only:
+        where.append("cleared_at IS NULL")
+    elif since is not None:
+        where.append("(cleared_at IS NULL OR cleared_at >= ?)")
+        params.append(since)
+    if target is not None:
+        where.append("target = ?")
+        params.append(target)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    signals = []
+    for row in conn.execute(
+        f"SELECT {_SIGNAL_COLUMNS} FROM tamper_signals {clause} "
+        "ORDER BY raised_at DESC, id LIMIT ?",
+        (*params, limit),
+    ):
+        try:
+            evidence = json.loads(row[9])
+        except ValueError:
+            evidence = {}
+        signals.append(
+            StoredSignal(
+                id=row[0],
+                target=row[1],
+                kind=row[2],
+                country=row[3],
+                raised_at=row[4],
+                cleared_at=row[5],
+                cleared_by=row[6],
+                note=row[7],
+                summary=row[8],
+                evidence=evidence if isinstance(evidence, dict) else {},
+            )
+        )
+    return signals

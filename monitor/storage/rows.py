@@ -14,6 +14,13 @@ from typing import Any, TypeAlias
 from monitor.outage import HintKind, Incident, InfraHint, Scope, TargetInfra
 from monitor.settings import Canary, Target
 from monitor.state import PROBE_PRECEDENCE, ProbeTrack, TargetState, TargetStatus, Transition
+from monitor.tamper import (
+    Baseline,
+    Signal,
+    TamperKind,
+    baseline_from_json,
+    baseline_to_json,
+)
 from probes.results import (
     ProbeKind,
     ProbeResult,
@@ -53,7 +60,38 @@ class TargetsRecord:
     canaries: tuple[Canary, ...]
 
 
-Record: TypeAlias = ProbeRecord | Transition | Incident | TargetsRecord
+@dataclass(frozen=True, slots=True)
+class SignalRecord:
+    """A tamper signal raised, or cleared (`cleared_at` set)."""
+
+    signal: Signal
+    country: str | None
+    cleared_at: float | None = None
+    cleared_by: str | None = None  # 'ack' | 'removed'
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineRecord:
+    """A target's tamper baseline of one kind; None deletes it (learned afresh)."""
+
+    target: str
+    kind: TamperKind
+    baseline: Baseline | None
+
+
+@dataclass(frozen=True, slots=True)
+class AckApplied:
+    """The daemon applied acknowledgement `ack_id` (tamper_acks.id)."""
+
+    ack_id: int
+    outcome: str  # 'cleared' | 'relearning' | 'unknown target'
+    at: float
+
+
+Record: TypeAlias = (
+    ProbeRecord | Transition | Incident | TargetsRecord | SignalRecord | BaselineRecord | AckApplied
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +117,15 @@ def probe_row(record: ProbeRecord, vantage: str) -> tuple[Any, ...]:
     details: str | None = None
     if r.details is not None:
         try:
+            page = serialised["details"].get("page")
+            if page is not None:
+                # The sketch is for comparing (tamper_baselines keeps it), not for reading:
+                # ~600 bytes a row that no one would look at.
+                serialised["details"]["page"] = {
+                    "title": page["title"],
+                    "markers": page["markers"],
+                    "text_chars": page["text_chars"],
+                }
             details = dumps_plain(serialised["details"])
         except (TypeError, ValueError) as exc:
             # The columns still tell the story; losing the whole row would hide it.
@@ -101,6 +148,38 @@ def probe_row(record: ProbeRecord, vantage: str) -> tuple[Any, ...]:
         dumps_plain(serialised["phases"]),
         details,
         r.error,
+    )
+
+
+def signal_row(record: SignalRecord, now: float) -> tuple[Any, ...]:
+    signal = record.signal
+    return (
+        signal.id,
+        signal.target,
+        signal.kind.value,
+        record.country,
+        signal.raised_at,
+        record.cleared_at,
+        record.cleared_by,
+        record.note,
+        signal.summary,
+        dumps(signal.evidence),
+        dumps(baseline_to_json(signal.candidate)),
+        now,
+    )
+
+
+def signal_from_row(row: Sequence[Any]) -> Signal:
+    """(target, kind, raised_at, summary, evidence, candidate) back as a raised Signal."""
+    target, kind, raised_at, summary, evidence, candidate = row
+    tamper_kind = TamperKind(kind)
+    return Signal(
+        target=target,
+        kind=tamper_kind,
+        raised_at=raised_at,
+        summary=summary,
+        evidence=json.loads(evidence),
+        candidate=baseline_from_json(tamper_kind, json.loads(candidate)),
     )
 
 

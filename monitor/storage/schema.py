@@ -5,7 +5,7 @@ thread) and any number of readers (the dashboard, the CLI) that open the file
 read-only with `connect_readonly`. WAL mode: readers never block the writer
 and the writer never blocks readers.
 
-Schema version 2 (`PRAGMA user_version`; every change goes through `MIGRATIONS`, which
+Schema version 3 (`PRAGMA user_version`; every change goes through `MIGRATIONS`, which
 bring an older file up to date when the writer opens it). All times are unix epoch
 seconds (REAL, UTC); booleans are INTEGER 0/1; JSON columns hold UTF-8 JSON text
 (SQLite's json_extract() and json_each() work on them). Enum-valued columns hold the
@@ -96,13 +96,47 @@ target_status -- the latest status of every target and canary, one row each, ups
                                   "consecutive_failures", "failing_since", "failed_at"}], "infra"?}
     updated_at REAL NOT NULL      when this row was last written
 
+tamper_baselines -- what each target looked like (monitor.tamper), one row per target and kind
+    target TEXT NOT NULL, kind TEXT NOT NULL    'defacement' | 'dns_change' |
+                                  'dnssec_downgrade' | 'cert_change'; PRIMARY KEY (target, kind)
+    baseline TEXT NOT NULL        JSON of the kind's baseline (monitor.tamper.baseline_to_json)
+    updated_at REAL NOT NULL
+
+tamper_signals -- one row per tamper signal, upserted by id when raised and when cleared
+    id TEXT PRIMARY KEY           e.g. 'defacement:e-albania.al:1700000000'
+    target TEXT NOT NULL, kind TEXT NOT NULL, country TEXT
+    raised_at REAL NOT NULL
+    cleared_at REAL               NULL while raised
+    cleared_by TEXT               'ack' (acknowledged: the change is the new baseline) |
+                                  'removed' (the target left the config or its URL changed)
+    note TEXT                     the acknowledgement's note
+    summary TEXT NOT NULL         one line: what changed
+    evidence TEXT NOT NULL        JSON, per kind (README, tamper signals): e.g. for defacement
+                                  {"old_title", "new_title", "similarity", "new_excerpt", ...}
+    candidate TEXT                JSON baseline an acknowledgement adopts (what is served now)
+    updated_at REAL NOT NULL
+    indexes: raised ones (target) WHERE cleared_at IS NULL, (raised_at)
+
+tamper_acks -- acknowledgements asked for (`govwatch ack`, the dashboard), applied by the daemon
+    id INTEGER PRIMARY KEY
+    target TEXT NOT NULL, kind TEXT NOT NULL
+    note TEXT, requested_by TEXT  who and why, as given
+    requested_at REAL NOT NULL
+    applied_at REAL               NULL until the daemon has applied it
+    outcome TEXT                  'cleared' (a raised signal became the baseline) |
+                                  'relearning' (none was raised: the baseline is learned afresh) |
+                                  'unknown target'
+    indexes: pending ones (id) WHERE applied_at IS NULL
+
 meta -- facts about the writer
     key TEXT PRIMARY KEY, value TEXT NOT NULL
     keys: 'vantage'; 'last_flush_at' (epoch seconds as text)
 
 Retention: probe_results and transitions older than the retention (30 days by
-default) and incidents that ended before it are deleted in the background, in
-small chunks. targets, target_status and open incidents are never pruned.
+default), incidents and tamper signals that ended (cleared) before it and applied
+acknowledgements older than it are deleted in the background, in small chunks.
+targets, target_status, tamper_baselines, open incidents and raised signals are never
+pruned.
 """
 
 from __future__ import annotations
@@ -234,6 +268,47 @@ MIGRATIONS: tuple[Migration, ...] = (
         FROM target_status;
         DROP TABLE target_status;
         ALTER TABLE target_status_v2 RENAME TO target_status;
+        """,
+    ),
+    # Tamper signals (monitor.tamper): baselines, signals with their evidence, and the
+    # acknowledgements other processes ask the daemon to apply.
+    Migration(
+        3,
+        """
+        CREATE TABLE tamper_baselines (
+            target TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            baseline TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (target, kind)
+        );
+        CREATE TABLE tamper_signals (
+            id TEXT PRIMARY KEY,
+            target TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            country TEXT,
+            raised_at REAL NOT NULL,
+            cleared_at REAL,
+            cleared_by TEXT,
+            note TEXT,
+            summary TEXT NOT NULL,
+            evidence TEXT NOT NULL DEFAULT '{}',
+            candidate TEXT,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX tamper_signals_raised ON tamper_signals (target) WHERE cleared_at IS NULL;
+        CREATE INDEX tamper_signals_time ON tamper_signals (raised_at);
+        CREATE TABLE tamper_acks (
+            id INTEGER PRIMARY KEY,
+            target TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            note TEXT,
+            requested_by TEXT,
+            requested_at REAL NOT NULL,
+            applied_at REAL,
+            outcome TEXT
+        );
+        CREATE INDEX tamper_acks_pending ON tamper_acks (id) WHERE applied_at IS NULL;
         """,
     ),
 )

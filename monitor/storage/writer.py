@@ -23,22 +23,29 @@ from monitor.outage import Incident
 from monitor.settings import Canary, Target
 from monitor.state import TargetState, Transition
 from monitor.storage.readers import (
+    AckRequest,
     Restored,
     read_incidents_since,
     read_open_incidents,
+    read_pending_acks,
     read_restore,
 )
 from monitor.storage.rows import (
+    AckApplied,
+    BaselineRecord,
     ProbeRecord,
     Record,
+    SignalRecord,
     StatusRow,
     TargetsRecord,
     dumps,
     incident_row,
     probe_row,
+    signal_row,
     status_data,
 )
 from monitor.storage.schema import StorageError, configure, migrate
+from monitor.tamper import baseline_to_json
 from probes.results import ProbeResult
 
 log = logging.getLogger("monitor.storage")
@@ -232,6 +239,19 @@ _UPSERT_STATUS = """
         consecutive_failures = excluded.consecutive_failures, data = excluded.data,
         updated_at = excluded.updated_at
 """
+_UPSERT_SIGNAL = """
+    INSERT INTO tamper_signals (id, target, kind, country, raised_at, cleared_at, cleared_by,
+        note, summary, evidence, candidate, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO UPDATE SET
+        cleared_at = excluded.cleared_at, cleared_by = excluded.cleared_by,
+        note = excluded.note, candidate = excluded.candidate, updated_at = excluded.updated_at
+"""
+_UPSERT_BASELINE = """
+    INSERT INTO tamper_baselines (target, kind, baseline, updated_at) VALUES (?, ?, ?, ?)
+    ON CONFLICT (target, kind) DO UPDATE SET
+        baseline = excluded.baseline, updated_at = excluded.updated_at
+"""
 _SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 
 # Each deletes at most `limit` rows older than the cutoff; run until fewer come back.
@@ -249,6 +269,16 @@ _PRUNE_STATEMENTS: tuple[tuple[str, str], ...] = (
         "incidents",
         "DELETE FROM incidents WHERE id IN "
         "(SELECT id FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ? LIMIT ?)",
+    ),
+    (
+        "tamper_signals",
+        "DELETE FROM tamper_signals WHERE id IN "
+        "(SELECT id FROM tamper_signals WHERE cleared_at IS NOT NULL AND cleared_at < ? LIMIT ?)",
+    ),
+    (
+        "tamper_acks",
+        "DELETE FROM tamper_acks WHERE id IN "
+        "(SELECT id FROM tamper_acks WHERE applied_at IS NOT NULL AND applied_at < ? LIMIT ?)",
     ),
 )
 
@@ -291,6 +321,29 @@ class _Statements:
             )
         elif isinstance(record, Incident):
             self.conn.execute(_UPSERT_INCIDENT, incident_row(record, now))
+        elif isinstance(record, SignalRecord):
+            self.conn.execute(_UPSERT_SIGNAL, signal_row(record, now))
+        elif isinstance(record, BaselineRecord):
+            if record.baseline is None:
+                self.conn.execute(
+                    "DELETE FROM tamper_baselines WHERE target = ? AND kind = ?",
+                    (record.target, record.kind.value),
+                )
+            else:
+                self.conn.execute(
+                    _UPSERT_BASELINE,
+                    (
+                        record.target,
+                        record.kind.value,
+                        dumps(baseline_to_json(record.baseline)),
+                        now,
+                    ),
+                )
+        elif isinstance(record, AckApplied):
+            self.conn.execute(
+                "UPDATE tamper_acks SET applied_at = ?, outcome = ? WHERE id = ?",
+                (record.at, record.outcome, record.ack_id),
+            )
         else:
             self._replace_targets(record, now)
 
@@ -532,6 +585,16 @@ class HistoryWriter:
         """Insert or update by id: send it when it opens, each time it grows
         (`Assessment.opened`, `.updated`) and when it ends (`.closed`)."""
         self._add(incident)
+
+    def add_signal(self, record: SignalRecord) -> None:
+        """A tamper signal raised or cleared (upserted by id)."""
+        self._add(record)
+
+    def put_baseline(self, record: BaselineRecord) -> None:
+        self._add(record)
+
+    def ack_applied(self, record: AckApplied) -> None:
+        self._add(record)
 
     def set_targets(self, targets: Iterable[Target], canaries: Iterable[Canary] = ()) -> None:
         """The configured targets and canaries, at start and on every reload.
@@ -819,6 +882,10 @@ class HistoryWriter:
     async def incidents_since(self, since: float, *, limit: int = 1000) -> list[Incident]:
         """Incidents active at any moment from `since` on, newest start first."""
         return await self._read(lambda conn: read_incidents_since(conn, since, limit=limit))
+
+    async def pending_acks(self, after_id: int = 0) -> list[AckRequest]:
+        """Acknowledgements not yet applied, with an id above `after_id`, oldest first."""
+        return await self._read(lambda conn: read_pending_acks(conn, after_id))
 
     async def restore(self) -> Restored:
         """The stored status rows and open incidents (call it before adding).

@@ -156,6 +156,7 @@ async def test_status_document(dark: tuple[World, Snapshot, Client]) -> None:
         "since": T0 + 10,  # the first failure of the confirmed streak
         "reason": "connect_timeout",
         "maintenance": None,
+        "tamper": [],
     }
     assert set(al1["probes"]) == {"http", "dns", "tls"}
     http = al1["probes"]["http"]
@@ -178,6 +179,7 @@ async def test_status_document(dark: tuple[World, Snapshot, Client]) -> None:
         "since": None,
         "reason": None,
         "maintenance": None,
+        "tamper": [],
         "probes": {},
     }
 

@@ -322,7 +322,7 @@ async def test_a_version_1_database_gets_the_reported_state_in_state(
     conn.close()
 
     conn = connect_writer(db)  # what the daemon does at start
-    assert schema_version(conn) == SCHEMA_VERSION == 2
+    assert schema_version(conn) == SCHEMA_VERSION == 3
     assert [r[1] for r in rows(conn, "PRAGMA table_info(target_status)")] == STATUS_COLUMNS
     # state := the reported state where there was one; confirmed_state := the old state.
     assert rows(conn, f"SELECT {', '.join(STATUS_COLUMNS)} FROM target_status ORDER BY target") == [
