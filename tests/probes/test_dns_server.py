@@ -20,6 +20,7 @@ from simulator.dns_server import (
     DnsServer,
     Fault,
     ZoneKey,
+    ZoneVersion,
     delegate,
     make_zone,
     sign_zone,
@@ -239,3 +240,35 @@ async def test_stop_closes_open_connections_and_frees_the_port() -> None:
     assert await again.start() == port
     await again.stop()
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+def _a_record(message: dns.message.Message) -> str:
+    return str(message.answer[0][0])
+
+
+async def test_replacing_zone_versions_splits_a_zone_between_addresses() -> None:
+    served = make_zone("split.test.", "@ IN A 127.0.0.20", nameservers={"ns1": NS1}, serial=5)
+    lagging = make_zone("split.test.", "@ IN A 127.0.0.20", nameservers={"ns1": NS1}, serial=4)
+    async with DnsServer(hosts=(NS1, NS2)) as server:
+        server.add_zone(served, hosts=[NS1, NS2])
+        server.replace_zone_versions(
+            "split.test.",
+            [ZoneVersion(served, frozenset({NS1})), ZoneVersion(lagging, frozenset({NS2}))],
+            within=[NS1, NS2],
+        )
+        serials = [
+            (await udp(server, query("split.test.", "SOA", recursive=False), host)).answer[0][0]
+            for host in (NS1, NS2)
+        ]
+    assert [soa.serial for soa in serials] == [5, 4]
+
+
+async def test_a_rotating_zone_version_answers_from_each_zone_in_turn() -> None:
+    versions = [
+        make_zone("cdn.test.", f"@ IN A 127.0.0.{n}", nameservers={"ns1": NS1}) for n in (1, 2, 3)
+    ]
+    async with DnsServer(hosts=(NS1,)) as server:
+        server.add_zone(versions[0], rotation=versions[1:])
+        answers = [_a_record(await udp(server, query("cdn.test."))) for _ in range(6)]
+    assert set(answers) == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+    assert answers[:3] != answers[1:4]  # it moves on every query

@@ -581,3 +581,18 @@ def test_flapping_options_are_checked() -> None:
     for bad in (["--flapping", "2"], ["--flap-period", "1m-5s"], ["--interval", "soon"]):
         with pytest.raises(SystemExit):
             parser.parse_args(["simulate", *bad])
+
+
+def test_tamper_modes_are_benign_to_the_probe_but_defacement_and_leave_a_login_working() -> None:
+    tamper: tuple[str, ...] = ("rotating", "ns_change", "dnssec_strip", "cdn_rotate")
+    tamper += ("dns_hijack", "serial_split", "other_ca_cert", "renewed_cert")
+    assert all(FAULT_MODES[mode].http_reason is None for mode in tamper)
+    assert FAULT_MODES["defaced"].http_reason is Reason.HTTP_CONTENT
+    region = build_region(["GR"], 5)
+    book = FaultBook(region)
+    for mode in tamper:  # a login that still works lets its users in
+        book.apply(Scope.SITE, "login.gsis.gr.test", mode)
+    assert expected_http_reason(book.effective("gov.gr.test", "home")) is None
+    book.apply(Scope.SITE, "gov.gr.test", "rotating")
+    book.apply(Scope.SITE, "login.gsis.gr.test", "refuse")  # a broken login wins over rotating
+    assert expected_http_reason(book.effective("gov.gr.test", "home")) is Reason.HTTP_STATUS
