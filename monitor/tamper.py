@@ -109,7 +109,7 @@ class PageBaseline:
     excerpt: str
     samples: int  # pages learned from (judging starts at `learn_probes`)
     # The least similarity between consecutive pages while learning: a page that varies a
-    # lot by itself gets a lower threshold (half of it), so it does not fire on its own.
+    # lot by itself gets its threshold lowered in proportion, so it does not fire on its own.
     least_similarity: float
     learned_at: float
     saved_at: float  # when it was last handed to the history
@@ -302,7 +302,7 @@ def _judge_page(
             script_hosts=baseline.script_hosts,
         )
         return Verdict(learned, save=samples == settings.learn_probes)
-    floor = min(threshold, baseline.least_similarity / 2)
+    floor = threshold * baseline.least_similarity
     reasons = []
     if alike < floor:
         reasons.append(f"text {alike:.0%} like before (fires below {floor:.0%})")

@@ -1,0 +1,187 @@
+"""Tamper signals through the pure core: confirmed by a re-probe, raised until
+acknowledged, a separate axis from up and down, never judged while the monitor is blind."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from monitor.core import (
+    AckDone,
+    Acknowledge,
+    Log,
+    ProbeSoon,
+    RecordBaseline,
+    RecordIncident,
+    RecordSignal,
+    RecordTransition,
+    Reload,
+    Tick,
+    initial_world,
+    step,
+)
+from monitor.settings import MaintenanceWindow
+from monitor.state import TargetState
+from monitor.tamper import TamperKind
+from probes.results import ProbeKind
+from tests.probes.test_page import DEFACED, NEWS, portal
+from tests.unit.judge import CoreSim
+from tests.unit.test_core import CANARIES, SETTINGS, T0, healthy, result
+from tests.unit.test_tamper import http
+
+DEFACEMENT = ("al1", TamperKind.DEFACEMENT)
+
+
+def learned() -> CoreSim:
+    """AL and XK up; al1's page learned from three probes."""
+    sim = healthy({"AL": 3, "XK": 3})
+    for second in range(3):
+        sim.result("al1", http(portal(NEWS)), T0 + second)
+    assert DEFACEMENT in sim.world.baselines
+    sim.tick(T0 + 3)
+    return sim
+
+
+def deface(sim: CoreSim, at: float) -> list[object]:
+    return [*sim.result("al1", http(DEFACED, ok=False), at)]
+
+
+def test_a_deviation_is_confirmed_by_a_reprobe_then_raised() -> None:
+    sim = learned()
+    first = deface(sim, T0 + 10)
+    assert ProbeSoon("al1", ProbeKind.HTTP, T0 + 10 + SETTINGS.reprobe_delay_s) in first
+    assert not sim.world.signals and not any(isinstance(e, RecordSignal) for e in first)
+    second = deface(sim, T0 + 12)
+    (raised,) = [e for e in second if isinstance(e, RecordSignal)]
+    assert raised.cleared_by is None and raised.country == "AL"
+    signal = raised.signal
+    assert (signal.target, signal.kind, signal.raised_at) == ("al1", TamperKind.DEFACEMENT, T0 + 10)
+    assert signal.evidence["new_title"] == "HACKED BY Homeland Justice"
+    assert any(
+        isinstance(e, Log) and "tamper signal defacement on al1" in e.message for e in second
+    )
+    assert sim.world.signals[DEFACEMENT] == signal
+
+
+def test_a_deviation_the_reprobe_does_not_see_is_dropped() -> None:
+    sim = learned()
+    deface(sim, T0 + 10)
+    sim.result("al1", http(portal(NEWS)), T0 + 12)
+    deface(sim, T0 + 70)  # a new first sighting, not a confirmation
+    assert not sim.world.signals
+
+
+def test_a_signal_is_a_separate_axis_from_up_and_down() -> None:
+    """An attacker's page with the expected text kept (probe passes): the target stays up,
+    no incident opens, the signal is raised."""
+    sim = learned()
+    for at in (T0 + 10, T0 + 12):
+        sim.result("al1", http(DEFACED), at)
+    judged = sim.tick(T0 + 13)
+    assert DEFACEMENT in judged.world.signals
+    assert judged.world.reported["al1"] is TargetState.UP
+    assert not any(isinstance(e, RecordIncident | RecordTransition) for e in judged.effects)
+
+
+def test_a_raised_signal_stays_until_acknowledged_and_the_ack_adopts_what_is_served() -> None:
+    sim = learned()
+    deface(sim, T0 + 10)
+    deface(sim, T0 + 12)
+    # The page is restored: the signal stays (someone should look), the baseline is unmoved.
+    sim.result("al1", http(portal(NEWS)), T0 + 70)
+    assert DEFACEMENT in sim.world.signals
+    # Then the site is redesigned for real, and the operator accepts it.
+    redesign = portal(["Portali i ri", "Shërbime të reja"], extra="<p>Dizajn i ri</p>")
+    sim.result("al1", http(redesign.replace("e-Albania | Portali", "Ballina")), T0 + 130)
+    world, effects = step(
+        sim.world, Acknowledge("al1", "defacement", 7, "redesign", "ops"), T0 + 140
+    )
+    cleared = [e for e in effects if isinstance(e, RecordSignal)]
+    assert [(e.cleared_by, e.cleared_at, e.note) for e in cleared] == [
+        ("ack", T0 + 140, "redesign")
+    ]
+    assert AckDone(7, "cleared") in effects
+    assert any(isinstance(e, RecordBaseline) and e.baseline is not None for e in effects)
+    assert not world.signals
+    # What was acknowledged is the baseline: the redesigned page passes, the old one is news.
+    world, effects = step(world, _result("al1", http(redesign)), T0 + 200)
+    assert not any(isinstance(e, ProbeSoon) for e in effects)
+
+
+def _result(name: str, probe: object) -> object:
+    from monitor.core import Result
+
+    return Result(name, probe)  # type: ignore[arg-type]
+
+
+def test_acknowledging_nothing_relearns_and_unknown_targets_are_answered() -> None:
+    sim = learned()
+    world, effects = step(sim.world, Acknowledge("al1", "defacement", 1), T0 + 20)
+    assert DEFACEMENT not in world.baselines
+    assert RecordBaseline("al1", TamperKind.DEFACEMENT, None) in effects
+    assert AckDone(1, "relearning") in effects
+    _, effects = step(world, Acknowledge("nope", "defacement", 2), T0 + 21)
+    assert AckDone(2, "unknown target") in effects
+    _, effects = step(world, Acknowledge("al1", "made-up", 3), T0 + 22)
+    assert AckDone(3, "unknown kind") in effects
+
+
+def test_nothing_is_judged_while_the_monitor_is_impaired() -> None:
+    """A captive portal at the monitor's end would look like every site defaced."""
+    sim = learned()
+    sim.tick(T0 + 20, Tick(loop_lag_s=5.0))
+    assert not sim.world.vantage_up
+    effects = [*deface(sim, T0 + 21), *deface(sim, T0 + 23)]
+    assert not sim.world.signals and not sim.world.suspects
+    assert not any(isinstance(e, ProbeSoon | RecordSignal) for e in effects)
+
+
+def test_nothing_is_judged_under_maintenance() -> None:
+    window = MaintenanceWindow("redesign", T0 + 5, T0 + 3600, targets=frozenset({"al1"}))
+    sim = learned()
+    world = sim.world
+    reload = Reload(world.targets, world.canaries, world.settings, world.interval_s, (window,))
+    sim.world, _ = step(world, reload, T0 + 6)
+    sim.tick(T0 + 7)
+    assert sim.world.reported["al1"] is TargetState.MAINTENANCE
+    deface(sim, T0 + 10)
+    deface(sim, T0 + 12)
+    assert not sim.world.signals
+
+
+def test_a_target_removed_or_moved_loses_its_baseline_and_its_signal_clears() -> None:
+    sim = learned()
+    deface(sim, T0 + 10)
+    deface(sim, T0 + 12)
+    world = sim.world
+    moved = tuple(
+        replace(t, url="https://al1-new.test/") if t.name == "al1" else t for t in world.targets
+    )
+    reloaded, effects = step(
+        world, Reload(moved, world.canaries, world.settings, world.interval_s), T0 + 20
+    )
+    assert not reloaded.signals and DEFACEMENT not in reloaded.baselines
+    (cleared,) = [e for e in effects if isinstance(e, RecordSignal)]
+    assert cleared.cleared_by == "removed"
+    # Another change (a sector) keeps them.
+    resectored = tuple(replace(t, sector="tax") for t in world.targets)
+    kept, _ = step(
+        world, Reload(resectored, world.canaries, world.settings, world.interval_s), T0 + 20
+    )
+    assert DEFACEMENT in kept.signals and DEFACEMENT in kept.baselines
+
+
+def test_a_restart_restores_baselines_and_raised_signals() -> None:
+    sim = learned()
+    deface(sim, T0 + 10)
+    deface(sim, T0 + 12)
+    world = sim.world
+    restarted = initial_world(
+        world.targets,
+        CANARIES,
+        SETTINGS,
+        world.interval_s,
+        baselines=dict(world.baselines),
+        signals=world.signals.values(),
+    )
+    assert restarted.signals == world.signals and restarted.baselines == world.baselines
+    _ = result  # the shared helper keeps its import used by this module's readers
