@@ -15,6 +15,7 @@ from monitor.core import (
     RecordSignal,
     RecordTransition,
     Reload,
+    Result,
     Tick,
     initial_world,
     step,
@@ -103,14 +104,10 @@ def test_a_raised_signal_stays_until_acknowledged_and_the_ack_adopts_what_is_ser
     assert any(isinstance(e, RecordBaseline) and e.baseline is not None for e in effects)
     assert not world.signals
     # What was acknowledged is the baseline: the redesigned page passes, the old one is news.
-    world, effects = step(world, _result("al1", http(redesign)), T0 + 200)
+    world, effects = step(world, Result("al1", http(redesign)), T0 + 200)
     assert not any(isinstance(e, ProbeSoon) for e in effects)
-
-
-def _result(name: str, probe: object) -> object:
-    from monitor.core import Result
-
-    return Result(name, probe)  # type: ignore[arg-type]
+    world, effects = step(world, Result("al1", http(DEFACED)), T0 + 260)
+    assert any(isinstance(e, ProbeSoon) for e in effects)
 
 
 def test_acknowledging_nothing_relearns_and_unknown_targets_are_answered() -> None:
