@@ -559,3 +559,57 @@ async def test_descriptor_exhaustion_is_the_monitors_fault_not_the_targets(make_
 
     assert not result.ok and result.local_fault is LocalFault.RESOURCES, result
     assert healthy.ok and healthy.local_fault is None
+
+
+# --- what the tamper checks need (monitor.tamper) ---------------------------------------
+
+PAGE = "<html><head><title>e-Albania</title></head><body><h1>Portali qeveritar</h1></body></html>"
+HACKED = "<html><head><title>HACKED BY X</title></head><body>Hacked By X. Greetz.</body></html>"
+
+
+def pages_app() -> web.RouteTableDef:
+    routes = web.RouteTableDef()
+
+    @routes.get("/")
+    async def home(_request: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
+    @routes.get("/hacked")
+    async def hacked(_request: web.Request) -> web.Response:
+        return web.Response(text=HACKED, content_type="text/html")
+
+    @routes.get("/api")
+    async def api(_request: web.Request) -> web.Response:
+        return web.json_response({"title": "not a page"})
+
+    return routes
+
+
+async def test_fail_if_body_matches_fails_the_probe_on_a_phrase_in_any_case(make_probe_context):
+    async with aiohttp_app(pages_app()) as url, make_probe_context() as ctx:
+        clean = await timed_probe(ProbeTarget(url, fail_if_body_matches=("hacked by",)), ctx)
+        hacked = await timed_probe(
+            ProbeTarget(f"{url}hacked", fail_if_body_matches=("defaced", "hacked by")), ctx
+        )
+    assert clean.ok, clean.error
+    assert hacked.reason is Reason.HTTP_CONTENT and hacked.error == "body contains 'hacked by'"
+
+
+async def test_a_targets_page_is_fingerprinted_even_when_its_content_check_fails(
+    make_probe_context,
+):
+    async with aiohttp_app(pages_app()) as url, make_probe_context() as ctx:
+        page = await timed_probe(ProbeTarget(url, fingerprint_page=True), ctx)
+        hacked = await timed_probe(
+            ProbeTarget(f"{url}hacked", expect_text="Portali", fingerprint_page=True), ctx
+        )
+        json_api = await timed_probe(ProbeTarget(f"{url}api", fingerprint_page=True), ctx)
+        canary = await timed_probe(ProbeTarget(url), ctx)
+
+    seen = details_of(page).page
+    assert seen is not None and seen.title == "e-Albania" and seen.excerpt == "Portali qeveritar"
+    defaced = details_of(hacked).page
+    assert hacked.reason is Reason.HTTP_CONTENT
+    assert defaced is not None and "hacked by" in defaced.markers
+    assert details_of(json_api).page is None  # not a page a person reads
+    assert details_of(canary).page is None  # not asked for: canaries keep no fingerprint

@@ -95,6 +95,18 @@ def test_defaults_are_applied(tmp_path: Path) -> None:
     assert config.targets[0].line == 1 and config.targets[0].evidence == "seen"
 
 
+def test_tamper_keys_are_read(tmp_path: Path) -> None:
+    text = (
+        '[[target]]\nname = "a"\nurl = "https://a.al.test/"\ncountry = "AL"\nsector = "portal"\n'
+        'fail_if_body_matches = ["Hacked BY", "hacked by", "Defaced"]\ndefacement_similarity = 0.2\n'
+    )
+    (target,) = parse_config(text, tmp_path / "t.toml").targets
+    assert target.fail_if_body_matches == ("hacked by", "defaced")  # lower case, once each
+    assert target.defacement_similarity == 0.2
+    probe = target.probe_target
+    assert probe.fail_if_body_matches == ("hacked by", "defaced") and probe.fingerprint_page
+
+
 def test_maintenance_windows_are_read(tmp_path: Path) -> None:
     text = (
         '[[target]]\nname = "a"\nurl = "https://a.al.test/"\ncountry = "AL"\nsector = "portal"\n'
