@@ -5,6 +5,9 @@
 Feeds a healthy world one result per target (HTTP, then DNS) and a tick per second of
 simulated time, and reports the CPU microseconds per result event. The work per result must
 not grow with the number of targets: the figures for 1,000 and 10,000 targets should match.
+Results carry details as real ones do (a page fingerprint, the zone's name servers and
+DNSSEC), so the tamper judgements are counted; every tenth page has a news item rotated.
+The first rounds, while the tamper baselines are learned, are not timed: steady state is.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import time
 
 from monitor.core import Result, Tick, initial_world, step
 from monitor.settings import Canary, OutageSettings, Target
-from probes.results import ProbeKind, ProbeResult
+from monitor.tamper import DEFAULT_TAMPER
+from probes.results import ProbeKind
+from tests.probes.test_page import NEWS, portal
+from tests.unit.test_tamper import dns, http
 
 COUNTRIES = ("AL", "BA", "BG", "GR", "HR", "ME", "MK", "MD", "RO", "RS", "SI", "TR", "XK")
 
 
-def measure(count: int, rounds: int = 3) -> float:
+def measure(count: int, rounds: int = 3, warmup: int = DEFAULT_TAMPER.learn_probes) -> float:
     targets = tuple(
         Target(
             name=f"site{i}",
@@ -33,12 +39,19 @@ def measure(count: int, rounds: int = 3) -> float:
     world = initial_world(targets, canaries, OutageSettings(), 60.0)
     now = 1_800_000_000.0
     events = 0
+    pages = [http(portal(NEWS)), http(portal([*NEWS[1:], NEWS[0]]))]
+    answer = dns()
     started = time.process_time()
-    for _ in range(rounds):
+    for round_ in range(warmup + rounds):
+        if round_ == warmup:
+            started, events = time.process_time(), 0
         for kind in (ProbeKind.HTTP, ProbeKind.DNS):
             for name in [t.name for t in targets] + [c.name for c in canaries]:
                 now += 60.0 / count
-                result = ProbeResult(kind, True, None, 0.01, now - 0.01)
+                if kind is ProbeKind.DNS:
+                    result = answer
+                else:
+                    result = pages[1] if events % 10 == 0 else pages[0]
                 world, _ = step(world, Result(name, result), now)
                 events += 1
                 if events % 100 == 0:

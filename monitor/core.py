@@ -852,44 +852,45 @@ def _judge_tamper(
     if world.impaired or world.statuses[name].maintenance or result.local_fault is not None:
         return world
     similarity = world.by_name[name].defacement_similarity
+    # Local maps, one copy of the world at the end (and none for the same page again).
+    baselines, signals, suspects = world.baselines, world.signals, world.suspects
     for kind in KINDS_BY_PROBE[result.kind]:
         key = (name, kind)
-        before = world.baselines.get(key)
+        before = baselines.get(key)
         verdict = judge(kind, before, result, now, similarity=similarity, settings=world.tamper)
         if verdict is None:
             continue
-        raised = world.signals.get(key)
+        raised = signals.get(key)
         if raised is not None:
             # The baseline holds still while a signal is raised; an acknowledgement takes
             # the latest deviating observation.
             if verdict.deviation is not None:
-                moved = replace(raised, candidate=verdict.deviation.candidate)
-                world = replace(world, signals=world.signals.set(key, moved))
+                signals = signals.set(key, replace(raised, candidate=verdict.deviation.candidate))
             continue
         if verdict.baseline is not None and verdict.baseline is not before:
-            world = replace(world, baselines=world.baselines.set(key, verdict.baseline))
+            baselines = baselines.set(key, verdict.baseline)
             if verdict.save:
                 effects.append(RecordBaseline(name, kind, verdict.baseline))
         deviation = verdict.deviation
-        first_seen = world.suspects.get(key)
+        first_seen = suspects.get(key)
         if deviation is None:
             if first_seen is not None:
-                world = replace(world, suspects=world.suspects.delete(key))
+                suspects = suspects.delete(key)
             continue
         if first_seen is None:
             # Confirm it as a failure is confirmed: one quick re-probe must see it too.
-            world = replace(world, suspects=world.suspects.set(key, now))
+            suspects = suspects.set(key, now)
             effects.append(ProbeSoon(name, result.kind, now + world.settings.reprobe_delay_s))
             continue
         signal = Signal(
             name, kind, first_seen, deviation.summary, deviation.evidence, deviation.candidate
         )
-        world = replace(
-            world, signals=world.signals.set(key, signal), suspects=world.suspects.delete(key)
-        )
+        signals, suspects = signals.set(key, signal), suspects.delete(key)
         effects.append(RecordSignal(signal, world.by_name[name].country))
         effects.append(Log("warning", f"tamper signal {kind.value} on {name}: {signal.summary}"))
-    return world
+    if baselines is world.baselines and signals is world.signals and suspects is world.suspects:
+        return world
+    return replace(world, baselines=baselines, signals=signals, suspects=suspects)
 
 
 def _on_acknowledge(world: World, event: Acknowledge, now: float, effects: list[Effect]) -> World:

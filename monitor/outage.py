@@ -41,6 +41,12 @@ class HintKind(StrEnum):
 
 def address_prefix(address: str) -> str:
     """'192.0.2.7' -> '192.0.2.0/24'; '2001:db8:1:2::1' -> '2001:db8:1::/48'."""
+    # Dotted quads without ipaddress: it took 68 µs a call, on every DNS result (bench.core_step).
+    octets = address.split(".")
+    if len(octets) == 4 and all(
+        o.isdigit() and len(o) <= 3 and int(o) <= 255 and (o == "0" or o[0] != "0") for o in octets
+    ):
+        return f"{octets[0]}.{octets[1]}.{octets[2]}.0/{IPV4_PREFIX_LENGTH}"
     ip = ipaddress.ip_address(address)
     length = IPV4_PREFIX_LENGTH if ip.version == 4 else IPV6_PREFIX_LENGTH
     return str(ipaddress.ip_network(f"{ip}/{length}", strict=False))

@@ -290,6 +290,14 @@ def _judge_page(
         return None
     if baseline is None:
         return Verdict(_learn_page(page, now, samples=1, least=1.0, saved_at=now), save=True)
+    if (
+        baseline.samples >= settings.learn_probes
+        and page.sketch == baseline.sketch
+        and page.title == baseline.title
+        and page.markers == baseline.markers
+        and all(host in baseline.script_hosts for host in page.script_hosts)
+    ):
+        return Verdict(baseline)  # the same page again, the common case: nothing to do
     alike = text_similarity(_as_fingerprint(baseline), page)
     if baseline.samples < settings.learn_probes:
         samples = baseline.samples + 1
@@ -404,7 +412,9 @@ def _judge_zone(
     if streak >= settings.serial_split_probes:
         shown = ", ".join(f"{a} {s}" for a, s in sorted(serials.items()))
         reasons.append(f"name servers disagree on the SOA serial for {streak} probes ({shown})")
-    current = replace(baseline, serial_split=streak)
+    current = (
+        baseline if streak == baseline.serial_split else replace(baseline, serial_split=streak)
+    )
     if not reasons:
         return Verdict(current)
     evidence = {
