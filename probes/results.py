@@ -316,10 +316,20 @@ class ProbeResult:
             "duration_s": round(self.duration_s, 6),
             "started_at": self.started_at,
             "phases": {name: round(seconds, 6) for name, seconds in self.phases.items()},
-            "details": to_jsonable(self.details) if self.details is not None else {},
+            "details": _readable(to_jsonable(self.details)) if self.details is not None else {},
             "error": self.error,
             "local_fault": self.local_fault.value if self.local_fault else None,
         }
+
+
+def _readable(details: dict[str, Any]) -> dict[str, Any]:
+    """Details as people and tools read them: a page's fingerprint keeps its title, phrases
+    and size, not the sketch (64 hashes, ~600 bytes a row, only for comparing; the tamper
+    baseline in the history keeps it)."""
+    page = details.get("page")
+    if isinstance(page, dict):
+        details["page"] = {k: page[k] for k in ("title", "text_chars", "markers") if k in page}
+    return details
 
 
 def to_jsonable(value: Any) -> Any:

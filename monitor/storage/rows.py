@@ -117,15 +117,6 @@ def probe_row(record: ProbeRecord, vantage: str) -> tuple[Any, ...]:
     details: str | None = None
     if r.details is not None:
         try:
-            page = serialised["details"].get("page")
-            if page is not None:
-                # The sketch is for comparing (tamper_baselines keeps it), not for reading:
-                # ~600 bytes a row that no one would look at.
-                serialised["details"]["page"] = {
-                    "title": page["title"],
-                    "markers": page["markers"],
-                    "text_chars": page["text_chars"],
-                }
             details = dumps_plain(serialised["details"])
         except (TypeError, ValueError) as exc:
             # The columns still tell the story; losing the whole row would hide it.
