@@ -35,6 +35,7 @@ from dashboard.source import (
     INCIDENT_COLUMNS,
     MAINTENANCE,
     PHASE_COLUMNS,
+    SIGNAL_COLUMNS,
     SPARKLINE_COLUMNS,
     STATUS_COLUMNS,
     STRIP_COLUMNS,
@@ -74,6 +75,10 @@ OUTAGE_QUERY = (
 )
 OUTAGE_QUORUM = 0.5
 DAILY_QUERY = "max by (country) (avg_over_time(govwatch_country_availability_ratio[1d]))"
+# Raised tamper signals: one series per target and kind, raised if any vantage raised it
+# (each daemon keeps its own baselines). Only that: times, summaries and evidence live in
+# each daemon's history.
+TAMPER_QUERY = "max by (target, country, kind) (govwatch_tamper_signal == 1)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,3 +409,31 @@ class PrometheusSource:
         if not rows:
             return empty(DAILY_COLUMNS)
         return pd.DataFrame(rows, columns=DAILY_COLUMNS)
+
+    def tamper_signals(
+        self, target: str | None = None, cleared_since: datetime | None = None
+    ) -> pd.DataFrame:
+        """What govwatch_tamper_signal says is raised now (target, country, kind); no times,
+        summary or evidence, and nothing cleared (Prometheus does not keep them)."""
+        rows = [
+            {
+                "signal_id": f"{s.labels.get('kind', '')}:{s.labels.get('target', '')}",
+                "target": s.labels.get("target", ""),
+                "country": s.labels.get("country", "??"),
+                "kind": s.labels.get("kind", ""),
+                "raised_at": pd.NaT,
+                "cleared_at": pd.NaT,
+                "cleared_by": None,
+                "note": None,
+                "summary": "",
+                "evidence": {},
+            }
+            for s in instant(self, TAMPER_QUERY)
+            if target is None or s.labels.get("target") == target
+        ]
+        if not rows:
+            return empty(SIGNAL_COLUMNS)
+        frame = pd.DataFrame(rows, columns=SIGNAL_COLUMNS)
+        frame["raised_at"] = pd.to_datetime(frame["raised_at"], utc=True)
+        frame["cleared_at"] = pd.to_datetime(frame["cleared_at"], utc=True)
+        return frame.sort_values(["target", "kind"], ignore_index=True)

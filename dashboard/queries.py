@@ -44,6 +44,7 @@ from dashboard.source import (
     INCIDENT_COLUMNS,
     MAINTENANCE,
     PHASE_COLUMNS,
+    SIGNAL_COLUMNS,
     SPARKLINE_COLUMNS,
     STATUS_COLUMNS,
     STRIP_BUCKETS,
@@ -63,12 +64,16 @@ from dashboard.source import (
     utc_day,
 )
 from monitor.countries import country_name
-from monitor.storage import StorageError, open_history
+from monitor.storage import StorageError, StoredSignal, open_history, read_signals, schema_version
 from probes.results import certificate_name
 
 # The oldest schema (monitor/storage/schema.py) these queries understand: version 2 has the
 # reported state in target_status.state and the confirmed one in confirmed_state.
 MIN_SCHEMA_VERSION = 2
+# The first schema with the tamper_signals table (monitor/storage/schema.py, migration 3).
+TAMPER_SCHEMA_VERSION = 3
+# At most this many signals per read: a page shows a handful; a flood is counted, not listed.
+SIGNAL_LIMIT = 1000
 # The newest TLS / DNS fact is looked for this far back (bounds the index scan per target).
 FACT_LOOKBACK = timedelta(days=2)
 
@@ -281,6 +286,23 @@ class SqliteSource:
                 rows.extend((probe, name, value) for name, value in fields)
         return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
 
+    def tamper_signals(
+        self, target: str | None = None, cleared_since: datetime | None = None
+    ) -> pd.DataFrame:
+        """Raised tamper signals (and those cleared since `cleared_since`), newest first,
+        through monitor.storage's read_signals; empty for a history older than them."""
+        with self.connect() as conn:
+            if schema_version(conn) < TAMPER_SCHEMA_VERSION:
+                return empty(SIGNAL_COLUMNS)
+            signals = read_signals(
+                conn,
+                raised_only=cleared_since is None,
+                target=target,
+                since=None if cleared_since is None else _epoch(cleared_since),
+                limit=SIGNAL_LIMIT,
+            )
+        return signal_frame(signals)
+
     def daily_availability(self, since: datetime, now: datetime) -> pd.DataFrame:
         """Per UTC day and country: share of target-time up among known time (DAILY_COLUMNS).
 
@@ -428,6 +450,33 @@ _INCIDENT_SQL = """
 
 # Most serious scope first in lists.
 SCOPE_ORDER = {"vantage": 0, "region": 1, "country": 2, "target": 3}
+
+
+def signal_frame(signals: Sequence[StoredSignal]) -> pd.DataFrame:
+    """StoredSignals as a SIGNAL_COLUMNS frame, times as UTC Timestamps."""
+    if not signals:
+        return empty(SIGNAL_COLUMNS)
+    frame = pd.DataFrame(
+        [
+            {
+                "signal_id": s.id,
+                "target": s.target,
+                "country": s.country,
+                "kind": s.kind,
+                "raised_at": s.raised_at,
+                "cleared_at": s.cleared_at,
+                "cleared_by": s.cleared_by,
+                "note": s.note,
+                "summary": s.summary,
+                "evidence": dict(s.evidence),
+            }
+            for s in signals
+        ],
+        columns=SIGNAL_COLUMNS,
+    )
+    frame["raised_at"] = to_time(frame["raised_at"])
+    frame["cleared_at"] = to_time(frame["cleared_at"])
+    return frame
 
 
 def describe_hint(hint_json: object, text: object) -> str | None:

@@ -66,6 +66,22 @@ STRIP_BUCKETS = 24
 FAILURE_COLUMNS = ["time", "probe", "reason", "error"]
 DETAIL_COLUMNS = ["probe", "field", "value"]
 DAILY_COLUMNS = ["day", "country", "availability"]
+# Tamper signals (README, "Tamper signals"), newest first. `evidence` is a dict per kind
+# (monitor.tamper); every string in it, the summary and the note came from the network or an
+# operator and is shown as text only. Prometheus knows only which are raised: no times, no
+# summary, empty evidence.
+SIGNAL_COLUMNS = [
+    "signal_id",
+    "target",
+    "country",
+    "kind",
+    "raised_at",
+    "cleared_at",
+    "cleared_by",
+    "note",
+    "summary",
+    "evidence",
+]
 
 UP, DOWN, UNKNOWN = "up", "down", "unknown"
 # A target inside a maintenance window (the daemon's [[maintenance]]): expected to fail,
@@ -149,6 +165,14 @@ class Source(Protocol):
     def daily_availability(self, since: datetime, now: datetime) -> pd.DataFrame:
         """Per UTC day from `since`'s to `now`'s and country: availability (DAILY_COLUMNS),
         NaN for a day with nothing known ("no data"), never 0."""
+        ...
+
+    def tamper_signals(
+        self, target: str | None = None, cleared_since: datetime | None = None
+    ) -> pd.DataFrame:
+        """Raised tamper signals, of one target or all, newest first (SIGNAL_COLUMNS); with
+        `cleared_since`, also those cleared since then. Empty where the history predates
+        tamper signals."""
         ...
 
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import altair as alt
@@ -35,6 +36,8 @@ from monitor.countries import country_name
 from monitor.storage import DEFAULT_DB_PATH
 
 OPTIONS_KEY = "govwatch_options"
+# The target page, for links from other pages (dashboard/app.py registers it).
+TARGET_PAGE = Path(__file__).resolve().parent / "views" / "target.py"
 DEFAULT_DB = str(DEFAULT_DB_PATH)
 
 # Current state changes every probe interval; history is expensive and changes slowly.
@@ -159,6 +162,22 @@ def daily_availability(source: Source, since: datetime, now: datetime) -> pd.Dat
     return source.daily_availability(since, now)
 
 
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def tamper_signals(
+    source: Source, target: str | None = None, cleared_since: datetime | None = None
+) -> pd.DataFrame:
+    return source.tamper_signals(target, cleared_since)
+
+
+def raised_signal_count(source: Source) -> int:
+    """How many tamper signals are raised; 0 when the source cannot say (the page's own
+    reads report that), so a tamper read never hides the outage picture."""
+    try:
+        return len(tamper_signals(source))
+    except SourceError:
+        return 0
+
+
 # --- words shared by the pages --------------------------------------------------------------
 
 MONITOR_OFFLINE_REASON = "monitor offline"
@@ -254,7 +273,19 @@ def page_title(options: DashboardOptions, now: datetime) -> str:
     except SourceError:
         return APP_NAME  # the page itself says why it cannot read the data
     outages = queries.outage_facts(status, incidents)
-    return tab_title(vantage, outages, now, timedelta(seconds=options.stale_after_s))
+    title = tab_title(vantage, outages, now, timedelta(seconds=options.stale_after_s))
+    return with_tamper(title, raised_signal_count(options.source))
+
+
+TAMPER_TAB_TITLE = "TAMPER SIGNALS: {count} — " + APP_NAME
+
+
+def with_tamper(title: str, raised: int) -> str:
+    """The tab title, naming raised tamper signals when nothing louder does. Never as an
+    outage: a changed site is up, and signals are a separate axis from up and down."""
+    if raised and title == APP_NAME:
+        return TAMPER_TAB_TITLE.format(count=raised)
+    return title
 
 
 def refresh_due(last_full_run_s: float | None, now_s: float, every_s: float) -> bool:
@@ -325,6 +356,20 @@ div[class*="st-key-region_outage"] p { font-size: 1.6rem; font-weight: 600; line
 </style>
 """
 REGION_OUTAGE_HEADING = "REGION OUTAGE — the whole region, not one country"
+
+# Tamper signals: orange, apart from the red of down and the green of up (a changed site is
+# neither), in a block of their own.
+TAMPER_CSS = """
+<style>
+div[class*="st-key-tamper_count"] {
+    background: #e65100; border-radius: 0.5rem; padding: 0.6rem 1.2rem;
+}
+div[class*="st-key-tamper_count"] * { color: #ffffff !important; }
+div[class*="st-key-tamper_count"] p { font-size: 1.3rem; font-weight: 700; }
+div[class*="st-key-tamper_signal_"] { border-left: 6px solid #e65100; padding-left: 1rem; }
+</style>
+"""
+TAMPER_ICON = ":material/gpp_maybe:"
 
 _BANNER_ICONS = {
     Severity.OFFLINE: ":material/cloud_off:",

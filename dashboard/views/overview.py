@@ -1,4 +1,5 @@
-"""Overview: the region at a glance — banners, the tile map, the counts, what is down now.
+"""Overview: the region at a glance — banners, the tile map, the counts, what is down now,
+and the raised tamper signals (orange: up, but no longer itself; never an outage).
 
 With `?wall=1` in the URL it is condensed for a wall screen: no menu, no tables, big tiles.
 Like every page it re-runs every `--refresh` seconds (dashboard/app.py), updating in place.
@@ -6,7 +7,7 @@ Like every page it re-runs every `--refresh` seconds (dashboard/app.py), updatin
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
@@ -20,6 +21,8 @@ TILE_PX = 112
 WALL_TILE_PX = 136  # ?wall=1: six rows of tiles under the banner on a 1080-line screen
 ROW_PX = 35  # a table's row height
 WALL_DOWN_ROWS = 12  # ?wall=1: services listed beside the map; more are counted
+TAMPER_LISTED = 10  # raised tamper signals listed; more are counted
+SUMMARY_CHARS = 160  # a signal's summary in the list, cut here (the target page has it all)
 
 options = ui.options()
 wall = ui.wall_mode()
@@ -63,6 +66,7 @@ def live_overview() -> None:
         cells[5].metric("Newest data", f"{age} ago")
     else:
         cells[5].metric("Newest data", "none")
+    tamper_overview(now)
 
     tile_map = tiles.tile_chart(
         tiles.tile_frame(summary, outage_countries), tile_px=WALL_TILE_PX if wall else TILE_PX
@@ -141,6 +145,48 @@ def live_overview() -> None:
                 "since": st.column_config.DatetimeColumn(format="D MMM HH:mm"),
             },
         )
+
+
+def tamper_overview(now: datetime) -> None:
+    """How many tamper signals are raised, in an orange block of its own, and at the desk
+    each one (country, target, kind, when, what changed) linking to its target's page,
+    where the evidence and the Acknowledge button are."""
+    try:
+        signals = ui.tamper_signals(options.source)
+    except SourceError as exc:
+        st.warning(as_text(f"Cannot read the tamper signals — {exc}"), icon=ui.TAMPER_ICON)
+        return
+    if signals.empty:
+        st.caption("Tamper signals: 0")
+        return
+    st.markdown(ui.TAMPER_CSS, unsafe_allow_html=True)
+    with st.container(key="tamper_count"):
+        st.markdown(
+            f"{ui.TAMPER_ICON} Tamper signals: {len(signals)} — up, but no longer"
+            " looking like themselves"
+        )
+    if wall:
+        return
+    for row in signals.head(TAMPER_LISTED).itertuples(index=False):
+        raised = (
+            ""
+            if pd.isna(row.raised_at)
+            else f" · raised {format_clock(row.raised_at.to_pydatetime(), now)}"
+        )
+        summary = str(row.summary or "")
+        if len(summary) > SUMMARY_CHARS:
+            summary = summary[: SUMMARY_CHARS - 1] + "…"
+        st.page_link(
+            ui.TARGET_PAGE,
+            label=as_text(
+                f"{row.country or '??'} · {row.target} · {row.kind}{raised}"
+                + (f" — {summary}" if summary else "")
+            ),
+            icon=ui.TAMPER_ICON,
+            query_params={"target": str(row.target)},
+        )
+    if len(signals) > TAMPER_LISTED:
+        st.caption(f"… and {len(signals) - TAMPER_LISTED} more")
 
 
 def wall_down_list(status: pd.DataFrame) -> None:

@@ -15,6 +15,11 @@ Scenarios (all relative to `now`, so banners and durations are live):
 - "unseen": "normal", but Kosovo's targets were never observed (just configured): unknown,
   with no transitions and no probe results, so Kosovo has no availability at all.
 
+Tamper signals (`seed_tamper`): a small history of four up targets, three with raised
+signals of every kind (full evidence, as monitor.tamper writes it), acknowledged ones
+cleared 3 and 40 days ago, and one target with none; every string in the signals can be
+made hostile markup instead.
+
 Like the daemon, the seed stores the one reported state: transitions and
 target_status.state are what the API reports; target_status.confirmed_state (from
 the StatusRow's TargetStatus) is what a restart restores.
@@ -23,15 +28,24 @@ the StatusRow's TargetStatus) is what a restart restores.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
 from monitor.outage import HintKind, Incident, InfraHint, Scope
 from monitor.settings import Canary, Target
 from monitor.state import TargetState, TargetStatus, Transition
-from monitor.storage import HistoryWriter, StatusRow
+from monitor.storage import HistoryWriter, SignalRecord, StatusRow
+from monitor.tamper import (
+    Baseline,
+    CertBaseline,
+    DnssecBaseline,
+    PageBaseline,
+    Signal,
+    TamperKind,
+    ZoneBaseline,
+)
 from probes.results import (
     CertificateReport,
     CertificateSummary,
@@ -268,6 +282,7 @@ class Seed:
     transitions: list[Transition]  # of the reported state
     incidents: list[Incident]
     rows: list[StatusRow]  # target_status: reported state, and the confirmed TargetStatus
+    signals: list[SignalRecord] = field(default_factory=list)  # tamper signals, as written
 
 
 def build(scenario: str, now: float) -> Seed:
@@ -390,6 +405,8 @@ async def write(path: Path, seed: Seed, now: float) -> None:
             writer.add_transition(transition)
         for incident in seed.incidents:
             writer.add_incident(incident)
+        for signal in seed.signals:
+            writer.add_signal(signal)
         writer.put_status(seed.rows)
         if not await writer.flush():
             raise RuntimeError(f"seeding {path} failed: {writer.stats.last_error}")
@@ -485,6 +502,177 @@ def build_hostile(now: float, markup: str) -> Seed:
 
 def seed_hostile(path: Path, now: float, markup: str) -> Seed:
     seed = build_hostile(now, markup)
+    asyncio.run(write(path, seed, now))
+    return seed
+
+
+# --- tamper signals -------------------------------------------------------------------------
+
+DEFACED_TARGET = "e-albania.al.test"
+CERT_TARGET = "gov.me.test"
+ZONE_TARGET = "mfa.al.test"  # dns_change and dnssec_downgrade raised together
+UNTOUCHED_TARGET = "tatime.al.test"  # no signal ever
+DEFACED_AGE_S = 25 * 60
+RECENT_ACK_AGE_S = 3 * DAY  # a dns_change of the defaced target, acknowledged
+OLD_ACK_AGE_S = 40 * DAY  # a cert_change of it, acknowledged: outside the 30-day list
+ACK_NOTE = "ticket 4711: moved to the new DNS provider"
+
+# What monitor.tamper's judges write, per kind (its _judge_* functions).
+EVIDENCE: Mapping[TamperKind, Mapping[str, object]] = {
+    TamperKind.DEFACEMENT: {
+        "url": f"https://{DEFACED_TARGET}/",
+        "status_code": 200,
+        "old_title": "e-Albania | Portali qeveritar",
+        "new_title": "HACKED BY GHOST",
+        "similarity": 0.03,
+        "threshold": 0.3,
+        "old_excerpt": "Mirë se vini në portalin e shërbimeve qeveritare",
+        "new_excerpt": "Hacked by Ghost. Greetz to all the crew",
+        "new_markers": ["hacked by", "greetz"],
+        "new_script_hosts": ["evil.example"],
+        "old_text_chars": 5210,
+        "new_text_chars": 48,
+    },
+    TamperKind.DNS_CHANGE: {
+        "zone": ZONE_TARGET,
+        "old_nameservers": ["ns11.akshi.gov.al", "ns12.akshi.gov.al"],
+        "new_nameservers": ["ns1.parked.example", "ns2.parked.example"],
+        "addresses": ["203.0.113.7"],
+        "known_prefixes": ["192.0.2.0/24"],
+        "new_prefixes": ["203.0.113.0/24"],
+        "serials": {"192.0.2.53": 2026112801, "198.51.100.53": 2026112901},
+        "serial_split_probes": 3,
+    },
+    TamperKind.DNSSEC_DOWNGRADE: {
+        "zone": ZONE_TARGET,
+        "old_status": "secure",
+        "new_status": "insecure",
+        "signed": False,
+        "error": None,
+    },
+    TamperKind.CERT_CHANGE: {
+        "host": CERT_TARGET,
+        "old_issuer": "Let's Encrypt",
+        "new_issuer": "Shady CA",
+        "new_issuer_dn": "CN=Shady Issuing CA,O=Shady CA",
+        "old_keys": ["9f86d081884c7d65"],
+        "new_key": "60303ae22b998861",
+        "old_not_after": 1_800_000_000.0,
+        "old_days_left": 61.5,
+        "new_not_after": 1_830_000_000.0,
+        "new_subject": f"CN={CERT_TARGET}",
+        "new_names": [CERT_TARGET],
+        "covers_host": True,
+        "renewal_window_days": 30.0,
+    },
+}
+SUMMARIES: Mapping[TamperKind, str] = {
+    TamperKind.DEFACEMENT: (
+        "text 3% like before (fires below 30%); title 'e-Albania | Portali qeveritar' became "
+        "'HACKED BY GHOST'; defacement phrase 'hacked by', 'greetz'"
+    ),
+    TamperKind.DNS_CHANGE: (
+        "name servers ns11.akshi.gov.al, ns12.akshi.gov.al became ns1.parked.example, "
+        "ns2.parked.example"
+    ),
+    TamperKind.DNSSEC_DOWNGRADE: f"zone {ZONE_TARGET} was signed and validated; now unsigned",
+    TamperKind.CERT_CHANGE: "issued by 'Shady CA', was \"Let's Encrypt\"",
+}
+
+
+def _candidate(kind: TamperKind, at: float) -> Baseline:
+    """What an acknowledgement would adopt (the dashboard never reads it)."""
+    if kind is TamperKind.DEFACEMENT:
+        return PageBaseline(
+            "HACKED BY GHOST", (1, 2, 3), 48, (), ("hacked by",), "", 3, 1.0, at, at
+        )
+    if kind is TamperKind.DNS_CHANGE:
+        return ZoneBaseline(("ns1.parked.example",), ("203.0.113.0/24",), 3, 0, at)
+    if kind is TamperKind.DNSSEC_DOWNGRADE:
+        return DnssecBaseline(False, at)
+    return CertBaseline("Shady CA", "CN=Shady Issuing CA", ("60303ae22b998861",), at, True, at)
+
+
+def poisoned(value: object, markup: str) -> object:
+    """`value` with every string in it (keys too) replaced by `markup`."""
+    if isinstance(value, str):
+        return markup
+    if isinstance(value, list):
+        return [poisoned(item, markup) for item in value]
+    if isinstance(value, Mapping):
+        return {f"{markup} {i}": poisoned(v, markup) for i, v in enumerate(value.values())}
+    return value
+
+
+def tamper_record(
+    target: str,
+    country: str,
+    kind: TamperKind,
+    raised_at: float,
+    *,
+    cleared_at: float | None = None,
+    note: str | None = None,
+    markup: str | None = None,
+) -> SignalRecord:
+    """A signal as the daemon records it: raised, or cleared by an acknowledgement."""
+    evidence = dict(EVIDENCE[kind])
+    summary = SUMMARIES[kind]
+    if markup is not None:
+        evidence = {k: poisoned(v, markup) for k, v in evidence.items()}
+        summary = markup
+        note = None if note is None else markup
+    signal = Signal(target, kind, raised_at, summary, evidence, _candidate(kind, raised_at))
+    return SignalRecord(
+        signal,
+        country,
+        cleared_at=cleared_at,
+        cleared_by=None if cleared_at is None else "ack",
+        note=note,
+    )
+
+
+def build_tamper(now: float, markup: str | None = None) -> Seed:
+    """Four targets up for a day; signals of every kind raised on three of them."""
+    countries = {DEFACED_TARGET: "AL", CERT_TARGET: "ME", ZONE_TARGET: "AL", UNTOUCHED_TARGET: "AL"}
+    targets = [
+        Target(name=name, url=f"https://{name}/", country=country, sector="portal")
+        for name, country in countries.items()
+    ]
+    first_seen = now - 45 * DAY
+    transitions = [Transition(t.name, UNKNOWN, UP, first_seen, None) for t in targets]
+    rows = [StatusRow(TargetStatus(t.name, UP, first_seen, None), UP, None) for t in targets]
+    for canary in CANARIES:
+        rows.append(StatusRow(TargetStatus(canary.name, UP, first_seen, None), UP, None))
+    raised = now - DEFACED_AGE_S
+    signals = [
+        tamper_record(DEFACED_TARGET, "AL", TamperKind.DEFACEMENT, raised, markup=markup),
+        tamper_record(CERT_TARGET, "ME", TamperKind.CERT_CHANGE, raised - 3600, markup=markup),
+        tamper_record(ZONE_TARGET, "AL", TamperKind.DNS_CHANGE, raised - 7200, markup=markup),
+        tamper_record(ZONE_TARGET, "AL", TamperKind.DNSSEC_DOWNGRADE, raised - 7300, markup=markup),
+        tamper_record(
+            DEFACED_TARGET,
+            "AL",
+            TamperKind.DNS_CHANGE,
+            now - RECENT_ACK_AGE_S - 3600,
+            cleared_at=now - RECENT_ACK_AGE_S,
+            note=ACK_NOTE,
+            markup=markup,
+        ),
+        tamper_record(
+            DEFACED_TARGET,
+            "AL",
+            TamperKind.CERT_CHANGE,
+            now - OLD_ACK_AGE_S - 3600,
+            cleared_at=now - OLD_ACK_AGE_S,
+            note="renewed early",
+            markup=markup,
+        ),
+    ]
+    return Seed(targets, [], transitions, [], rows, signals)
+
+
+def seed_tamper(path: Path, now: float, markup: str | None = None) -> Seed:
+    seed = build_tamper(now, markup)
     asyncio.run(write(path, seed, now))
     return seed
 

@@ -1,5 +1,5 @@
 """What the dashboard may import: monitor.storage's readers and the I/O-free vocabulary
-(probes.results, probes.settings), never a probe, the scheduler or the daemon."""
+(probes.results, probes.settings, probes.page), never a probe, the scheduler or the daemon."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 DASHBOARD = ("dashboard.source", "dashboard.queries", "dashboard.prom", "dashboard.ui")
-ALLOWED_PROBES = {"probes", "probes.results", "probes.settings"}
+# probes.page (the page fingerprint: html, re and zlib, no I/O) comes with monitor.storage,
+# whose writer stores tamper baselines through monitor.tamper.
+ALLOWED_PROBES = {"probes", "probes.results", "probes.settings", "probes.page"}
 FORBIDDEN = ("monitor.scheduler", "monitor.daemon", "monitor.config", "aiohttp", "dns", "OpenSSL")
 
 
