@@ -177,6 +177,12 @@ def cmd_ack(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from monitor.report.command import run_report
+
+    return run_report(args.db, args.start, args.end, args.country, args.format, args.out)
+
+
 def _add_targets_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "targets",
@@ -362,6 +368,52 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for the daemon to apply it (default: 10)",
     )
     ack.set_defaults(handler=cmd_ack)
+
+    report = commands.add_parser(
+        "report",
+        help="availability report for a period: per country, sector and target",
+        description="Availability (time-weighted, the monitor's blind time and maintenance "
+        "windows left out and stated), incidents, outages, posture and tamper signals "
+        "from the history, as Markdown, CSV, JSON or HTML. Exit 0, or 2 with one line for "
+        "a bad date, an unknown country or an unusable database.",
+    )
+    report.add_argument(
+        "--from",
+        dest="start",
+        metavar="DATE",
+        help="start: YYYY-MM-DD (UTC midnight) or ISO 8601 (UTC when no offset); "
+        "default: 30 days before --to",
+    )
+    report.add_argument(
+        "--to",
+        dest="end",
+        metavar="DATE",
+        help="end: YYYY-MM-DD (that whole day included) or ISO 8601; default: now",
+    )
+    report.add_argument(
+        "--country",
+        action="append",
+        default=[],
+        metavar="CC",
+        help="only this country (repeatable; default: every country)",
+    )
+    report.add_argument(
+        "--format",
+        choices=("md", "csv", "json", "html"),
+        default="md",
+        help="md (default), csv (one row per target), json (the stable form) or html "
+        "(self-contained, charts inline)",
+    )
+    report.add_argument(
+        "--out", metavar="FILE", help="write the report to FILE (default, or -: stdout)"
+    )
+    report.add_argument(
+        "--db",
+        type=Path,
+        default=DEFAULT_DB_PATH,
+        help=f"the daemon's history database, opened read-only (default: {DEFAULT_DB_PATH})",
+    )
+    report.set_defaults(handler=cmd_report)
 
     add_simulate_command(commands)
 
