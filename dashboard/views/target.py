@@ -136,7 +136,8 @@ def tamper_section(target: str) -> None:
             if signal.summary:
                 st.markdown(as_text(signal.summary))
             for label, text in tamper.evidence_lines(kind, signal.evidence):
-                st.markdown(f"**{label}:** {as_text(text)}")
+                # The label too: for a kind this dashboard does not know it is the JSON key.
+                st.markdown(f"**{as_text(label)}:** {as_text(text)}")
             if history is not None:
                 acknowledge_form(history, target, kind, f"ack_{key}")
     if not cleared.empty:

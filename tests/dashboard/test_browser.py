@@ -27,7 +27,13 @@ from tests.dashboard.browser import (
     wait_for_overview,
 )
 from tests.dashboard.conftest import Seeded
-from tests.dashboard.seed import counts_by_country, hostile_markup, seed_hostile
+from tests.dashboard.seed import (
+    DEFACED_TARGET,
+    counts_by_country,
+    hostile_markup,
+    seed_hostile,
+    seed_tamper,
+)
 
 pytestmark = pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
 
@@ -168,5 +174,55 @@ def test_strings_from_the_network_are_text_never_markup(browser: Any, tmp_path: 
             )  # the failures table and the TLS, DNS and HTTP details: the page is drawn
             caption = browser.find_element(By.CSS_SELECTOR, '[data-testid="stCaptionContainer"]')
             assert text_of(caption) == f"Albania · {target.sector} · {target.url}"
+            assert urls_to(browser, origin) == []
+        assert requests == []
+
+
+@pytest.mark.timeout(120)
+def test_tamper_signals_link_to_their_evidence_shown_as_text(browser: Any, tmp_path: Path) -> None:
+    """The overview's orange count and its links, followed in a real browser to the target
+    page, where the evidence a defacer wrote (title, excerpts, script hosts) and the summary
+    are markup pointing at a loopback server: nothing is fetched, nothing becomes a link."""
+    with pixel_server() as (port, requests):
+        origin = f"127.0.0.1:{port}"
+        markup = hostile_markup(f"http://{origin}")
+        db = tmp_path / "tamper.sqlite3"
+        seed_tamper(db, time.time(), markup)
+        with served_dashboard(db, tmp_path / "streamlit.log") as url:
+            browser.get(url)
+            count = WebDriverWait(browser, 30, poll_frequency=0.2).until(
+                lambda d: next(
+                    iter(d.find_elements(By.CSS_SELECTOR, '[class*="st-key-tamper_count"]')), None
+                )
+            )
+            assert count.is_displayed() and "Tamper signals: 4" in text_of(count)
+            first = WebDriverWait(browser, 30, poll_frequency=0.2).until(
+                lambda d: next(
+                    (
+                        link
+                        for link in d.find_elements(
+                            By.CSS_SELECTOR, '[data-testid="stPageLink-NavLink"]'
+                        )
+                        if DEFACED_TARGET in text_of(link)
+                    ),
+                    None,
+                )
+            )
+            assert text_of(first).endswith(f" — {markup}")
+            assert urls_to(browser, origin) == []
+
+            first.click()
+            title = WebDriverWait(browser, 30, poll_frequency=0.2).until(
+                lambda d: next(
+                    (
+                        p
+                        for p in d.find_elements(By.CSS_SELECTOR, '[data-testid="stMarkdown"]')
+                        if text_of(p).startswith("title:")
+                    ),
+                    None,
+                )
+            )
+            assert text_of(title) == f"title: “{markup}” → “{markup}”"
+            assert browser.current_url.endswith(f"target?target={DEFACED_TARGET}")
             assert urls_to(browser, origin) == []
         assert requests == []

@@ -37,8 +37,10 @@ from tests.dashboard.seed import (
 from tests.dashboard.test_app import run_app
 
 TARGET_PAGE = "views/target.py"
-EVIDENCE_LINE = re.compile(r"\*\*(?P<label>[^*]+):\*\* (?P<text>.*)", re.S)
-SIGNAL_TITLE = re.compile(r"\*\*(?P<title>[^*]+)\*\*(?P<raised>.*)", re.S)
+# Bold as the page writes it: "**label:** text" for evidence, "**title** — raised …" for a
+# signal; inside the bold, any character but an unescaped star.
+EVIDENCE_LINE = re.compile(r"\*\*(?P<label>(?:\\.|[^*\\])+):\*\* (?P<text>.*)", re.S)
+SIGNAL_TITLE = re.compile(r"\*\*(?P<title>(?:\\.|[^*\\])+)\*\*(?P<raised>.*)", re.S)
 MARKUP = hostile_markup("http://127.0.0.1:9")
 RAW_FRAGMENTS = [
     re.compile(r"(?<!\\)" + re.escape(fragment))
@@ -60,7 +62,7 @@ def evidence(app: AppTest) -> dict[str, str]:
     for element in app.markdown:
         found = EVIDENCE_LINE.fullmatch(element.value)
         if found:
-            lines[found["label"]] = shown(found["text"])
+            lines[shown(found["label"])] = shown(found["text"])
     return lines
 
 
