@@ -1,6 +1,5 @@
 """Time-weighted availability from the state transitions, shared by every reader of the
-history: `govwatch report` (monitor.report) and, once it imports it, the dashboard
-(dashboard/queries.py holds the same three functions today; replace them with imports).
+history: the dashboard (dashboard/queries.py) and `govwatch report` (monitor.report).
 
 Pure: frames and intervals in, frames out; no SQL, no clock. Times are epoch seconds.
 
