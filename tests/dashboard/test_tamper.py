@@ -11,9 +11,12 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd  # type: ignore[import-untyped]
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -311,3 +314,42 @@ def test_with_prometheus_the_metric_is_shown_without_evidence_or_button(history:
         mine = source.tamper_signals(DEFACED_TARGET)
         assert list(mine["kind"]) == ["defacement"] and mine["raised_at"].isna().all()
         assert list(mine["evidence"]) == [{}]
+
+
+@dataclass(frozen=True)
+class MetricsOnlySignals:
+    """The tamper history as a metrics source sees it (what PrometheusSource.tamper_signals
+    returns: raised ones, no time, summary or evidence), everything else from SQLite; not a
+    SqliteSource, so the page has no history to queue an acknowledgement in."""
+
+    history: queries.SqliteSource
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.history, name)
+
+    def tamper_signals(
+        self, target: str | None = None, cleared_since: datetime | None = None
+    ) -> pd.DataFrame:
+        raised = self.history.tamper_signals(target)
+        return raised.assign(
+            raised_at=pd.NaT, summary="", note=None, evidence=[{} for _ in range(len(raised))]
+        )
+
+
+def test_a_target_page_without_the_history_shows_the_signal_without_evidence_or_button(
+    history: Seeded,
+) -> None:
+    source = MetricsOnlySignals(history.source)
+    app = run_app(source, TARGET_PAGE, {"target": ZONE_TARGET})
+    assert app.subheader[0].value == f"{ui.TAMPER_ICON} Tamper signals: 2 raised"
+    assert any("Prometheus says only that these are raised" in c.value for c in app.caption)
+    assert not evidence(app) and not app.button
+
+
+@pytest.mark.parametrize("page", [None, TARGET_PAGE])
+def test_no_tamper_cell_shows_a_raw_none_or_nan(history: Seeded, page: str | None) -> None:
+    app = run_app(history.source, page, {"target": DEFACED_TARGET} if page else None)
+    for table in app.dataframe:
+        assert table.proto.placeholder == ui.MISSING
+        words = {str(v) for v in table.value.to_numpy().ravel() if isinstance(v, str)}
+        assert not words & {"None", "nan", "NaN", "NaT", "none"}
