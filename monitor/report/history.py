@@ -11,7 +11,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from monitor.storage import read_signals, schema_version
+from monitor.storage import StoredSignal, read_signals, schema_version
 
 # The first schema with the tamper_signals table (monitor/storage/schema.py, migration 3).
 TAMPER_SCHEMA_VERSION = 3
@@ -68,18 +68,6 @@ class ProbeFacts:
 
 
 @dataclass(frozen=True, slots=True)
-class SignalRow:
-    id: str
-    target: str
-    kind: str
-    country: str | None
-    raised_at: float
-    cleared_at: float | None
-    cleared_by: str | None
-    summary: str
-
-
-@dataclass(frozen=True, slots=True)
 class HistoryRows:
     """Everything a report is computed from, for the period [start, end]."""
 
@@ -90,7 +78,7 @@ class HistoryRows:
     next_transitions: tuple[TransitionRow, ...]
     incidents: tuple[IncidentRow, ...]  # overlapping the period, every scope
     facts: tuple[ProbeFacts, ...]
-    signals: tuple[SignalRow, ...]  # raised at or before end, not cleared before start
+    signals: tuple[StoredSignal, ...]  # raised at or before end, not cleared before start
 
 
 def read_history(conn: sqlite3.Connection, start: float, end: float) -> HistoryRows:
@@ -141,22 +129,10 @@ def read_history(conn: sqlite3.Connection, start: float, end: float) -> HistoryR
         )
     )
     facts = tuple(_probe_facts(conn, target.name, end) for target in targets)
-    signals: tuple[SignalRow, ...] = ()
+    signals: tuple[StoredSignal, ...] = ()
     if schema_version(conn) >= TAMPER_SCHEMA_VERSION:
-        signals = tuple(
-            SignalRow(
-                s.id,
-                s.target,
-                s.kind,
-                s.country,
-                s.raised_at,
-                s.cleared_at,
-                s.cleared_by,
-                s.summary,
-            )
-            for s in read_signals(conn, since=start, limit=SIGNAL_LIMIT)
-            if s.raised_at <= end
-        )
+        found = read_signals(conn, since=start, limit=SIGNAL_LIMIT)
+        signals = tuple(s for s in found if s.raised_at <= end)
     return HistoryRows(
         vantage=meta.get("vantage", ""),
         targets=targets,

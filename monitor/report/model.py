@@ -36,6 +36,7 @@ from monitor.availability import (
 )
 from monitor.countries import country_name
 from monitor.report.history import HistoryRows, IncidentRow, ProbeFacts, TargetRow
+from monitor.storage import StoredSignal
 
 DAY_S = 86400.0
 TLS13 = "TLSv1.3"
@@ -160,18 +161,6 @@ class DailyAvailability:
 
 
 @dataclass(frozen=True, slots=True)
-class TamperEntry:
-    id: str
-    target: str
-    kind: str
-    country: str | None
-    raised_at: float
-    cleared_at: float | None
-    cleared_by: str | None
-    summary: str
-
-
-@dataclass(frozen=True, slots=True)
 class Report:
     generated_at: float
     start: float
@@ -188,7 +177,7 @@ class Report:
     blind_spells: tuple[BlindSpell, ...]
     posture: PostureSummary
     daily: tuple[DailyAvailability, ...]  # per country and UTC day, for the charts
-    tamper: tuple[TamperEntry, ...]
+    tamper: tuple[StoredSignal, ...]  # raised by the period's end, not cleared before it
 
 
 def build_report(
@@ -269,9 +258,7 @@ def build_report(
     )
     country_of = {t.name: t.country for t in rows.targets}
     tamper = tuple(
-        TamperEntry(
-            s.id, s.target, s.kind, s.country, s.raised_at, s.cleared_at, s.cleared_by, s.summary
-        )
+        s
         for s in sorted(rows.signals, key=lambda s: (s.raised_at, s.id))
         if not wanted or (s.country or country_of.get(s.target)) in wanted
     )
