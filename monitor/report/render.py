@@ -410,13 +410,16 @@ def _sections(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     return sections
 
 
-def _summary_lines(report: Report) -> list[str]:
+def _summary_lines(report: Report, untrusted: Callable[[str], str]) -> list[str]:
+    """The report's opening facts; `untrusted` escapes the one piece of untrusted text in
+    them (the vantage name), the rest is govwatch's own."""
     countries = ", ".join(report.countries_filter) or "every country"
     return [
-        f"Period: {_when(report.start)} to {_when(report.end)} ({countries}); "
-        f"vantage: {report.vantage or 'unnamed'}; generated {_when(report.generated_at)}.",
-        f"Region availability: {percent(report.region.figures.availability_percent)} "
-        "(time-weighted: up / (up + down)).",
+        f"Period: {_when(report.start)} to {_when(report.end)}, {countries}; "
+        f"vantage: {untrusted(report.vantage or 'unnamed')}; "
+        f"generated {_when(report.generated_at)}.",
+        f"Region availability: {percent(report.region.figures.availability_percent)}, "
+        "time-weighted: up / (up + down).",
         f"Left out: the monitor's own blind time, {duration(report.blind_seconds)} "
         f"(wall clock), and maintenance windows, {duration(report.maintenance_seconds)} "
         "(target-time).",
@@ -454,7 +457,7 @@ def render_markdown(report: Report) -> str:
     """Markdown with the charts embedded as data: URI images (one self-contained file,
     also on stdout; a renderer that refuses data: images shows the alt text)."""
     lines = ["# govwatch availability report", ""]
-    lines += [markdown_escape(line) for line in _summary_lines(report)]
+    lines += [f"- {line}" for line in _summary_lines(report, markdown_escape)]
     lines += [""]
     lines += [
         f"![Availability per country per day]({_data_uri(daily_availability_svg(report, standalone=True))})",
@@ -499,7 +502,7 @@ def render_html(report: Report) -> str:
         f"<style>{_STYLE}</style></head><body>",
         "<h1>govwatch availability report</h1>",
     ]
-    parts += [f"<p>{escape(line)}</p>" for line in _summary_lines(report)]
+    parts += [f"<p>{line}</p>" for line in _summary_lines(report, escape)]
     parts += [
         "<h2>Availability per country per day</h2>",
         f"<figure>{daily_availability_svg(report)}</figure>",

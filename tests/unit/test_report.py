@@ -377,7 +377,7 @@ def _hostile(report: Report) -> Report:
     evil = "<script>alert(1)</script>|*x*](javascript:y)"
     targets = tuple(replace(t, name=evil + t.name) for t in report.targets)
     outages = tuple(replace(o, hint=evil) for o in report.outages)
-    return replace(report, targets=targets, outages=outages)
+    return replace(report, targets=targets, outages=outages, vantage=evil)
 
 
 def test_untrusted_text_is_escaped_in_every_markup() -> None:
