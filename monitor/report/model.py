@@ -333,34 +333,41 @@ def _seconds_by_target(
     every = state_segments(status, transitions, start, end)
     seen = without_blind(every, blind)
     seconds = {t.name: _Seconds() for t in targets}
-    for target, length in _lengths(every):
-        seconds[target].blind += length
+    for target, _, begin, finish in _segment_rows(every):
+        seconds[target].blind += finish - begin
     country = {t.name: t.country for t in targets}
     daily: _DailyKnown = defaultdict(lambda: [0.0, 0.0])
     first_day = _day_start(start)
-    for row in seen.itertuples(index=False):
-        length = float(row.end) - float(row.begin)
-        counts = seconds[row.target]
+    for target, state, begin, finish in _segment_rows(seen):
+        length = finish - begin
+        counts = seconds[target]
         counts.blind -= length  # what is left of `every` after `seen` is blind time
-        if row.state == UP:
+        if state == UP:
             counts.up += length
-        elif row.state == DOWN:
+        elif state == DOWN:
             counts.down += length
-        elif row.state == MAINTENANCE:
+        elif state == MAINTENANCE:
             counts.maintenance += length
         else:
             counts.unknown += length
-        if row.state in (UP, DOWN):
-            for day, part in _split_by_day(float(row.begin), float(row.end), first_day):
-                daily[(country[row.target], day)][0 if row.state == UP else 1] += part
+        if state in (UP, DOWN):
+            for day, part in _split_by_day(begin, finish, first_day):
+                daily[(country[target], day)][0 if state == UP else 1] += part
     for counts in seconds.values():
         counts.blind = max(counts.blind, 0.0)  # float dust
     return seconds, daily
 
 
-def _lengths(segments: pd.DataFrame) -> Iterable[tuple[str, float]]:
-    for row in segments.itertuples(index=False):
-        yield str(row.target), float(row.end) - float(row.begin)
+def _segment_rows(segments: pd.DataFrame) -> Iterable[tuple[str, str, float, float]]:
+    """(target, state, begin, end) per segment as Python values: column lists, not
+    itertuples (which costs ~10 us a row on arrow strings; 200,000 rows for 10,000 targets)."""
+    return zip(
+        segments["target"].astype(str).tolist(),
+        segments["state"].astype(str).tolist(),
+        segments["begin"].astype(float).tolist(),
+        segments["end"].astype(float).tolist(),
+        strict=True,
+    )
 
 
 def _day_start(moment: float) -> float:
