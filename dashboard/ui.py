@@ -50,6 +50,9 @@ class DashboardOptions:
     source: Source
     refresh_s: float = 15.0  # how often every page re-runs itself
     stale_after_s: float = 180.0  # no new data for this long: the monitor has stopped
+    # No Acknowledge button (the dashboard's one write): for a wall screen or a port
+    # reachable by people who should see the signals but not clear them.
+    read_only: bool = False
 
 
 def parse_options(argv: Sequence[str]) -> DashboardOptions:
@@ -60,12 +63,16 @@ def parse_options(argv: Sequence[str]) -> DashboardOptions:
     group.add_argument("--prometheus", default=None)
     parser.add_argument("--refresh", type=float, default=15.0)
     parser.add_argument("--stale-after", type=float, default=180.0)
+    parser.add_argument("--read-only", action="store_true")
     args, _ = parser.parse_known_args(list(argv))
     source = make_source(
         db=args.db or (None if args.prometheus else DEFAULT_DB), prometheus=args.prometheus
     )
     return DashboardOptions(
-        source=source, refresh_s=max(1.0, args.refresh), stale_after_s=args.stale_after
+        source=source,
+        refresh_s=max(1.0, args.refresh),
+        stale_after_s=args.stale_after,
+        read_only=args.read_only,
     )
 
 

@@ -103,6 +103,7 @@ def tamper_section(target: str) -> None:
     the last 30 days. Every string from the evidence, the summary and the note is escaped:
     an attacker's page wrote the title and the excerpt."""
     history = options.source.path if isinstance(options.source, SqliteSource) else None
+    can_acknowledge = history is not None and not options.read_only
     try:
         signals = ui.tamper_signals(options.source, target, ui.window_start(now, CLEARED_SPAN))
     except SourceError as exc:
@@ -121,6 +122,11 @@ def tamper_section(target: str) -> None:
                 "button are on the dashboard over the daemon's history (govwatch dashboard "
                 "--db), or run govwatch ack TARGET KIND where the daemon runs."
             )
+        elif not can_acknowledge:
+            st.caption(
+                "This dashboard is read-only: acknowledge with govwatch ack TARGET KIND "
+                "where the daemon runs."
+            )
     for index, signal in enumerate(raised.itertuples(index=False)):
         kind = str(signal.kind)
         # Known kinds key the widgets, so a note typed for one signal stays with it when
@@ -138,7 +144,7 @@ def tamper_section(target: str) -> None:
             for label, text in tamper.evidence_lines(kind, signal.evidence):
                 # The label too: for a kind this dashboard does not know it is the JSON key.
                 st.markdown(f"**{as_text(label)}:** {as_text(text)}")
-            if history is not None:
+            if can_acknowledge and history is not None:
                 acknowledge_form(history, target, kind, f"ack_{key}")
     if not cleared.empty:
         st.markdown("**Tamper signals cleared in the last 30 days**")

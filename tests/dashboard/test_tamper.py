@@ -37,7 +37,7 @@ from tests.dashboard.seed import (
     hostile_markup,
     seed_tamper,
 )
-from tests.dashboard.test_app import run_app
+from tests.dashboard.test_app import APP, run_app
 
 TARGET_PAGE = "views/target.py"
 # Bold as the page writes it: "**label:** text" for evidence, "**title** — raised …" for a
@@ -353,3 +353,17 @@ def test_no_tamper_cell_shows_a_raw_none_or_nan(history: Seeded, page: str | Non
         assert table.proto.placeholder == ui.MISSING
         words = {str(v) for v in table.value.to_numpy().ravel() if isinstance(v, str)}
         assert not words & {"None", "nan", "NaN", "NaT", "none"}
+
+
+def test_a_read_only_dashboard_has_no_acknowledge_button(history: Seeded) -> None:
+    assert ui.parse_options(["--db", "x.sqlite3", "--read-only"]).read_only
+    assert not ui.parse_options(["--db", "x.sqlite3"]).read_only
+    app = AppTest.from_file(APP, default_timeout=30)
+    app.session_state[ui.OPTIONS_KEY] = ui.DashboardOptions(history.source, read_only=True)
+    app.run()
+    app.query_params["target"] = DEFACED_TARGET
+    app.switch_page(TARGET_PAGE).run()
+    assert not app.exception
+    assert evidence(app)["title"] == "“e-Albania | Portali qeveritar” → “HACKED BY GHOST”"
+    assert not app.button
+    assert any("This dashboard is read-only" in c.value for c in app.caption)
