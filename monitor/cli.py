@@ -180,7 +180,9 @@ def cmd_ack(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from monitor.report.command import run_report
 
-    return run_report(args.db, args.start, args.end, args.country, args.format, args.out)
+    return run_report(
+        args.db, args.start, args.end, args.country, args.format, args.out, month=args.month
+    )
 
 
 def _add_targets_argument(parser: argparse.ArgumentParser) -> None:
@@ -391,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="end: YYYY-MM-DD (that whole day included) or ISO 8601; default: now",
     )
     report.add_argument(
+        "--month",
+        metavar="YYYY-MM",
+        help="one calendar month (UTC) instead of --from/--to; `last` is the month before "
+        "this one (what the monthly timer asks for)",
+    )
+    report.add_argument(
         "--country",
         action="append",
         default=[],
@@ -405,7 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(self-contained, charts inline)",
     )
     report.add_argument(
-        "--out", metavar="FILE", help="write the report to FILE (default, or -: stdout)"
+        "--out",
+        metavar="FILE",
+        help="write the report to FILE (default, or -: stdout); {month} in it becomes the "
+        "period's YYYY-MM, and missing directories are created",
     )
     report.add_argument(
         "--db",

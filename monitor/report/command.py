@@ -36,8 +36,33 @@ def parse_moment(text: str, *, end_of_day: bool = False) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def resolve_period(first: str | None, last: str | None, now: datetime) -> tuple[datetime, datetime]:
-    """[from, to]: by default the 30 days up to now; one bound given, 30 days from or to it."""
+def month_period(month: str, now: datetime) -> tuple[datetime, datetime]:
+    """`YYYY-MM`, or `last` (the calendar month before `now`'s, UTC): [its first midnight,
+    the next month's first midnight). What a monthly report timer asks for."""
+    if month == "last":
+        this_month = datetime(now.year, now.month, 1, tzinfo=UTC)
+        start = (this_month - timedelta(days=1)).replace(day=1)
+    else:
+        try:
+            parsed = datetime.strptime(month, "%Y-%m")
+        except ValueError:
+            raise ReportUsageError(
+                f"--month {month!r}: give YYYY-MM (e.g. 2026-10) or last"
+            ) from None
+        start = parsed.replace(tzinfo=UTC)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+def resolve_period(
+    first: str | None, last: str | None, now: datetime, month: str | None = None
+) -> tuple[datetime, datetime]:
+    """[from, to]: a --month; by default the 30 days up to now; one bound given, 30 days
+    from or to it."""
+    if month is not None:
+        if first is not None or last is not None:
+            raise ReportUsageError("--month replaces --from and --to: give one or the other")
+        return month_period(month, now)
     end = now if last is None else parse_moment(last, end_of_day=True)
     start = end - DEFAULT_SPAN if first is None else parse_moment(first)
     if last is None and first is not None and start >= end:
@@ -65,6 +90,7 @@ def run_report(
     format_name: str,
     out: str | None,
     now: datetime | None = None,
+    month: str | None = None,
 ) -> int:
     # Imported here: pandas is heavy and only this command needs it.
     from monitor.report.history import read_history
@@ -74,7 +100,7 @@ def run_report(
 
     moment = datetime.now(UTC) if now is None else now
     try:
-        start, end = resolve_period(first, last, moment)
+        start, end = resolve_period(first, last, moment, month)
         wanted = check_countries(countries)
     except ReportUsageError as exc:
         print(f"govwatch report: {exc}", file=sys.stderr)
@@ -99,9 +125,12 @@ def run_report(
     if out is None or out == "-":
         sys.stdout.write(text)
     else:
+        # `{month}` in the name: one file per month from a timer (govwatch-{month}.html).
+        path = Path(out.replace("{month}", start.strftime("%Y-%m")))
         try:
-            Path(out).write_text(text, encoding="utf-8")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
         except OSError as exc:
-            print(f"govwatch report: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"govwatch report: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_USAGE
     return EXIT_OK

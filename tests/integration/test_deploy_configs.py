@@ -566,3 +566,82 @@ def test_service_alerts_are_inhibited_by_maintenance_and_tested_so() -> None:
         if f'alertname="{rule.name}"' not in cases:
             problems.append(f"{rule.name}: no maintenance case in {RULE_TESTS.name}")
     assert not problems, "\n".join(problems)
+
+
+# --- the monthly report timer -------------------------------------------------------------------
+
+REPORT_UNITS = (
+    DEPLOY / "systemd" / "govwatch-report.service",
+    DEPLOY / "systemd" / "govwatch-report.timer",
+)
+
+
+def _report_units_with_runnable_exec(tmp_path: Path) -> list[Path]:
+    stub = tmp_path / "govwatch"
+    stub.write_text("#!/bin/sh\n")
+    stub.chmod(0o755)
+    units = []
+    for source in REPORT_UNITS:
+        unit = tmp_path / source.name
+        unit.write_text(source.read_text().replace("/opt/govwatch/.venv/bin/govwatch", str(stub)))
+        units.append(unit)
+    return units
+
+
+def test_report_timer_and_service_verify_cleanly_and_are_confined(tmp_path: Path) -> None:
+    analyze = _binary("systemd-analyze", package="systemd")
+    service, timer = _report_units_with_runnable_exec(tmp_path)
+    result = _run([analyze, "verify", str(service), str(timer)])
+    _assert_succeeds(result)
+    assert result.stdout + result.stderr == "", result.stdout + result.stderr
+    _assert_succeeds(_run([analyze, "security", "--offline=yes", "--threshold=20", str(service)]))
+
+
+def test_report_service_asks_for_last_month_from_the_daemons_history() -> None:
+    text = REPORT_UNITS[0].read_text()
+    starts = [
+        line.split("=", 1)[1].split() for line in text.splitlines() if line.startswith("ExecStart=")
+    ]
+    assert [args[:4] for args in starts] == [
+        ["/opt/govwatch/.venv/bin/govwatch", "report", "--month", "last"]
+    ] * 2
+    assert all("/var/lib/govwatch/history.sqlite3" in args for args in starts)
+    assert "User=govwatch" in text  # the daemon's dynamic user: its -wal and -shm files
+    assert "OnCalendar=*-*-01 02:00:00 UTC" in REPORT_UNITS[1].read_text()
+
+
+_REPORT_UNDER_WX = """
+import ctypes, pathlib, sys, tempfile
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
+    sys.exit(3)  # kernel older than 6.3: cannot emulate MemoryDenyWriteExecute
+from tests.unit.report_history import seed_history
+from monitor.cli import main
+out = pathlib.Path(tempfile.mkdtemp())
+db = seed_history(out / "history.sqlite")
+for form in ("html", "json"):
+    code = main(["report", "--db", str(db), "--month", "2026-11", "--format", form,
+                 "--out", str(out / ("govwatch-{month}." + form))])
+    if code != 0 or not (out / ("govwatch-2026-11." + form)).is_file():
+        sys.exit(1)
+sys.exit(0)
+"""
+
+
+def test_the_report_runs_under_memory_deny_write_execute() -> None:
+    """The report unit sets MemoryDenyWriteExecute=yes (unlike the daemon's: no TLS here)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_MDWE is Linux-only")
+    result = subprocess.run(
+        [sys.executable, "-c", _REPORT_UNDER_WX],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        check=False,
+    )
+    if result.returncode == 3:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
+    assert result.returncode == 0, result.stderr
+    assert "MemoryDenyWriteExecute=yes" in REPORT_UNITS[0].read_text()

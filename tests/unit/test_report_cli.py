@@ -119,3 +119,35 @@ def test_from_in_the_future_is_refused() -> None:
 def test_a_bare_date_is_utc_midnight() -> None:
     assert parse_moment("2026-11-01") == datetime(2026, 11, 1, tzinfo=UTC)
     assert parse_moment("2026-11-01", end_of_day=True) == datetime(2026, 11, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("month", "now", "expected"),
+    [
+        ("last", datetime(2026, 12, 1, 6, 0, tzinfo=UTC), ("2026-11-01", "2026-12-01")),
+        ("last", datetime(2027, 1, 15, tzinfo=UTC), ("2026-12-01", "2027-01-01")),
+        ("last", datetime(2026, 3, 31, 23, 59, tzinfo=UTC), ("2026-02-01", "2026-03-01")),
+        ("2026-11", datetime(2027, 1, 15, tzinfo=UTC), ("2026-11-01", "2026-12-01")),
+        ("2026-12", datetime(2027, 1, 15, tzinfo=UTC), ("2026-12-01", "2027-01-01")),
+    ],
+)
+def test_a_calendar_month(month: str, now: datetime, expected: tuple[str, str]) -> None:
+    start, end = resolve_period(None, None, now, month)
+    assert (start.date().isoformat(), end.date().isoformat()) == expected
+    assert start.tzinfo is UTC and end.tzinfo is UTC
+
+
+def test_month_is_checked_and_excludes_from_and_to() -> None:
+    with pytest.raises(ReportUsageError, match="YYYY-MM"):
+        resolve_period(None, None, NOW, "November")
+    with pytest.raises(ReportUsageError, match="replaces --from and --to"):
+        resolve_period("2026-11-01", None, NOW, "last")
+
+
+def test_month_in_the_file_name_and_directories_made(db: Path, tmp_path: Path) -> None:
+    """What the monthly timer runs: --month last --out reports/govwatch-{month}.html."""
+    out = tmp_path / "reports" / "govwatch-{month}.html"
+    assert main(["report", "--db", str(db), "--format", "html", "--month", "2026-11",
+                 "--out", str(out)]) == 0  # fmt: skip
+    written = tmp_path / "reports" / "govwatch-2026-11.html"
+    assert "rs-portal.test" in written.read_text(encoding="utf-8")
