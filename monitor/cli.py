@@ -142,6 +142,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         dashboard_address=args.dashboard_address,
         dashboard_port=args.dashboard_port,
         refresh_s=args.refresh,
+        read_only=args.read_only,
     )
     return supervise(options)
 
@@ -161,6 +162,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "viewer",
         "--", *source, "--refresh", str(args.refresh),
+        *(["--read-only"] if args.read_only else []),
     ]  # fmt: skip
     sys.stdout.flush()
     os.execv(sys.executable, command)
@@ -331,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds between dashboard refreshes (default: 15)",
     )
+    up.add_argument(
+        "--read-only",
+        action="store_true",
+        help="no Acknowledge button: tamper signals can be seen, not cleared (the dashboard has no "
+        "login; use it where people who should not clear a signal can reach it)",
+    )
     up.set_defaults(handler=cmd_up)
 
     ack = commands.add_parser(
@@ -459,6 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=15.0,
         help="seconds between overview refreshes (default: 15)",
+    )
+    dashboard.add_argument(
+        "--read-only",
+        action="store_true",
+        help="no Acknowledge button: tamper signals can be seen, not cleared (the dashboard has no "
+        "login; use it where people who should not clear a signal can reach it)",
     )
     dashboard.set_defaults(handler=cmd_dashboard)
     return parser

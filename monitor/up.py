@@ -40,6 +40,7 @@ class UpOptions:
     dashboard_address: str
     dashboard_port: int
     refresh_s: float
+    read_only: bool = False  # the dashboard without its Acknowledge button
 
 
 def child_commands(options: UpOptions) -> dict[str, list[str]]:
@@ -52,7 +53,8 @@ def child_commands(options: UpOptions) -> dict[str, list[str]]:
         "dashboard": [*govwatch, "dashboard", "--db", str(options.db),
                       "--address", options.dashboard_address,
                       "--port", str(options.dashboard_port),
-                      "--refresh", f"{options.refresh_s:g}"],
+                      "--refresh", f"{options.refresh_s:g}",
+                      *(["--read-only"] if options.read_only else [])],
     }  # fmt: skip
 
 
