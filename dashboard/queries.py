@@ -106,6 +106,14 @@ class SqliteSource:
         except sqlite3.Error as exc:
             raise SourceError(f"{Path(self.path)}: {exc}") from exc
 
+    def availability_report(self, start: datetime, end: datetime, format_name: str) -> str:
+        """`govwatch report` of [start, end) in `format_name` (monitor.report): what the
+        Incidents page's download button offers. Built only when it is asked for."""
+        from monitor.report.command import report_text
+
+        with self.connect() as conn:
+            return report_text(conn, start, end, datetime.now(UTC), format_name)
+
     def target_status(self) -> pd.DataFrame:
         """Every monitored target's reported state (STATUS_COLUMNS), cheap enough for every refresh."""
         with self.connect() as conn:

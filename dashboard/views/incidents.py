@@ -13,6 +13,7 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.banner import format_clock, format_duration, reason_phrase
+from dashboard.queries import SqliteSource
 from dashboard.source import SourceError
 from dashboard.text import as_text
 
@@ -87,6 +88,22 @@ span_label = st.segmented_control("span", list(SPANS), default="24 h", key="inci
 span = SPANS[span_label or "24 h"]
 start = ui.window_start(now, span)
 history = ui.incidents_since(options.source, start)
+if isinstance(options.source, SqliteSource):  # a report needs the history; Prometheus has none
+    history_source: SqliteSource = options.source
+    first_day, last_day = f"{start:%Y-%m-%d}", f"{now:%Y-%m-%d}"
+    # The data is a callable: the report is built when the button is pressed, not on
+    # every refresh of the page (30 days of 10,000 targets take seconds).
+    st.download_button(
+        f"Download the availability report for the last {span_label or '24 h'} (HTML)",
+        data=lambda: history_source.availability_report(start, now, "html"),
+        file_name=f"govwatch-report-{first_day}--{last_day}.html",
+        mime="text/html",
+        icon=":material/download:",
+        on_click="ignore",
+        help="What `govwatch report --format html` writes for this period: availability per "
+        "country, sector and service (this monitor's blind time and maintenance left out), "
+        "incidents, outages, posture and tamper signals; one self-contained page.",
+    )
 include_targets = st.toggle("include single-service incidents", value=False)
 if not include_targets:
     history = history[history["scope"] != "target"]

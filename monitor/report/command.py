@@ -8,8 +8,14 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor.countries import ISO_ALPHA2
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from monitor.report.history import HistoryRows
 
 DEFAULT_SPAN = timedelta(days=30)
 EXIT_OK = 0
@@ -82,6 +88,37 @@ def check_countries(codes: Sequence[str]) -> tuple[str, ...]:
     return upper
 
 
+def rendered(
+    rows: HistoryRows,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    format_name: str,
+    countries: Sequence[str] = (),
+) -> str:
+    """The report of [start, end) built from `rows` and rendered in `format_name`."""
+    # Imported here: pandas is heavy and only reports need it.
+    from monitor.report.model import build_report
+    from monitor.report.render import render
+
+    report = build_report(
+        rows, start.timestamp(), end.timestamp(), now.timestamp(), tuple(countries)
+    )
+    return render(report, format_name)
+
+
+def report_text(
+    conn: sqlite3.Connection, start: datetime, end: datetime, now: datetime, format_name: str
+) -> str:
+    """Every country's report of [start, end) read from `conn`: what the dashboard's
+    download button offers (the command checks its countries first, then `rendered`)."""
+    from monitor.report.history import read_history
+
+    return rendered(
+        read_history(conn, start.timestamp(), end.timestamp()), start, end, now, format_name
+    )
+
+
 def run_report(
     db: Path,
     first: str | None,
@@ -92,10 +129,7 @@ def run_report(
     now: datetime | None = None,
     month: str | None = None,
 ) -> int:
-    # Imported here: pandas is heavy and only this command needs it.
     from monitor.report.history import read_history
-    from monitor.report.model import build_report
-    from monitor.report.render import render
     from monitor.storage import StorageError, open_history
 
     moment = datetime.now(UTC) if now is None else now
@@ -120,8 +154,7 @@ def run_report(
             file=sys.stderr,
         )
         return EXIT_USAGE
-    report = build_report(rows, start.timestamp(), end.timestamp(), moment.timestamp(), wanted)
-    text = render(report, format_name)
+    text = rendered(rows, start, end, moment, format_name, wanted)
     if out is None or out == "-":
         sys.stdout.write(text)
     else:

@@ -30,6 +30,7 @@ from monitor.state import TargetState, TargetStatus, Transition
 from monitor.storage import StatusRow
 from probes.results import Reason
 from tests.dashboard.conftest import Seeded
+from tests.dashboard.fake_prometheus import FakePrometheus, series_from_seed, serve
 from tests.dashboard.markup import shown
 from tests.dashboard.seed import (
     AL_NAMESERVERS,
@@ -577,3 +578,31 @@ def strip_colours(data_url: str) -> list[str]:
     prefix = "data:image/svg+xml;base64,"
     assert data_url.startswith(prefix)
     return re.findall(r'fill="([^"]+)"', base64.b64decode(data_url[len(prefix) :]).decode())
+
+
+def test_incidents_page_offers_the_report_of_its_period(seeded: Get) -> None:
+    """The download button's report is govwatch report's, for the span shown."""
+    data = seeded("albania")
+    app = run_app(data.source, "views/incidents.py")
+    assert not app.exception
+    (button,) = app.get("download_button")
+    assert "last 24 h" in button.proto.label
+    app.segmented_control(key="incident_span").set_value("7 d").run()
+    (button,) = app.get("download_button")
+    assert "last 7 d" in button.proto.label
+    assert isinstance(data.source, queries.SqliteSource)
+    now = datetime.now(UTC)
+    page = data.source.availability_report(now - timedelta(days=7), now, "html")
+    assert page.startswith("<!doctype html>") or page.lower().startswith("<!doctype html>")
+    assert "Albania" in page and "<svg" in page and "<script" not in page
+
+
+def test_no_report_button_without_a_history(seeded: Get) -> None:
+    """Prometheus keeps no transitions to make a report from: no button, the page works."""
+    data = seeded("albania")
+    series = series_from_seed(data.seed, datetime.now(UTC).timestamp())
+    with serve(FakePrometheus(series)) as fake:
+        app = run_app(PrometheusSource(fake.url), "views/incidents.py")
+    assert not app.exception and not app.error
+    assert app.get("segmented_control")  # the page got past its reads to the timeline
+    assert not app.get("download_button")
