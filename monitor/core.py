@@ -92,7 +92,9 @@ from monitor.tamper import (
     DEFAULT_TAMPER,
     KINDS_BY_PROBE,
     Baseline,
+    BaselineChange,
     Signal,
+    SignalChange,
     TamperKind,
     TamperSettings,
     judge,
@@ -219,26 +221,6 @@ class CheckCanaries:
 
 
 @dataclass(frozen=True, slots=True)
-class RecordSignal:
-    """A tamper signal raised (`cleared_by` None) or cleared."""
-
-    signal: Signal
-    country: str | None
-    cleared_by: str | None = None  # 'ack' | 'removed'
-    cleared_at: float | None = None
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RecordBaseline:
-    """Store target `target`'s baseline of `kind` (None: forget it, it is learned afresh)."""
-
-    target: str
-    kind: TamperKind
-    baseline: Baseline | None
-
-
-@dataclass(frozen=True, slots=True)
 class AckDone:
     """Acknowledgement `ack_id` was applied: 'cleared', 'relearning' or why not."""
 
@@ -260,8 +242,8 @@ Effect = (
     | ProbeSoon
     | CheckCanaries
     | Log
-    | RecordSignal
-    | RecordBaseline
+    | SignalChange
+    | BaselineChange
     | AckDone
 )
 
@@ -870,7 +852,7 @@ def _judge_tamper(
         if verdict.baseline is not None and verdict.baseline is not before:
             baselines = baselines.set(key, verdict.baseline)
             if verdict.save:
-                effects.append(RecordBaseline(name, kind, verdict.baseline))
+                effects.append(BaselineChange(name, kind, verdict.baseline))
         deviation = verdict.deviation
         first_seen = suspects.get(key)
         if deviation is None:
@@ -886,7 +868,7 @@ def _judge_tamper(
             name, kind, first_seen, deviation.summary, deviation.evidence, deviation.candidate
         )
         signals, suspects = signals.set(key, signal), suspects.delete(key)
-        effects.append(RecordSignal(signal, world.by_name[name].country))
+        effects.append(SignalChange(signal, world.by_name[name].country))
         effects.append(Log("warning", f"tamper signal {kind.value} on {name}: {signal.summary}"))
     if baselines is world.baselines and signals is world.signals and suspects is world.suspects:
         return world
@@ -910,16 +892,16 @@ def _on_acknowledge(world: World, event: Acknowledge, now: float, effects: list[
     suspects = world.suspects.delete(key) if key in world.suspects else world.suspects
     if signal is None:
         baselines = world.baselines.delete(key) if key in world.baselines else world.baselines
-        effects.append(RecordBaseline(target.name, kind, None))
+        effects.append(BaselineChange(target.name, kind, None))
         effects.append(AckDone(event.ack_id, "relearning"))
         effects.append(
             Log("info", f"{kind.value} baseline of {target.name} is learned afresh{who}")
         )
         return replace(world, baselines=baselines, suspects=suspects)
     effects.append(
-        RecordSignal(signal, target.country, cleared_by="ack", cleared_at=now, note=event.note)
+        SignalChange(signal, target.country, cleared_by="ack", cleared_at=now, note=event.note)
     )
-    effects.append(RecordBaseline(target.name, kind, signal.candidate))
+    effects.append(BaselineChange(target.name, kind, signal.candidate))
     effects.append(AckDone(event.ack_id, "cleared"))
     effects.append(
         Log(
@@ -951,7 +933,7 @@ def _tamper_reload(world: World, fresh: World, now: float, effects: list[Effect]
     for key, signal in [(k, s) for k, s in signals.items() if stale(k[0])]:
         target = world.by_name.get(key[0])
         country = target.country if target is not None else None
-        effects.append(RecordSignal(signal, country, cleared_by="removed", cleared_at=now))
+        effects.append(SignalChange(signal, country, cleared_by="removed", cleared_at=now))
         signals = signals.delete(key)
     for key in [k for k in suspects if stale(k[0])]:
         suspects = suspects.delete(key)

@@ -33,10 +33,8 @@ from monitor.core import (
     Event,
     Log,
     ProbeSoon,
-    RecordBaseline,
     RecordIncident,
     RecordProbe,
-    RecordSignal,
     RecordTransition,
     Reload,
     Result,
@@ -56,14 +54,13 @@ from monitor.storage import (
     DEFAULT_DB_PATH,
     DEFAULT_RETENTION_S,
     AckApplied,
-    BaselineRecord,
     HistoryWriter,
     Restored,
-    SignalRecord,
     StatusRow,
     StorageError,
     StorageSettings,
 )
+from monitor.tamper import BaselineChange, SignalChange
 from monitor.webconfig import WebConfig
 from probes.context import ProbeContext, open_probe_context
 from probes.results import ProbeKind, ProbeResult
@@ -190,7 +187,7 @@ class Daemon:
         for stale in restored.signals if restored else ():
             if (stale.target, stale.kind) not in self.world.signals:  # no longer configured
                 self._writer.add_signal(
-                    SignalRecord(stale, None, cleared_at=now, cleared_by="removed")
+                    SignalChange(stale, None, cleared_at=now, cleared_by="removed")
                 )
         self._last_ack_id = 0
 
@@ -282,20 +279,10 @@ class Daemon:
                             self.scheduler.run_soon(canary.name, kind)
             elif isinstance(effect, Log):
                 log.log(logging.getLevelName(effect.level.upper()), "%s", effect.message)
-            elif isinstance(effect, RecordSignal):
-                self._writer.add_signal(
-                    SignalRecord(
-                        effect.signal,
-                        effect.country,
-                        cleared_at=effect.cleared_at,
-                        cleared_by=effect.cleared_by,
-                        note=effect.note,
-                    )
-                )
-            elif isinstance(effect, RecordBaseline):
-                self._writer.put_baseline(
-                    BaselineRecord(effect.target, effect.kind, effect.baseline)
-                )
+            elif isinstance(effect, SignalChange):
+                self._writer.add_signal(effect)
+            elif isinstance(effect, BaselineChange):
+                self._writer.put_baseline(effect)
             elif isinstance(effect, AckDone):
                 self._writer.ack_applied(AckApplied(effect.ack_id, effect.outcome, now))
         if changed:

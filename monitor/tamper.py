@@ -211,6 +211,28 @@ class Signal:
         return f"{self.kind.value}:{self.target}:{int(self.raised_at)}"
 
 
+@dataclass(frozen=True, slots=True)
+class SignalChange:
+    """A signal raised (`cleared_by` None) or cleared: the core's effect and the history's
+    record (tamper_signals, upserted by the signal's id)."""
+
+    signal: Signal
+    country: str | None
+    cleared_at: float | None = None
+    cleared_by: str | None = None  # 'ack' | 'removed'
+    note: str | None = None  # the acknowledgement's
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineChange:
+    """Store `target`'s baseline of `kind`; None forgets it (it is learned afresh): the
+    core's effect and the history's record (tamper_baselines)."""
+
+    target: str
+    kind: TamperKind
+    baseline: Baseline | None
+
+
 def judge(
     kind: TamperKind,
     baseline: Baseline | None,

@@ -28,7 +28,7 @@ from monitor.storage.readers import (
     read_restore,
     read_signals,
 )
-from monitor.storage.rows import AckApplied, BaselineRecord, SignalRecord, StatusRow
+from monitor.storage.rows import AckApplied, StatusRow
 from monitor.storage.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -54,11 +54,9 @@ __all__ = [
     "AckApplied",
     "AckOutcome",
     "AckRequest",
-    "BaselineRecord",
     "HistoryWriter",
     "Migration",
     "Restored",
-    "SignalRecord",
     "StatusRow",
     "StorageError",
     "StorageSettings",

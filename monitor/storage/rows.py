@@ -15,8 +15,9 @@ from monitor.outage import HintKind, Incident, InfraHint, Scope, TargetInfra
 from monitor.settings import Canary, Target
 from monitor.state import PROBE_PRECEDENCE, ProbeTrack, TargetState, TargetStatus, Transition
 from monitor.tamper import (
-    Baseline,
+    BaselineChange,
     Signal,
+    SignalChange,
     TamperKind,
     baseline_from_json,
     baseline_to_json,
@@ -61,26 +62,6 @@ class TargetsRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class SignalRecord:
-    """A tamper signal raised, or cleared (`cleared_at` set)."""
-
-    signal: Signal
-    country: str | None
-    cleared_at: float | None = None
-    cleared_by: str | None = None  # 'ack' | 'removed'
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BaselineRecord:
-    """A target's tamper baseline of one kind; None deletes it (learned afresh)."""
-
-    target: str
-    kind: TamperKind
-    baseline: Baseline | None
-
-
-@dataclass(frozen=True, slots=True)
 class AckApplied:
     """The daemon applied acknowledgement `ack_id` (tamper_acks.id)."""
 
@@ -90,7 +71,7 @@ class AckApplied:
 
 
 Record: TypeAlias = (
-    ProbeRecord | Transition | Incident | TargetsRecord | SignalRecord | BaselineRecord | AckApplied
+    ProbeRecord | Transition | Incident | TargetsRecord | SignalChange | BaselineChange | AckApplied
 )
 
 
@@ -142,7 +123,7 @@ def probe_row(record: ProbeRecord, vantage: str) -> tuple[Any, ...]:
     )
 
 
-def signal_row(record: SignalRecord, now: float) -> tuple[Any, ...]:
+def signal_row(record: SignalChange, now: float) -> tuple[Any, ...]:
     signal = record.signal
     return (
         signal.id,

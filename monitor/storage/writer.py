@@ -32,10 +32,8 @@ from monitor.storage.readers import (
 )
 from monitor.storage.rows import (
     AckApplied,
-    BaselineRecord,
     ProbeRecord,
     Record,
-    SignalRecord,
     StatusRow,
     TargetsRecord,
     dumps,
@@ -45,7 +43,7 @@ from monitor.storage.rows import (
     status_data,
 )
 from monitor.storage.schema import StorageError, configure, migrate
-from monitor.tamper import baseline_to_json
+from monitor.tamper import BaselineChange, SignalChange, baseline_to_json
 from probes.results import ProbeResult
 
 log = logging.getLogger("monitor.storage")
@@ -321,9 +319,9 @@ class _Statements:
             )
         elif isinstance(record, Incident):
             self.conn.execute(_UPSERT_INCIDENT, incident_row(record, now))
-        elif isinstance(record, SignalRecord):
+        elif isinstance(record, SignalChange):
             self.conn.execute(_UPSERT_SIGNAL, signal_row(record, now))
-        elif isinstance(record, BaselineRecord):
+        elif isinstance(record, BaselineChange):
             if record.baseline is None:
                 self.conn.execute(
                     "DELETE FROM tamper_baselines WHERE target = ? AND kind = ?",
@@ -586,11 +584,11 @@ class HistoryWriter:
         (`Assessment.opened`, `.updated`) and when it ends (`.closed`)."""
         self._add(incident)
 
-    def add_signal(self, record: SignalRecord) -> None:
+    def add_signal(self, record: SignalChange) -> None:
         """A tamper signal raised or cleared (upserted by id)."""
         self._add(record)
 
-    def put_baseline(self, record: BaselineRecord) -> None:
+    def put_baseline(self, record: BaselineChange) -> None:
         self._add(record)
 
     def ack_applied(self, record: AckApplied) -> None:

@@ -36,13 +36,14 @@ from types import MappingProxyType
 from monitor.outage import HintKind, Incident, InfraHint, Scope
 from monitor.settings import Canary, Target
 from monitor.state import TargetState, TargetStatus, Transition
-from monitor.storage import HistoryWriter, SignalRecord, StatusRow
+from monitor.storage import HistoryWriter, StatusRow
 from monitor.tamper import (
     Baseline,
     CertBaseline,
     DnssecBaseline,
     PageBaseline,
     Signal,
+    SignalChange,
     TamperKind,
     ZoneBaseline,
 )
@@ -282,7 +283,7 @@ class Seed:
     transitions: list[Transition]  # of the reported state
     incidents: list[Incident]
     rows: list[StatusRow]  # target_status: reported state, and the confirmed TargetStatus
-    signals: list[SignalRecord] = field(default_factory=list)  # tamper signals, as written
+    signals: list[SignalChange] = field(default_factory=list)  # tamper signals, as written
 
 
 def build(scenario: str, now: float) -> Seed:
@@ -613,7 +614,7 @@ def tamper_record(
     cleared_at: float | None = None,
     note: str | None = None,
     markup: str | None = None,
-) -> SignalRecord:
+) -> SignalChange:
     """A signal as the daemon records it: raised, or cleared by an acknowledgement."""
     evidence = dict(EVIDENCE[kind])
     summary = SUMMARIES[kind]
@@ -622,7 +623,7 @@ def tamper_record(
         summary = markup
         note = None if note is None else markup
     signal = Signal(target, kind, raised_at, summary, evidence, _candidate(kind, raised_at))
-    return SignalRecord(
+    return SignalChange(
         signal,
         country,
         cleared_at=cleared_at,

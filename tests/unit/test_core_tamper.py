@@ -10,9 +10,7 @@ from monitor.core import (
     Acknowledge,
     Log,
     ProbeSoon,
-    RecordBaseline,
     RecordIncident,
-    RecordSignal,
     RecordTransition,
     Reload,
     Result,
@@ -22,7 +20,7 @@ from monitor.core import (
 )
 from monitor.settings import MaintenanceWindow
 from monitor.state import TargetState
-from monitor.tamper import TamperKind
+from monitor.tamper import BaselineChange, SignalChange, TamperKind
 from probes.results import ProbeKind
 from tests.probes.test_page import DEFACED, NEWS, portal
 from tests.unit.judge import CoreSim
@@ -50,9 +48,9 @@ def test_a_deviation_is_confirmed_by_a_reprobe_then_raised() -> None:
     sim = learned()
     first = deface(sim, T0 + 10)
     assert ProbeSoon("al1", ProbeKind.HTTP, T0 + 10 + SETTINGS.reprobe_delay_s) in first
-    assert not sim.world.signals and not any(isinstance(e, RecordSignal) for e in first)
+    assert not sim.world.signals and not any(isinstance(e, SignalChange) for e in first)
     second = deface(sim, T0 + 12)
-    (raised,) = [e for e in second if isinstance(e, RecordSignal)]
+    (raised,) = [e for e in second if isinstance(e, SignalChange)]
     assert raised.cleared_by is None and raised.country == "AL"
     signal = raised.signal
     assert (signal.target, signal.kind, signal.raised_at) == ("al1", TamperKind.DEFACEMENT, T0 + 10)
@@ -96,12 +94,12 @@ def test_a_raised_signal_stays_until_acknowledged_and_the_ack_adopts_what_is_ser
     world, effects = step(
         sim.world, Acknowledge("al1", "defacement", 7, "redesign", "ops"), T0 + 140
     )
-    cleared = [e for e in effects if isinstance(e, RecordSignal)]
+    cleared = [e for e in effects if isinstance(e, SignalChange)]
     assert [(e.cleared_by, e.cleared_at, e.note) for e in cleared] == [
         ("ack", T0 + 140, "redesign")
     ]
     assert AckDone(7, "cleared") in effects
-    assert any(isinstance(e, RecordBaseline) and e.baseline is not None for e in effects)
+    assert any(isinstance(e, BaselineChange) and e.baseline is not None for e in effects)
     assert not world.signals
     # What was acknowledged is the baseline: the redesigned page passes, the old one is news.
     world, effects = step(world, Result("al1", http(redesign)), T0 + 200)
@@ -114,7 +112,7 @@ def test_acknowledging_nothing_relearns_and_unknown_targets_are_answered() -> No
     sim = learned()
     world, effects = step(sim.world, Acknowledge("al1", "defacement", 1), T0 + 20)
     assert DEFACEMENT not in world.baselines
-    assert RecordBaseline("al1", TamperKind.DEFACEMENT, None) in effects
+    assert BaselineChange("al1", TamperKind.DEFACEMENT, None) in effects
     assert AckDone(1, "relearning") in effects
     _, effects = step(world, Acknowledge("nope", "defacement", 2), T0 + 21)
     assert AckDone(2, "unknown target") in effects
@@ -129,7 +127,7 @@ def test_nothing_is_judged_while_the_monitor_is_impaired() -> None:
     assert not sim.world.vantage_up
     effects = [*deface(sim, T0 + 21), *deface(sim, T0 + 23)]
     assert not sim.world.signals and not sim.world.suspects
-    assert not any(isinstance(e, ProbeSoon | RecordSignal) for e in effects)
+    assert not any(isinstance(e, ProbeSoon | SignalChange) for e in effects)
 
 
 def test_nothing_is_judged_under_maintenance() -> None:
@@ -157,7 +155,7 @@ def test_a_target_removed_or_moved_loses_its_baseline_and_its_signal_clears() ->
         world, Reload(moved, world.canaries, world.settings, world.interval_s), T0 + 20
     )
     assert not reloaded.signals and DEFACEMENT not in reloaded.baselines
-    (cleared,) = [e for e in effects if isinstance(e, RecordSignal)]
+    (cleared,) = [e for e in effects if isinstance(e, SignalChange)]
     assert cleared.cleared_by == "removed"
     # Another change (a sector) keeps them.
     resectored = tuple(replace(t, sector="tax") for t in world.targets)

@@ -14,16 +14,14 @@ import pytest
 from monitor.ack import EXIT_NOTHING, EXIT_OK, EXIT_USAGE, run_ack
 from monitor.storage import (
     AckApplied,
-    BaselineRecord,
     HistoryWriter,
-    SignalRecord,
     StorageSettings,
     ack_outcome,
     connect_readonly,
     read_signals,
     request_ack,
 )
-from monitor.tamper import TamperKind
+from monitor.tamper import BaselineChange, SignalChange, TamperKind
 from tests.probes.test_page import DEFACED, NEWS, portal
 from tests.unit.judge import catalogue
 from tests.unit.test_tamper import LEARNED, http, run
@@ -40,7 +38,7 @@ async def writer(tmp_path: Path) -> AsyncIterator[HistoryWriter]:
     await w.close()
 
 
-def a_signal() -> SignalRecord:
+def a_signal() -> SignalChange:
     from monitor.tamper import Signal
 
     verdict = run(TamperKind.DEFACEMENT, [*LEARNED, http(DEFACED)])
@@ -49,13 +47,13 @@ def a_signal() -> SignalRecord:
     signal = Signal(
         "al1", TamperKind.DEFACEMENT, T0, deviation.summary, deviation.evidence, deviation.candidate
     )
-    return SignalRecord(signal, "AL")
+    return SignalChange(signal, "AL")
 
 
 async def test_baselines_and_raised_signals_survive_a_restart(writer: HistoryWriter) -> None:
     baseline = run(TamperKind.DEFACEMENT, LEARNED).baseline
     assert baseline is not None
-    writer.put_baseline(BaselineRecord("al1", TamperKind.DEFACEMENT, baseline))
+    writer.put_baseline(BaselineChange("al1", TamperKind.DEFACEMENT, baseline))
     raised = a_signal()
     writer.add_signal(raised)
     assert await writer.flush()
@@ -63,8 +61,8 @@ async def test_baselines_and_raised_signals_survive_a_restart(writer: HistoryWri
     assert restored.baselines == {("al1", TamperKind.DEFACEMENT): baseline}
     assert restored.signals == (raised.signal,)
     # Cleared, it is history, no longer restored; a None baseline is forgotten.
-    writer.add_signal(SignalRecord(raised.signal, "AL", cleared_at=T0 + 60, cleared_by="ack"))
-    writer.put_baseline(BaselineRecord("al1", TamperKind.DEFACEMENT, None))
+    writer.add_signal(SignalChange(raised.signal, "AL", cleared_at=T0 + 60, cleared_by="ack"))
+    writer.put_baseline(BaselineChange("al1", TamperKind.DEFACEMENT, None))
     assert await writer.flush()
     restored = await writer.restore()
     assert restored.signals == () and restored.baselines == {}
