@@ -190,6 +190,7 @@ class Daemon:
                     SignalChange(stale, None, cleared_at=now, cleared_by="removed")
                 )
         self._last_ack_id = 0
+        self._acks_unreadable = False
 
     def _in_shard(self, config: Config) -> tuple[Target, ...]:
         return tuple(t for t in config.targets if in_shard(t.country, self._shard))
@@ -325,8 +326,13 @@ class Daemon:
         try:
             pending = await self._writer.pending_acks(self._last_ack_id)
         except StorageError as exc:
-            log.warning("cannot read acknowledgements: %s", exc)
+            if not self._acks_unreadable:  # once per spell, not every poll
+                log.warning("cannot read acknowledgements (retrying): %s", exc)
+            self._acks_unreadable = True
             return 0
+        if self._acks_unreadable:
+            log.info("acknowledgements are readable again")
+        self._acks_unreadable = False
         for ack in pending:
             self._last_ack_id = max(self._last_ack_id, ack.id)
             self.feed(Acknowledge(ack.target, ack.kind, ack.id, ack.note, ack.requested_by))
