@@ -12,8 +12,10 @@ import contextlib
 import json
 import signal
 import sqlite3
+import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ DAEMON_TIMING = Timing(
 CONFIRM_S = REPROBE_S + TIMEOUT_S  # one quick re-probe after the reprobe delay
 DETECTION_BUDGET_S = INTERVAL_S + 2 * TIMEOUT_S + CONFIRM_S + 3.0  # + slack for a busy machine
 STARTUP_BUDGET_S = INTERVAL_S + 1.0 + 2 * TIMEOUT_S + 10.0
+JITTER_S = 1.0  # the scheduler spreads probe starts by up to a second
 
 
 @contextlib.asynccontextmanager
@@ -65,6 +68,7 @@ async def test_outages_from_one_site_to_the_region_and_back(
     # region's 30% threshold; a second one makes it a region outage.
     region = make_simulated_region(countries=("AL", "XK", "MK", "ME"), timing=DAEMON_TIMING)
     async with region as sim, running_daemon(sim, tmp_path) as daemon:
+        watched_from = time.time()
         await wait_for(lambda: all_up(daemon), STARTUP_BUDGET_S, "every target up")
         assert await daemon.metric("govwatch_vantage_up") == 1
         assert await daemon.metric("govwatch_outage_active", scope="country", country="AL") == 0
@@ -88,6 +92,7 @@ async def test_outages_from_one_site_to_the_region_and_back(
         assert await daemon.metric("govwatch_target_up", target="kryeministria.al.test") == 0
 
         # The whole country blackholed: a country outage with reason and shared infrastructure.
+        albania_cut = time.time()
         await sim.apply_fault("country", "AL", "drop")
 
         async def country_down() -> bool:
@@ -113,6 +118,7 @@ async def test_outages_from_one_site_to_the_region_and_back(
 
         # Recovery closes every incident.
         await sim.recover_all()
+        albania_back = time.time()
 
         async def all_closed() -> bool:
             status = await daemon.status()
@@ -129,6 +135,45 @@ async def test_outages_from_one_site_to_the_region_and_back(
             return {"target", "country", "region"} <= closed
 
         await wait_for(history_closed, 10.0, "the closed incidents in the history")
+
+    # The availability report of this history tells the blackout as it was.
+    await assert_report_tells_the_blackout(
+        tmp_path / "history.sqlite3", watched_from, albania_cut, albania_back
+    )
+
+
+async def assert_report_tells_the_blackout(
+    db: Path, watched_from: float, cut: float, back: float
+) -> None:
+    """`govwatch report` on the daemon's history: each Albanian site that only the blackout
+    took down has one incident as long as the blackout, within one probe interval (its
+    first failed probe comes within an interval of the cut, its first success within one of
+    the repair); the country outage is listed; North Macedonia stayed whole."""
+    report = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", "report", "--db", str(db), "--format", "json",
+        "--from", _iso(watched_from), "--to", _iso(time.time()),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(report.communicate(), 60.0)
+    assert report.returncode == 0, err.decode()
+    data = json.loads(out)
+    truth = back - cut
+    blacked_out = [
+        t for t in data["targets"] if t["country"] == "AL" and t["name"] != "kryeministria.al.test"
+    ]
+    assert len(blacked_out) == 3
+    for target in blacked_out:
+        (incident,) = target["incidents"]
+        assert abs(incident["duration_seconds"] - truth) <= INTERVAL_S + JITTER_S, (incident, truth)
+        assert incident["reason"] == "connect_timeout"
+    assert [o["country"] for o in data["outages"] if o["scope"] == "country"] == ["AL", "XK"]
+    assert data["outages"][0]["scope"] == "region"  # region outages come first
+    (macedonia,) = [c for c in data["countries"] if c["country"] == "MK"]
+    assert macedonia["availability_percent"] == 100.0 and macedonia["incident_count"] == 0
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat()
 
 
 async def test_monitor_offline_is_not_a_regional_outage(
