@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from monitor.storage import AckOutcome, ack_outcome
+from monitor.tamper import TamperKind
 
-DEFACEMENT = "defacement"
-DNS_CHANGE = "dns_change"
-DNSSEC_DOWNGRADE = "dnssec_downgrade"
-CERT_CHANGE = "cert_change"
+# The kinds as the history stores them (its `kind` column is text).
+DEFACEMENT = TamperKind.DEFACEMENT.value
+DNS_CHANGE = TamperKind.DNS_CHANGE.value
+DNSSEC_DOWNGRADE = TamperKind.DNSSEC_DOWNGRADE.value
+CERT_CHANGE = TamperKind.CERT_CHANGE.value
 
 KIND_TITLES: Mapping[str, str] = {
     DEFACEMENT: "Page changed (defacement)",
