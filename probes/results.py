@@ -316,20 +316,27 @@ class ProbeResult:
             "duration_s": round(self.duration_s, 6),
             "started_at": self.started_at,
             "phases": {name: round(seconds, 6) for name, seconds in self.phases.items()},
-            "details": _readable(to_jsonable(self.details)) if self.details is not None else {},
+            "details": _readable(self.details) if self.details is not None else {},
             "error": self.error,
             "local_fault": self.local_fault.value if self.local_fault else None,
         }
 
 
-def _readable(details: dict[str, Any]) -> dict[str, Any]:
+def _readable(details: HttpDetails | DnsDetails | TlsDetails) -> dict[str, Any]:
     """Details as people and tools read them: a page's fingerprint keeps its title, phrases
     and size, not the sketch (64 hashes, ~600 bytes a row, only for comparing; the tamper
-    baseline in the history keeps it)."""
-    page = details.get("page")
-    if isinstance(page, dict):
-        details["page"] = {k: page[k] for k in ("title", "text_chars", "markers") if k in page}
-    return details
+    baseline in the history keeps it). The page is left out before the generic conversion,
+    which would otherwise walk the 64 hashes on every HTTP result."""
+    if not isinstance(details, HttpDetails) or details.page is None:
+        return dict(to_jsonable(details))
+    page = details.page
+    readable = dict(to_jsonable(dataclasses.replace(details, page=None)))
+    readable["page"] = {
+        "title": page.title,
+        "text_chars": page.text_chars,
+        "markers": list(page.markers),
+    }
+    return readable
 
 
 def to_jsonable(value: Any) -> Any:
