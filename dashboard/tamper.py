@@ -113,9 +113,23 @@ def _defacement(e: Mapping[str, Any]) -> list[Line]:
         lines.append(("defacement phrases", _text(e.get("new_markers"))))
     if e.get("new_script_hosts"):
         lines.append(("scripts from new hosts", _text(e.get("new_script_hosts"))))
+    if e.get("new_link_hosts"):
+        lines.append(("links to new hosts", _text(e.get("new_link_hosts"))))
+    before, now = e.get("content_check_before"), e.get("content_check_now")
+    if isinstance(before, bool) or isinstance(now, bool):
+        lines.append(("content check", f"{_passed(before)}{ARROW}{_passed(now)}"))
     lines.append(("text before", _text(e.get("old_excerpt"))))
     lines.append(("text now", _text(e.get("new_excerpt"))))
     return lines
+
+
+def _passed(value: Any) -> str:
+    """expect_text / fail_if_body_matches passed or not; anything else is unknown."""
+    return (
+        {True: "passed", False: "failed"}.get(value, NONE_SHOWN)
+        if isinstance(value, bool)
+        else NONE_SHOWN
+    )
 
 
 def _dns_change(e: Mapping[str, Any]) -> list[Line]:

@@ -46,6 +46,7 @@ from probes.results import (
     HttpDetails,
     ProbeKind,
     ProbeResult,
+    Reason,
     TlsDetails,
     certificate_name,
 )
@@ -113,6 +114,9 @@ class PageBaseline:
     least_similarity: float
     learned_at: float
     saved_at: float  # when it was last handed to the history
+    link_hosts: tuple[str, ...] = ()  # other hosts the ordinary page links to, at most 32
+    # Did the page pass the target's content checks (expect_text, fail_if_body_matches)?
+    content_check_passed: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +170,8 @@ def baseline_from_json(kind: TamperKind, data: Mapping[str, Any]) -> Baseline:
     cls = BASELINE_TYPES[kind]
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
+        if f.name not in data and f.default is not dataclasses.MISSING:
+            continue  # a field added since the row was written: its default
         value = data[f.name]
         values[f.name] = tuple(value) if isinstance(value, list) else value
     return cls(**values)
@@ -248,7 +254,8 @@ def judge(
     details = result.details
     if kind is TamperKind.DEFACEMENT and isinstance(details, HttpDetails):
         threshold = settings.defacement_similarity if similarity is None else similarity
-        return _judge_page(_as(baseline, PageBaseline), details, threshold, now, settings)
+        passed = result.reason is not Reason.HTTP_CONTENT
+        return _judge_page(_as(baseline, PageBaseline), details, passed, threshold, now, settings)
     if kind is TamperKind.DNS_CHANGE and isinstance(details, DnsDetails):
         return _judge_zone(_as(baseline, ZoneBaseline), details, now, settings)
     if kind is TamperKind.DNSSEC_DOWNGRADE and isinstance(details, DnsDetails):
@@ -283,6 +290,7 @@ def _learn_page(
     samples: int,
     least: float,
     saved_at: float,
+    content_check_passed: bool,
     script_hosts: tuple[str, ...] = (),
 ) -> PageBaseline:
     hosts = tuple(dict.fromkeys((*page.script_hosts, *script_hosts)))[:MAX_SCRIPT_HOSTS]
@@ -297,12 +305,15 @@ def _learn_page(
         least_similarity=least,
         learned_at=now,
         saved_at=saved_at,
+        link_hosts=page.link_hosts,
+        content_check_passed=content_check_passed,
     )
 
 
 def _judge_page(
     baseline: PageBaseline | None,
     details: HttpDetails,
+    passed: bool,
     threshold: float,
     now: float,
     settings: TamperSettings,
@@ -311,7 +322,10 @@ def _judge_page(
     if page is None:
         return None
     if baseline is None:
-        return Verdict(_learn_page(page, now, samples=1, least=1.0, saved_at=now), save=True)
+        learned = _learn_page(
+            page, now, samples=1, least=1.0, saved_at=now, content_check_passed=passed
+        )
+        return Verdict(learned, save=True)
     if (
         baseline.samples >= settings.learn_probes
         and page.sketch == baseline.sketch
@@ -329,6 +343,7 @@ def _judge_page(
             samples=samples,
             least=min(baseline.least_similarity, alike),
             saved_at=now,
+            content_check_passed=passed,
             script_hosts=baseline.script_hosts,
         )
         return Verdict(learned, save=samples == settings.learn_probes)
@@ -355,6 +370,7 @@ def _judge_page(
             samples=baseline.samples,
             least=baseline.least_similarity,
             saved_at=now if saved else baseline.saved_at,
+            content_check_passed=passed,
             script_hosts=baseline.script_hosts,
         )
         return Verdict(moved, save=saved)
@@ -369,8 +385,12 @@ def _judge_page(
         "new_excerpt": page.excerpt,
         "new_markers": markers,
         "new_script_hosts": scripts,
+        "new_link_hosts": [h for h in page.link_hosts if h not in baseline.link_hosts],
         "old_text_chars": baseline.text_chars,
         "new_text_chars": page.text_chars,
+        # The target's expect_text / fail_if_body_matches, before and now (None: unknown).
+        "content_check_before": baseline.content_check_passed,
+        "content_check_now": passed,
     }
     candidate = _learn_page(
         page,
@@ -378,6 +398,7 @@ def _judge_page(
         samples=baseline.samples,
         least=baseline.least_similarity,
         saved_at=now,
+        content_check_passed=passed,
         script_hosts=baseline.script_hosts,
     )
     return Verdict(baseline, Deviation("; ".join(reasons), evidence, candidate))

@@ -531,8 +531,11 @@ EVIDENCE: Mapping[TamperKind, Mapping[str, object]] = {
         "new_excerpt": "Hacked by Ghost. Greetz to all the crew",
         "new_markers": ["hacked by", "greetz"],
         "new_script_hosts": ["evil.example"],
+        "new_link_hosts": ["mirror.example"],
         "old_text_chars": 5210,
         "new_text_chars": 48,
+        "content_check_before": True,
+        "content_check_now": False,
     },
     TamperKind.DNS_CHANGE: {
         "zone": ZONE_TARGET,

@@ -146,6 +146,8 @@ def test_a_defacement_shows_old_against_new(history: Seeded) -> None:
     assert lines["text length"] == "5210 → 48 characters"
     assert lines["defacement phrases"] == "hacked by, greetz"
     assert lines["scripts from new hosts"] == "evil.example"
+    assert lines["links to new hosts"] == "mirror.example"
+    assert lines["content check"] == "passed → failed"
     assert lines["text before"] == "Mirë se vini në portalin e shërbimeve qeveritare"
     assert lines["text now"] == "Hacked by Ghost. Greetz to all the crew"
     assert lines["page"] == f"https://{DEFACED_TARGET}/ (HTTP 200)"

@@ -193,6 +193,34 @@ def test_a_defacement_is_seen_with_its_evidence(case: str, page: str, said: str)
     assert verdict.baseline == run(TamperKind.DEFACEMENT, LEARNED).baseline
 
 
+def test_the_evidence_says_what_the_content_checks_and_the_links_did() -> None:
+    """expect_text and links' hosts are in the baseline: the evidence shows the content
+    check passing before and failing now, and the hosts the new page links to."""
+    page = portal(NEWS).replace("</footer>", "<a href='https://mirror.evil.test/'>x</a></footer>")
+    verdict = run(TamperKind.DEFACEMENT, [*LEARNED, http(DEFACED, ok=False)])
+    assert verdict.deviation is not None
+    evidence = verdict.deviation.evidence
+    assert (evidence["content_check_before"], evidence["content_check_now"]) == (True, False)
+    linked = run(
+        TamperKind.DEFACEMENT, [*LEARNED, http(page.replace("Mirë se vini", "HACKED BY X"))]
+    )
+    assert linked.deviation is not None
+    assert linked.deviation.evidence["new_link_hosts"] == ["mirror.evil.test"]
+    learned = run(TamperKind.DEFACEMENT, LEARNED).baseline
+    assert isinstance(learned, PageBaseline)
+    assert learned.link_hosts == ("akshi.gov.al.test",) and learned.content_check_passed
+
+
+def test_a_baseline_stored_before_a_field_existed_reads_with_its_default() -> None:
+    learned = run(TamperKind.DEFACEMENT, LEARNED).baseline
+    assert learned is not None
+    stored = baseline_to_json(learned)
+    del stored["link_hosts"], stored["content_check_passed"]
+    back = baseline_from_json(TamperKind.DEFACEMENT, stored)
+    assert isinstance(back, PageBaseline)
+    assert back.link_hosts == () and back.content_check_passed is None
+
+
 def test_nothing_fires_while_the_baseline_is_learned() -> None:
     verdict = run(TamperKind.DEFACEMENT, [http(portal(NEWS)), http(DEFACED)])
     assert verdict.deviation is None
