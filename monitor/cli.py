@@ -20,6 +20,11 @@ EXIT_DOWN = 1
 EXIT_CONFIG = 2
 
 Command = Callable[[argparse.Namespace], int]
+# `govwatch up` and `govwatch dashboard` pass it on to the dashboard.
+READ_ONLY_HELP = (
+    "no Acknowledge button: tamper signals can be seen, not cleared (the dashboard has no "
+    "login; use it where people who should not clear a signal can reach it)"
+)
 
 
 def _load_or_report(path: Path) -> Config | None:
@@ -336,8 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--read-only",
         action="store_true",
-        help="no Acknowledge button: tamper signals can be seen, not cleared (the dashboard has no "
-        "login; use it where people who should not clear a signal can reach it)",
+        help=READ_ONLY_HELP,
     )
     up.set_defaults(handler=cmd_up)
 
@@ -471,8 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument(
         "--read-only",
         action="store_true",
-        help="no Acknowledge button: tamper signals can be seen, not cleared (the dashboard has no "
-        "login; use it where people who should not clear a signal can reach it)",
+        help=READ_ONLY_HELP,
     )
     dashboard.set_defaults(handler=cmd_dashboard)
     return parser

@@ -39,7 +39,7 @@ from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from monitor.outage import address_prefix
-from probes.page import PageFingerprint, text_similarity
+from probes.page import PageFingerprint, sketch_similarity
 from probes.results import (
     DnsDetails,
     DnssecStatus,
@@ -334,7 +334,7 @@ def _judge_page(
         and all(host in baseline.script_hosts for host in page.script_hosts)
     ):
         return Verdict(baseline)  # the same page again, the common case: nothing to do
-    alike = text_similarity(_as_fingerprint(baseline), page)
+    alike = sketch_similarity(baseline.sketch, page.sketch)
     if baseline.samples < settings.learn_probes:
         samples = baseline.samples + 1
         learned = _learn_page(
@@ -402,18 +402,6 @@ def _judge_page(
         script_hosts=baseline.script_hosts,
     )
     return Verdict(baseline, Deviation("; ".join(reasons), evidence, candidate))
-
-
-def _as_fingerprint(baseline: PageBaseline) -> PageFingerprint:
-    return PageFingerprint(
-        title=baseline.title,
-        text_chars=baseline.text_chars,
-        sketch=baseline.sketch,
-        link_hosts=(),
-        script_hosts=baseline.script_hosts,
-        excerpt=baseline.excerpt,
-        markers=baseline.markers,
-    )
 
 
 # --- DNS -----------------------------------------------------------------------------

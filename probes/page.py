@@ -29,6 +29,7 @@ from __future__ import annotations
 import html
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 MAX_HTML_CHARS = 256 * 1024  # markup read; portals' front pages are 30-200 KiB
@@ -118,15 +119,21 @@ def fingerprint(markup: str, page_url: str) -> PageFingerprint:
 
 
 def text_similarity(a: PageFingerprint, b: PageFingerprint) -> float:
-    """Estimated Jaccard similarity of two pages' shingle sets, 0.0 to 1.0 (bottom-k:
-    the share of the k smallest hashes of the union that both pages hold). Two pages
-    without text are alike; one without text is unlike any page with text."""
-    if not a.sketch and not b.sketch:
+    """Estimated Jaccard similarity of two pages' shingle sets, 0.0 to 1.0 (see
+    `sketch_similarity`)."""
+    return sketch_similarity(a.sketch, b.sketch)
+
+
+def sketch_similarity(a: Sequence[int], b: Sequence[int]) -> float:
+    """Bottom-k estimate of the Jaccard similarity of two sketches: the share of the k
+    smallest hashes of the union that both hold. Two pages without text are alike; one
+    without text is unlike any page with text. (A stored baseline keeps only its sketch.)"""
+    if not a and not b:
         return 1.0
-    if not a.sketch or not b.sketch:
+    if not a or not b:
         return 0.0
-    union_bottom = sorted(set(a.sketch) | set(b.sketch))[:SKETCH_SIZE]
-    both = set(a.sketch) & set(b.sketch)
+    union_bottom = sorted(set(a) | set(b))[:SKETCH_SIZE]
+    both = set(a) & set(b)
     return sum(1 for h in union_bottom if h in both) / len(union_bottom)
 
 

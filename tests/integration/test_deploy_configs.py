@@ -451,13 +451,21 @@ def _unit_directives() -> list[tuple[str, str]]:
     return directives
 
 
-def _unit_with_runnable_exec(tmp_path: Path) -> Path:
-    """The unit, with ExecStart's program replaced by a stub: verify checks it exists."""
+def _units_with_runnable_exec(tmp_path: Path, *sources: Path) -> list[Path]:
+    """The units, with ExecStart's program replaced by a stub: verify checks it exists."""
     stub = tmp_path / "govwatch"
     stub.write_text("#!/bin/sh\n")
     stub.chmod(0o755)
-    unit = tmp_path / SYSTEMD_UNIT.name
-    unit.write_text(SYSTEMD_UNIT.read_text().replace("/opt/govwatch/.venv/bin/govwatch", str(stub)))
+    units = []
+    for source in sources:
+        unit = tmp_path / source.name
+        unit.write_text(source.read_text().replace("/opt/govwatch/.venv/bin/govwatch", str(stub)))
+        units.append(unit)
+    return units
+
+
+def _unit_with_runnable_exec(tmp_path: Path) -> Path:
+    (unit,) = _units_with_runnable_exec(tmp_path, SYSTEMD_UNIT)
     return unit
 
 
@@ -521,23 +529,30 @@ sys.exit(0)
 """
 
 
-def test_memory_deny_write_execute_matches_the_tls_probe() -> None:
-    """MemoryDenyWriteExecute=yes is set exactly when the TLS probe works under W^X.
-
-    PR_SET_MDWE is the kernel mechanism systemd uses for MemoryDenyWriteExecute= when available.
-    """
+def _run_under_wx(code: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter that first asks the kernel for W^X (PR_SET_MDWE, what
+    systemd uses for MemoryDenyWriteExecute=); skips where the platform or kernel cannot."""
     if not sys.platform.startswith("linux"):
         pytest.skip("PR_SET_MDWE is Linux-only")
     result = subprocess.run(
-        [sys.executable, "-c", _TLS_CONTEXT_UNDER_WX],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout_s,
         cwd=REPO,
         check=False,
     )
     if result.returncode == 3:
         pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
+    return result
+
+
+def test_memory_deny_write_execute_matches_the_tls_probe() -> None:
+    """MemoryDenyWriteExecute=yes is set exactly when the TLS probe works under W^X.
+
+    PR_SET_MDWE is the kernel mechanism systemd uses for MemoryDenyWriteExecute= when available.
+    """
+    result = _run_under_wx(_TLS_CONTEXT_UNDER_WX, timeout_s=60)
     assert result.returncode in (0, 1), result.stderr
     works_under_wx = result.returncode == 0
     setting = dict(_unit_directives()).get("MemoryDenyWriteExecute")
@@ -576,21 +591,9 @@ REPORT_UNITS = (
 )
 
 
-def _report_units_with_runnable_exec(tmp_path: Path) -> list[Path]:
-    stub = tmp_path / "govwatch"
-    stub.write_text("#!/bin/sh\n")
-    stub.chmod(0o755)
-    units = []
-    for source in REPORT_UNITS:
-        unit = tmp_path / source.name
-        unit.write_text(source.read_text().replace("/opt/govwatch/.venv/bin/govwatch", str(stub)))
-        units.append(unit)
-    return units
-
-
 def test_report_timer_and_service_verify_cleanly_and_are_confined(tmp_path: Path) -> None:
     analyze = _binary("systemd-analyze", package="systemd")
-    service, timer = _report_units_with_runnable_exec(tmp_path)
+    service, timer = _units_with_runnable_exec(tmp_path, *REPORT_UNITS)
     result = _run([analyze, "verify", str(service), str(timer)])
     _assert_succeeds(result)
     assert result.stdout + result.stderr == "", result.stdout + result.stderr
@@ -631,17 +634,6 @@ sys.exit(0)
 
 def test_the_report_runs_under_memory_deny_write_execute() -> None:
     """The report unit sets MemoryDenyWriteExecute=yes (unlike the daemon's: no TLS here)."""
-    if not sys.platform.startswith("linux"):
-        pytest.skip("PR_SET_MDWE is Linux-only")
-    result = subprocess.run(
-        [sys.executable, "-c", _REPORT_UNDER_WX],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        check=False,
-    )
-    if result.returncode == 3:
-        pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
+    result = _run_under_wx(_REPORT_UNDER_WX, timeout_s=120)
     assert result.returncode == 0, result.stderr
     assert "MemoryDenyWriteExecute=yes" in REPORT_UNITS[0].read_text()

@@ -3,7 +3,6 @@ stays quiet on its benign twin, and baselines survive the history's JSON."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 
@@ -21,7 +20,7 @@ from monitor.tamper import (
     baseline_to_json,
     judge,
 )
-from probes.page import fingerprint, text_similarity
+from probes.page import fingerprint, sketch_similarity
 from probes.results import (
     CertificateReport,
     CertificateSummary,
@@ -244,8 +243,7 @@ def test_a_page_that_drifts_a_little_each_day_never_fires() -> None:
 
 def similar_to_start(baseline: object) -> float:
     assert isinstance(baseline, PageBaseline)
-    start = fingerprint(portal(NEWS), URL)
-    return text_similarity(start, dataclasses.replace(start, sketch=baseline.sketch))
+    return sketch_similarity(fingerprint(portal(NEWS), URL).sketch, baseline.sketch)
 
 
 def test_the_threshold_is_per_target() -> None:
