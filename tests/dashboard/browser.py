@@ -13,9 +13,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.dashboard.markup import WORD_JOINER
 
@@ -33,6 +34,7 @@ CHROMIUM_FLAGS = (
     "--hide-scrollbars",
 )
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def missing_browser() -> str | None:
@@ -115,22 +117,76 @@ def text_of(element: Any) -> str:
     return str(element.text).replace(WORD_JOINER, "")
 
 
-def wait_for_overview(driver: Any, text: str, timeout_s: float = 30.0) -> Any:
-    """Wait (bounded) until `text` is shown and the tile map is drawn; returns its element."""
-    from selenium.webdriver.common.by import By
+@dataclass(frozen=True)
+class Shown:
+    """What an element showed when it was read. Streamlit redraws a page on every rerun
+    and every refresh, so an element found in one poll may be gone by the next line:
+    tests assert on this copy, never on the live element."""
+
+    text: str
+    displayed: bool
+    top: int
+
+
+def shown(element: Any) -> Shown:
+    return Shown(text_of(element), bool(element.is_displayed()), int(element.location["y"]))
+
+
+def wait_until(driver: Any, condition: Callable[[Any], T | None], timeout_s: float = 30.0) -> T:
+    """Poll `condition(driver)` until it returns something truthy (bounded); an element
+    replaced by a redraw while the condition reads it is one more poll, not a failure."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    def banner(d: Any) -> Any:
-        for element in d.find_elements(By.CSS_SELECTOR, '[data-testid="stAlert"]'):
-            if text in text_of(element):
-                return element
-        return None
+    waiting = WebDriverWait(
+        driver,
+        timeout_s,
+        poll_frequency=0.2,
+        ignored_exceptions=(StaleElementReferenceException,),
+    )
+    found = waiting.until(condition)
+    assert found is not None  # until() returns only a truthy value
+    return found
 
-    found = WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(banner)
-    WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(
+
+def first_shown(driver: Any, css: str, wanted: Callable[[str], bool]) -> Shown | None:
+    """The first element matching `css` whose text is `wanted`, as it was shown."""
+    from selenium.webdriver.common.by import By
+
+    for element in driver.find_elements(By.CSS_SELECTOR, css):
+        if wanted(text_of(element)):
+            return shown(element)
+    return None
+
+
+def click_first(driver: Any, css: str, wanted: Callable[[str], bool]) -> bool:
+    """Click the first element matching `css` whose text is `wanted`; False while there is
+    none (a redraw between finding and clicking raises stale: `wait_until` polls again)."""
+    from selenium.webdriver.common.by import By
+
+    for element in driver.find_elements(By.CSS_SELECTOR, css):
+        if wanted(text_of(element)):
+            element.click()
+            return True
+    return False
+
+
+def wait_for_overview(driver: Any, text: str, timeout_s: float = 30.0) -> Shown:
+    """Wait (bounded) until `text` is shown and the tile map is drawn; returns the banner
+    as it was shown."""
+    from selenium.webdriver.common.by import By
+
+    found = wait_until(
+        driver,
+        lambda d: first_shown(d, '[data-testid="stAlert"]', lambda shown_text: text in shown_text),
+        timeout_s,
+    )
+    wait_until(
+        driver,
         lambda d: d.find_elements(
             By.CSS_SELECTOR,
             '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg',
-        )
+        ),
+        timeout_s,
     )
     return found

@@ -26,6 +26,7 @@ from tests.dashboard.browser import (
     served_dashboard,
     text_of,
     wait_for_overview,
+    wait_until,
 )
 from tests.dashboard.seed import seed_database
 
@@ -34,15 +35,10 @@ SETTLE_S = 3.0
 
 
 def wait_for_text(driver: Any, text: str, timeout_s: float = 60.0) -> None:
-    """Wait (bounded) until the page shows `text`; Streamlit redraws as it goes, so an
-    element may go stale while it is read."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """Wait (bounded) until the page shows `text`."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(
-        driver, timeout_s, poll_frequency=0.3, ignored_exceptions=(StaleElementReferenceException,)
-    ).until(lambda d: text in text_of(d.find_element(By.TAG_NAME, "body")))
+    wait_until(driver, lambda d: text in text_of(d.find_element(By.TAG_NAME, "body")), timeout_s)
 
 
 def main() -> int:

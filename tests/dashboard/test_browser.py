@@ -16,15 +16,16 @@ from urllib.parse import quote
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from dashboard.banner import format_clock
 from tests.dashboard.browser import (
     chromium,
+    click_first,
+    first_shown,
     missing_browser,
     served_dashboard,
-    text_of,
     wait_for_overview,
+    wait_until,
 )
 from tests.dashboard.conftest import Seeded
 from tests.dashboard.seed import (
@@ -61,24 +62,21 @@ def test_the_outage_banner_is_visible_in_a_real_browser(
     with served_dashboard(data.path, tmp_path / "streamlit.log", refresh_s=2) as url:
         driver.get(url)
         banner = wait_for_overview(driver, expected)
-        assert banner.is_displayed()
-        assert banner.location["y"] < 400  # at the top, not below the fold
+        assert banner.displayed
+        assert banner.top < 400  # at the top, not below the fold
         shot = tmp_path / "overview.png"
         assert driver.save_screenshot(str(shot))
         # A page opened by its URL runs through app.py's navigation too.
         outages = sum(i.is_open and i.scope.value != "target" for i in data.seed.incidents)
         driver.get(f"{url}/incidents")
-        WebDriverWait(driver, 30, poll_frequency=0.2).until(
-            lambda d: f"Open now: {outages} outage" in d.find_element(By.TAG_NAME, "body").text
+        wait_until(
+            driver,
+            lambda d: f"Open now: {outages} outage" in d.find_element(By.TAG_NAME, "body").text,
         )
         # Every page, not only the overview, names the outage in the tab and refreshes itself.
-        WebDriverWait(driver, 10, poll_frequency=0.2).until(
-            lambda d: d.title == "OUTAGE: Albania — govwatch"
-        )
+        wait_until(driver, lambda d: d.title == "OUTAGE: Albania — govwatch", 10)
         first = refreshed_at(driver)
-        WebDriverWait(driver, 10, poll_frequency=0.2).until(
-            lambda d: refreshed_at(d) not in ("", first)
-        )
+        wait_until(driver, lambda d: refreshed_at(d) not in ("", first), 10)
     assert shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -154,28 +152,29 @@ def test_strings_from_the_network_are_text_never_markup(browser: Any, tmp_path: 
         with served_dashboard(db, tmp_path / "streamlit.log") as url:
             browser.get(url)
             banner = wait_for_overview(browser, "Albania:")
-            assert text_of(banner).endswith(f"all share certificate issuer {markup}")
+            assert banner.text.endswith(f"all share certificate issuer {markup}")
             assert urls_to(browser, origin) == []
 
             browser.get(f"{url}/target?target={quote(target.name, safe='')}")
-            header = WebDriverWait(browser, 30, poll_frequency=0.2).until(
-                lambda d: next(
-                    (
-                        h
-                        for h in d.find_elements(By.CSS_SELECTOR, '[data-testid="stHeading"]')
-                        if text_of(h) == target.name
-                    ),
-                    None,
-                )
+            header = wait_until(
+                browser,
+                lambda d: first_shown(d, '[data-testid="stHeading"]', lambda t: t == target.name),
             )
-            assert header.is_displayed()
-            WebDriverWait(browser, 30, poll_frequency=0.2).until(
-                lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')) >= 4
+            assert header.displayed
+            wait_until(
+                browser,
+                lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')) >= 4,
             )  # the failures table and the TLS, DNS and HTTP details: the page is drawn
-            caption = browser.find_element(By.CSS_SELECTOR, '[data-testid="stCaptionContainer"]')
-            assert text_of(caption) == f"Albania · {target.sector} · {target.url}"
+            caption = wait_until(
+                browser, lambda d: first_shown(d, '[data-testid="stCaptionContainer"]', bool)
+            )
+            assert caption.text == f"Albania · {target.sector} · {target.url}"
             assert urls_to(browser, origin) == []
         assert requests == []
+
+
+def defaced(text: str) -> bool:
+    return DEFACED_TARGET in text
 
 
 @pytest.mark.timeout(120)
@@ -190,39 +189,23 @@ def test_tamper_signals_link_to_their_evidence_shown_as_text(browser: Any, tmp_p
         seed_tamper(db, time.time(), markup)
         with served_dashboard(db, tmp_path / "streamlit.log") as url:
             browser.get(url)
-            count = WebDriverWait(browser, 30, poll_frequency=0.2).until(
-                lambda d: next(
-                    iter(d.find_elements(By.CSS_SELECTOR, '[class*="st-key-tamper_count"]')), None
-                )
+            count = wait_until(
+                browser, lambda d: first_shown(d, '[class*="st-key-tamper_count"]', bool)
             )
-            assert count.is_displayed() and "Tamper signals: 4" in text_of(count)
-            first = WebDriverWait(browser, 30, poll_frequency=0.2).until(
-                lambda d: next(
-                    (
-                        link
-                        for link in d.find_elements(
-                            By.CSS_SELECTOR, '[data-testid="stPageLink-NavLink"]'
-                        )
-                        if DEFACED_TARGET in text_of(link)
-                    ),
-                    None,
-                )
-            )
-            assert text_of(first).endswith(f" — {markup}")
+            assert count.displayed and "Tamper signals: 4" in count.text
+            link = '[data-testid="stPageLink-NavLink"]'
+            first = wait_until(browser, lambda d: first_shown(d, link, defaced))
+            assert first.text.endswith(f" — {markup}")
             assert urls_to(browser, origin) == []
 
-            first.click()
-            title = WebDriverWait(browser, 30, poll_frequency=0.2).until(
-                lambda d: next(
-                    (
-                        p
-                        for p in d.find_elements(By.CSS_SELECTOR, '[data-testid="stMarkdown"]')
-                        if text_of(p).startswith("title:")
-                    ),
-                    None,
-                )
+            wait_until(browser, lambda d: click_first(d, link, defaced))
+            title = wait_until(
+                browser,
+                lambda d: first_shown(
+                    d, '[data-testid="stMarkdown"]', lambda t: t.startswith("title:")
+                ),
             )
-            assert text_of(title) == f"title: “{markup}” → “{markup}”"
+            assert title.text == f"title: “{markup}” → “{markup}”"
             assert browser.current_url.endswith(f"target?target={DEFACED_TARGET}")
             assert urls_to(browser, origin) == []
         assert requests == []
