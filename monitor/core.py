@@ -48,8 +48,11 @@ Rules (thresholds from `OutageSettings`):
   deviation is confirmed by a quick re-probe, as a failure is, then raised as a `Signal`
   that stays until an `Acknowledge` adopts what the target serves now as its baseline.
   Not judged while the vantage is impaired (a captive portal or a hijacked resolver at
-  the monitor's end would look like every site changing) nor under maintenance. Signals
-  never open an incident and never change a reported state.
+  the monitor's end would look like every site changing) nor under maintenance; and,
+  as a failure waits for the canaries, a confirmed deviation is raised only once enough
+  canaries were seen healthy after it was first seen (a captive portal that appeared
+  between the canaries' last check and the re-probe makes them fail: the deviation is
+  dropped). Signals never open an incident and never change a reported state.
 """
 
 from __future__ import annotations
@@ -329,6 +332,8 @@ class World:
     signals: Map[TamperKey, Signal] = field(default_factory=Map)  # raised ones
     # A first deviation waiting for its re-probe: when it was seen.
     suspects: Map[TamperKey, float] = field(default_factory=Map)
+    # Confirmed by the re-probe, waiting for the canaries' word: the signal, when confirmed.
+    held: Map[TamperKey, tuple[Signal, float]] = field(default_factory=Map)
 
     @property
     def vantage_up(self) -> bool:
@@ -500,13 +505,18 @@ def _vouched(world: World, status: TargetStatus) -> bool:
     and not failing since before its latest failure (enough: if every other canary
     failed, the vantage would still be up). A canary that failed meanwhile, or was not
     probed since, proves nothing about the link at that time."""
+    failing = [t for t in status.probes.values() if t.failing]
+    if status.since is None or not failing:
+        return bool(not world.canaries)
+    return _canaries_vouch(world, status.since, max(t.observed_at for t in failing))
+
+
+def _canaries_vouch(world: World, began: float, latest: float) -> bool:
+    """Enough canaries were seen healthy after `began` and have not failed since before
+    `latest`: what the monitor saw in between was the network's, not the vantage's."""
     canaries = len(world.canaries)
     if not canaries:
         return True
-    failing = [t for t in status.probes.values() if t.failing]
-    if status.since is None or not failing:
-        return False
-    began, latest = status.since, max(t.observed_at for t in failing)
     vouching = sum(
         1
         for failed_at, observed_at in world.vouchers
@@ -571,6 +581,8 @@ def _canaries_changed(world: World, now: float, effects: list[Effect]) -> World:
     world = _set_impairment(world, now, effects)
     for name in list(world.awaiting.keys()):
         world = _report(world, name, now, effects)
+    if world.held:
+        world = _held_judged(world, now, effects)
     return world
 
 
@@ -658,7 +670,8 @@ def _on_tick(world: World, tick: Tick, now: float, effects: list[Effect]) -> Wor
         world = _judge_country(world, country, now, effects)
     if world.region_dirty:
         world = _judge_region(world, now, effects)
-    if world.awaiting and now - world.canary_check_at >= world.settings.reprobe_delay_s:
+    waiting = world.awaiting or world.held
+    if waiting and now - world.canary_check_at >= world.settings.reprobe_delay_s:
         effects.append(CheckCanaries())
         world = replace(world, canary_check_at=now)
     return replace(world, dirty_targets=Map(), dirty_countries=Map(), region_dirty=False)
@@ -836,6 +849,7 @@ def _judge_tamper(
     similarity = world.by_name[name].defacement_similarity
     # Local maps, one copy of the world at the end (and none for the same page again).
     baselines, signals, suspects = world.baselines, world.signals, world.suspects
+    held = world.held
     for kind in KINDS_BY_PROBE[result.kind]:
         key = (name, kind)
         before = baselines.get(key)
@@ -849,6 +863,15 @@ def _judge_tamper(
             if verdict.deviation is not None:
                 signals = signals.set(key, replace(raised, candidate=verdict.deviation.candidate))
             continue
+        waiting = held.get(key)
+        if waiting is not None:
+            if verdict.deviation is not None:
+                signal, confirmed_at = waiting
+                held = held.set(
+                    key, (replace(signal, candidate=verdict.deviation.candidate), confirmed_at)
+                )
+                continue
+            held = held.delete(key)  # back to normal before the canaries spoke
         if verdict.baseline is not None and verdict.baseline is not before:
             baselines = baselines.set(key, verdict.baseline)
             if verdict.save:
@@ -867,12 +890,41 @@ def _judge_tamper(
         signal = Signal(
             name, kind, first_seen, deviation.summary, deviation.evidence, deviation.candidate
         )
-        signals, suspects = signals.set(key, signal), suspects.delete(key)
-        effects.append(SignalChange(signal, world.by_name[name].country))
-        effects.append(Log("warning", f"tamper signal {kind.value} on {name}: {signal.summary}"))
-    if baselines is world.baselines and signals is world.signals and suspects is world.suspects:
+        suspects = suspects.delete(key)
+        if _canaries_vouch(world, first_seen, now):
+            signals = signals.set(key, signal)
+            effects.extend(_raised(signal, world.by_name[name].country))
+        else:
+            held = held.set(key, (signal, now))  # CheckCanaries at the next tick
+    unchanged = baselines is world.baselines and signals is world.signals
+    if unchanged and suspects is world.suspects and held is world.held:
         return world
-    return replace(world, baselines=baselines, signals=signals, suspects=suspects)
+    return replace(world, baselines=baselines, signals=signals, suspects=suspects, held=held)
+
+
+def _raised(signal: Signal, country: str) -> list[Effect]:
+    summary = f"tamper signal {signal.kind.value} on {signal.target}: {signal.summary}"
+    return [SignalChange(signal, country), Log("warning", summary)]
+
+
+def _held_judged(world: World, now: float, effects: list[Effect]) -> World:
+    """The canaries spoke: raise the held deviations they vouch for; drop them all if the
+    vantage is impaired (what the probes saw was the monitor's own network)."""
+    if world.impaired:
+        effects.append(
+            Log(
+                "info",
+                f"{len(world.held)} tamper deviation(s) not raised: the monitor is impaired "
+                f"({_why(world)})",
+            )
+        )
+        return replace(world, held=Map())
+    signals, held = world.signals, world.held
+    for key, (signal, confirmed_at) in world.held.items():
+        if _canaries_vouch(world, signal.raised_at, confirmed_at):
+            signals, held = signals.set(key, signal), held.delete(key)
+            effects.extend(_raised(signal, world.by_name[signal.target].country))
+    return replace(world, signals=signals, held=held)
 
 
 def _on_acknowledge(world: World, event: Acknowledge, now: float, effects: list[Effect]) -> World:
@@ -890,6 +942,7 @@ def _on_acknowledge(world: World, event: Acknowledge, now: float, effects: list[
     signal = world.signals.get(key)
     who = f" by {event.by}" if event.by else ""
     suspects = world.suspects.delete(key) if key in world.suspects else world.suspects
+    world = replace(world, held=world.held.delete(key)) if key in world.held else world
     if signal is None:
         baselines = world.baselines.delete(key) if key in world.baselines else world.baselines
         effects.append(BaselineChange(target.name, kind, None))
@@ -937,7 +990,10 @@ def _tamper_reload(world: World, fresh: World, now: float, effects: list[Effect]
         signals = signals.delete(key)
     for key in [k for k in suspects if stale(k[0])]:
         suspects = suspects.delete(key)
-    return replace(fresh, baselines=baselines, signals=signals, suspects=suspects)
+    held = fresh.held
+    for key in [k for k in held if stale(k[0])]:
+        held = held.delete(key)
+    return replace(fresh, baselines=baselines, signals=signals, suspects=suspects, held=held)
 
 
 # --- reload -----------------------------------------------------------------------------

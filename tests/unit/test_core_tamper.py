@@ -1,5 +1,6 @@
-"""Tamper signals through the pure core: confirmed by a re-probe, raised until
-acknowledged, a separate axis from up and down, never judged while the monitor is blind."""
+"""Tamper signals through the pure core: confirmed by a re-probe and the canaries' word,
+raised until acknowledged, a separate axis from up and down, never judged while the
+monitor is blind."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from monitor.state import TargetState
 from monitor.tamper import BaselineChange, SignalChange, TamperKind
 from probes.results import ProbeKind
 from tests.probes.test_page import DEFACED, NEWS, portal
-from tests.unit.judge import CoreSim
-from tests.unit.test_core import CANARIES, SETTINGS, T0, healthy, result
+from tests.unit.judge import CoreSim, Judged
+from tests.unit.test_core import CANARIES, SETTINGS, T0, canaries_answer, healthy, result
 from tests.unit.test_tamper import http
 
 DEFACEMENT = ("al1", TamperKind.DEFACEMENT)
@@ -44,12 +45,28 @@ def deface(sim: CoreSim, at: float) -> list[object]:
     return [*sim.result("al1", http(DEFACED, ok=False), at)]
 
 
-def test_a_deviation_is_confirmed_by_a_reprobe_then_raised() -> None:
+def confirm_defacement(sim: CoreSim, at: float) -> None:
+    """A defaced page, its re-probe, and the canaries checked healthy after it."""
+    deface(sim, at)
+    deface(sim, at + 2)
+    canaries_answer(sim, at + 3)
+    assert DEFACEMENT in sim.world.signals
+
+
+def test_a_deviation_is_confirmed_by_a_reprobe_and_the_canaries_then_raised() -> None:
     sim = learned()
     first = deface(sim, T0 + 10)
     assert ProbeSoon("al1", ProbeKind.HTTP, T0 + 10 + SETTINGS.reprobe_delay_s) in first
     assert not sim.world.signals and not any(isinstance(e, SignalChange) for e in first)
-    second = deface(sim, T0 + 12)
+    # The re-probe agrees; the canaries were last seen before the first sighting, so they
+    # are asked first, as for a failure.
+    assert not any(isinstance(e, SignalChange) for e in deface(sim, T0 + 12))
+    assert not sim.world.signals
+    assert sim.tick(T0 + 12).vantage_check_wanted
+    for canary in CANARIES[:-1]:  # two of three healthy after the sighting: enough
+        for kind in (ProbeKind.HTTP, ProbeKind.DNS):
+            sim.result(canary.name, result(True, T0 + 13, kind=kind), T0 + 13)
+    second = sim.tick(T0 + 13).effects
     (raised,) = [e for e in second if isinstance(e, SignalChange)]
     assert raised.cleared_by is None and raised.country == "AL"
     signal = raised.signal
@@ -75,6 +92,7 @@ def test_a_signal_is_a_separate_axis_from_up_and_down() -> None:
     sim = learned()
     for at in (T0 + 10, T0 + 12):
         sim.result("al1", http(DEFACED), at)
+    canaries_answer(sim, T0 + 13)
     judged = sim.tick(T0 + 13)
     assert DEFACEMENT in judged.world.signals
     assert judged.world.reported["al1"] is TargetState.UP
@@ -83,8 +101,7 @@ def test_a_signal_is_a_separate_axis_from_up_and_down() -> None:
 
 def test_a_raised_signal_stays_until_acknowledged_and_the_ack_adopts_what_is_served() -> None:
     sim = learned()
-    deface(sim, T0 + 10)
-    deface(sim, T0 + 12)
+    confirm_defacement(sim, T0 + 10)
     # The page is restored: the signal stays (someone should look), the baseline is unmoved.
     sim.result("al1", http(portal(NEWS)), T0 + 70)
     assert DEFACEMENT in sim.world.signals
@@ -130,6 +147,52 @@ def test_nothing_is_judged_while_the_monitor_is_impaired() -> None:
     assert not any(isinstance(e, ProbeSoon | SignalChange) for e in effects)
 
 
+def test_a_captive_portal_between_the_canaries_and_the_reprobe_raises_nothing() -> None:
+    """The canaries passed, then a captive portal took the monitor's link: every page
+    changes, the re-probe agrees, and only the canaries, asked after the first sighting,
+    can tell it is the monitor's network. They fail: nothing is raised, ever."""
+    sim = learned()
+    deface(sim, T0 + 10)
+    deface(sim, T0 + 12)
+    assert sim.tick(T0 + 12).vantage_check_wanted
+    canaries_answer(sim, T0 + 13, ok=False)
+    canaries_answer(sim, T0 + 15, ok=False)  # confirmed down: the uplink is impaired
+    judged = sim.tick(T0 + 15)
+    assert not judged.vantage_up
+    assert not any(isinstance(e, SignalChange) for e in judged.effects)
+    assert any("not raised: the monitor is impaired" in line for line in logs(judged))
+    # The portal is gone, the pages are the portal's own again: nothing was raised.
+    canaries_answer(sim, T0 + 60)
+    canaries_answer(sim, T0 + 62)
+    sim.result("al1", http(portal(NEWS)), T0 + 70)
+    canaries_answer(sim, T0 + 71)
+    assert sim.tick(T0 + 71).vantage_up
+    assert not sim.world.signals and not sim.world.held and not sim.world.suspects
+
+
+def test_a_confirmed_deviation_gone_before_the_canaries_answer_is_dropped() -> None:
+    sim = learned()
+    deface(sim, T0 + 10)
+    deface(sim, T0 + 12)
+    assert DEFACEMENT in sim.world.held
+    sim.result("al1", http(portal(NEWS)), T0 + 13)
+    canaries_answer(sim, T0 + 14)
+    assert not sim.world.held and not sim.world.signals
+
+
+def test_without_canaries_a_confirmed_deviation_is_raised_at_once() -> None:
+    sim = CoreSim(learned().world.targets, (), SETTINGS)
+    for second in range(3):
+        sim.result("al1", http(portal(NEWS)), T0 + second)
+    deface(sim, T0 + 10)
+    deface(sim, T0 + 12)
+    assert DEFACEMENT in sim.world.signals
+
+
+def logs(judged: Judged) -> list[str]:
+    return [e.message for e in judged.effects if isinstance(e, Log)]
+
+
 def test_nothing_is_judged_under_maintenance() -> None:
     window = MaintenanceWindow("redesign", T0 + 5, T0 + 3600, targets=frozenset({"al1"}))
     sim = learned()
@@ -140,13 +203,13 @@ def test_nothing_is_judged_under_maintenance() -> None:
     assert sim.world.reported["al1"] is TargetState.MAINTENANCE
     deface(sim, T0 + 10)
     deface(sim, T0 + 12)
-    assert not sim.world.signals
+    canaries_answer(sim, T0 + 13)
+    assert not sim.world.signals and not sim.world.held
 
 
 def test_a_target_removed_or_moved_loses_its_baseline_and_its_signal_clears() -> None:
     sim = learned()
-    deface(sim, T0 + 10)
-    deface(sim, T0 + 12)
+    confirm_defacement(sim, T0 + 10)
     world = sim.world
     moved = tuple(
         replace(t, url="https://al1-new.test/") if t.name == "al1" else t for t in world.targets
@@ -167,8 +230,7 @@ def test_a_target_removed_or_moved_loses_its_baseline_and_its_signal_clears() ->
 
 def test_a_restart_restores_baselines_and_raised_signals() -> None:
     sim = learned()
-    deface(sim, T0 + 10)
-    deface(sim, T0 + 12)
+    confirm_defacement(sim, T0 + 10)
     world = sim.world
     restarted = initial_world(
         world.targets,
