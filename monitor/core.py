@@ -387,11 +387,16 @@ def initial_world(
     baselines: Mapping[TamperKey, Baseline] | None = None,
     signals: Iterable[Signal] = (),
     tamper: TamperSettings = DEFAULT_TAMPER,
+    urls: Mapping[str, str] | None = None,
 ) -> World:
     """A world before any event, or restored from the history (statuses, incidents,
-    tamper baselines and raised signals; those of targets no longer configured clear).
+    tamper baselines and raised signals; those of targets no longer configured clear, and
+    so do those of targets whose URL differs from the one in `urls`, the stored URLs:
+    another page is not a defacement of the old one).
 
     Maintenance windows take effect at the first tick (this world is built at time 0)."""
+    configured = {t.name: t.url for t in targets}
+    moved = {n for n, url in (urls or {}).items() if configured.get(n, url) != url}
     incidents: dict[IncidentKey, Incident] = {}
     for incident in sorted(open_incidents, key=lambda i: (i.started_at, i.id)):
         if incident.is_open:
@@ -423,8 +428,8 @@ def initial_world(
         canary_check_at=-math.inf,
         probe_counts=Map(),
         tamper=tamper,
-        baselines=Map(dict(baselines or {})),
-        signals=Map({(s.target, s.kind): s for s in signals}),
+        baselines=Map({k: b for k, b in (baselines or {}).items() if k[0] not in moved}),
+        signals=Map({(s.target, s.kind): s for s in signals if s.target not in moved}),
     )
     # Everything is dirty: the first tick judges restored incidents against restored statuses.
     reload = Reload(tuple(targets), tuple(canaries), settings, interval_s, tuple(maintenance))

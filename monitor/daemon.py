@@ -181,6 +181,7 @@ class Daemon:
             maintenance=config.maintenance,
             baselines=restored.baselines if restored else None,
             signals=restored.signals if restored else (),
+            urls=restored.urls if restored else None,
         )
         self._writer.set_targets(self.targets, config.canaries)
         now = clock()
@@ -189,6 +190,9 @@ class Daemon:
                 self._writer.add_signal(
                     SignalChange(stale, None, cleared_at=now, cleared_by="removed")
                 )
+        for target, kind in restored.baselines if restored else ():
+            if (target, kind) not in self.world.baselines:  # gone, or its URL changed
+                self._writer.put_baseline(BaselineChange(target, kind, None))
         self._last_ack_id = 0
         self._acks_unreadable = False
 

@@ -40,6 +40,9 @@ class Restored:
         default_factory=lambda: MappingProxyType({})
     )
     signals: tuple[Signal, ...] = ()  # raised tamper signals
+    # Each stored target's URL when the daemon last ran: tamper state of a target whose
+    # URL changed while it was stopped is not restored (as a reload drops it).
+    urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,7 @@ def read_restore(conn: sqlite3.Connection) -> Restored:
             infra[name] = facts
         saved_at = updated_at if saved_at is None else max(saved_at, updated_at)
     baselines, signals = _read_tamper(conn)
+    urls = dict(conn.execute("SELECT name, url FROM targets WHERE kind = 'target'").fetchall())
     return Restored(
         statuses=MappingProxyType(statuses),
         infra=MappingProxyType(infra),
@@ -190,6 +194,7 @@ def read_restore(conn: sqlite3.Connection) -> Restored:
         saved_at=saved_at,
         baselines=MappingProxyType(baselines),
         signals=tuple(signals),
+        urls=MappingProxyType(urls),
     )
 
 

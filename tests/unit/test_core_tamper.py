@@ -242,3 +242,26 @@ def test_a_restart_restores_baselines_and_raised_signals() -> None:
     )
     assert restarted.signals == world.signals and restarted.baselines == world.baselines
     _ = result  # the shared helper keeps its import used by this module's readers
+
+
+def test_a_restart_with_a_targets_url_changed_forgets_its_tamper_state() -> None:
+    sim = learned()
+    for second in range(3):
+        sim.result("xk1", http(portal(NEWS)), T0 + 4 + second)
+    confirm_defacement(sim, T0 + 10)
+    world = sim.world
+    stored_urls = {t.name: t.url for t in world.targets}
+    moved = tuple(
+        replace(t, url="https://al1-new.test/") if t.name == "al1" else t for t in world.targets
+    )
+    restarted = initial_world(
+        moved,
+        CANARIES,
+        SETTINGS,
+        world.interval_s,
+        baselines=dict(world.baselines),
+        signals=world.signals.values(),
+        urls=stored_urls,
+    )
+    assert not restarted.signals
+    assert set(restarted.baselines) == {("xk1", TamperKind.DEFACEMENT)}

@@ -13,10 +13,13 @@ from monitor.config import parse_config
 from monitor.daemon import Daemon
 from monitor.scheduler import Job, Scheduler
 from monitor.settings import Config
-from monitor.storage import HistoryWriter
+from monitor.storage import HistoryWriter, connect_readonly, read_signals
+from monitor.tamper import BaselineChange, Signal, SignalChange, TamperKind
 from probes.context import ProbeContext, make_resolver, make_ssl_context
 from probes.results import DnsDetails, ProbeKind, ProbeResult, Reason
 from probes.settings import ProbeSettings
+from tests.probes.test_page import DEFACED
+from tests.unit.test_tamper import LEARNED, http, run
 
 T0 = 1_800_000_000.0
 AL_SITES = ("e-albania", "akshi", "tatime", "qkb")
@@ -170,4 +173,40 @@ async def test_a_reload_that_breaks_validation_itself_is_a_failed_reload(
     snapshot = daemon.snapshot()
     assert snapshot is not None and snapshot.config_reload_ok is False
     assert "reload failed" in caplog.text and "RecursionError" in caplog.text
+    await writer.close()
+
+
+async def test_a_url_changed_while_stopped_restarts_the_targets_tamper_baselines(
+    tmp_path: Path,
+) -> None:
+    """Another page is not a defacement of the old one: as a reload does, a restart with
+    a target's URL changed forgets its baselines (here and in the history) and clears its
+    signal as `removed`; the other targets keep theirs."""
+    writer = await HistoryWriter.open(tmp_path / "h.sqlite3", background=False)
+    Daemon(config(tmp_path), writer, clock=Clock())  # stores the targets and their URLs
+    baseline = run(TamperKind.DEFACEMENT, LEARNED).baseline
+    assert baseline is not None
+    deviation = run(TamperKind.DEFACEMENT, [*LEARNED, http(DEFACED)]).deviation
+    assert deviation is not None
+    for name in ("e-albania", "akshi"):
+        writer.put_baseline(BaselineChange(name, TamperKind.DEFACEMENT, baseline))
+        signal = Signal(name, TamperKind.DEFACEMENT, T0, deviation.summary, {}, baseline)
+        writer.add_signal(SignalChange(signal, "AL"))
+    assert await writer.flush()
+    await writer.close()
+
+    writer = await HistoryWriter.open(tmp_path / "h.sqlite3", background=False)
+    moved = TEXT.replace("https://e-albania.al.test/", "https://e-albania.gov.al.test/")
+    restarted = Daemon(
+        config(tmp_path, moved), writer, clock=Clock(), restored=await writer.restore()
+    )
+    assert set(restarted.world.baselines) == {("akshi", TamperKind.DEFACEMENT)}
+    assert set(restarted.world.signals) == {("akshi", TamperKind.DEFACEMENT)}
+    assert await writer.flush()
+    again = await writer.restore()
+    assert set(again.baselines) == {("akshi", TamperKind.DEFACEMENT)}
+    assert [s.target for s in again.signals] == ["akshi"]
+    with connect_readonly(tmp_path / "h.sqlite3") as conn:
+        cleared = {s.target: s.cleared_by for s in read_signals(conn) if not s.raised}
+    assert cleared == {"e-albania": "removed"}
     await writer.close()
