@@ -22,6 +22,7 @@ from probes.dnssec import TrustAnchor, load_trust_anchors
 
 # probes.http imports this module for types only, so this is not circular.
 from probes.http import make_http_session
+from probes.page import PageMemo
 from probes.settings import ProbeSettings
 
 # probes.tls imports this module for types only, so this is not circular.
@@ -66,6 +67,8 @@ class ProbeContext:
     # DNSSEC trust anchors, loaded once; None when a context is assembled by hand
     # (probe_dns then loads settings.dnssec_trust_anchors itself).
     trust_anchors: tuple[TrustAnchor, ...] | None = None
+    # Pages already fingerprinted, by URL; None: every page is fingerprinted afresh.
+    page_memo: PageMemo | None = None
 
 
 def _load_trust(
@@ -93,6 +96,7 @@ async def open_probe_context(settings: ProbeSettings) -> AsyncIterator[ProbeCont
             openssl_context=openssl_context,
             trust_anchors=anchors,
             http_session=http_session,
+            page_memo=PageMemo(),
         )
     finally:
         await http_session.close()

@@ -335,7 +335,7 @@ async def probe_http(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
     token = _current_timeline.set(timeline)
     try:
         async with asyncio.timeout(ctx.settings.timeout_s):
-            await _fetch(session, target, ctx.settings, timeline, observed)
+            await _fetch(session, target, ctx, timeline, observed)
     except _Failed as failure:
         reason, error = failure.reason, str(failure)
     except TimeoutError:
@@ -367,10 +367,11 @@ async def probe_http(target: ProbeTarget, ctx: ProbeContext) -> ProbeResult:
 async def _fetch(
     session: aiohttp.ClientSession,
     target: ProbeTarget,
-    settings: ProbeSettings,
+    ctx: ProbeContext,
     timeline: _Timeline,
     observed: _Observed,
 ) -> None:
+    settings = ctx.settings
     url = URL(target.url)
     # Cookies live for one probe only: portals that set a cookie and redirect
     # to the same URL must not look like loops.
@@ -411,7 +412,12 @@ async def _fetch(
             text = _page_text(response, body)
             if fingerprinted and 200 <= response.status < 300:
                 # Before the content checks: a defaced page is what the fingerprint is for.
-                observed.page = fingerprint(text, str(response.url))
+                memo, page_url = ctx.page_memo, str(response.url)
+                observed.page = (
+                    fingerprint(text, page_url)
+                    if memo is None
+                    else memo.fingerprint(text, page_url)
+                )
             _check_content(text, target)
         return
     raise _Failed(Reason.HTTP_REDIRECT_LOOP, f"more than {settings.max_redirects} redirects")

@@ -582,6 +582,12 @@ def pages_app() -> web.RouteTableDef:
     async def api(_request: web.Request) -> web.Response:
         return web.json_response({"title": "not a page"})
 
+    served = iter((PAGE, PAGE, HACKED))
+
+    @routes.get("/changing")
+    async def changing(_request: web.Request) -> web.Response:
+        return web.Response(text=next(served, HACKED), content_type="text/html")
+
     return routes
 
 
@@ -613,3 +619,14 @@ async def test_a_targets_page_is_fingerprinted_even_when_its_content_check_fails
     assert defaced is not None and "hacked by" in defaced.markers
     assert details_of(json_api).page is None  # not a page a person reads
     assert details_of(canary).page is None  # not asked for: canaries keep no fingerprint
+
+
+async def test_a_page_served_as_before_is_not_fingerprinted_again(make_probe_context):
+    """The context's memo hands back the fingerprint of a page whose text is unchanged, and
+    a page changed in any byte is fingerprinted afresh."""
+    async with aiohttp_app(pages_app()) as url, make_probe_context() as ctx:
+        target = ProbeTarget(f"{url}changing", fingerprint_page=True)
+        first, again, defaced = [details_of(await timed_probe(target, ctx)).page for _ in range(3)]
+    assert first is not None and first.title == "e-Albania"
+    assert again is first  # the same object: not computed again
+    assert defaced is not None and "hacked by" in defaced.markers

@@ -12,6 +12,7 @@ from probes.page import (
     SKETCH_SIZE,
     TITLE_CHARS,
     PageFingerprint,
+    PageMemo,
     fingerprint,
     text_similarity,
 )
@@ -171,3 +172,22 @@ def test_any_markup_gives_a_bounded_fingerprint(page: str) -> None:
     assert len(seen.title) <= TITLE_CHARS
     assert len(seen.link_hosts) <= MAX_HOSTS and len(seen.script_hosts) <= MAX_HOSTS
     assert "hacked by" not in seen.markers or not page.startswith("<script>")
+
+
+def test_the_memo_fingerprints_a_page_again_only_when_its_text_changed() -> None:
+    memo = PageMemo(capacity=2)
+    page = portal(NEWS)
+    first = memo.fingerprint(page, URL)
+    assert first == fingerprint(page, URL)
+    assert memo.fingerprint(page, URL) is first
+    # One character is a new page; another URL is another entry (links are judged by it).
+    changed = memo.fingerprint(page.replace("Portali", "Portal1", 1), URL)
+    assert changed is not first and changed == fingerprint(
+        page.replace("Portali", "Portal1", 1), URL
+    )
+    other = memo.fingerprint(page, "https://e-albania.al.test/sq/")
+    assert other is not changed and len(memo) == 2
+    # Bounded: a third URL forgets the least recently stored.
+    memo.fingerprint(page, "https://third.al.test/")
+    assert len(memo) == 2
+    assert memo.fingerprint(page.replace("Portali", "Portal1", 1), URL) is not changed
