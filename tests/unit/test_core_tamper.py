@@ -24,8 +24,16 @@ from monitor.state import TargetState
 from monitor.tamper import BaselineChange, SignalChange, TamperKind
 from probes.results import ProbeKind
 from tests.probes.test_page import DEFACED, NEWS, portal
-from tests.unit.judge import CoreSim, Judged
-from tests.unit.test_core import CANARIES, SETTINGS, T0, canaries_answer, healthy, result
+from tests.unit.judge import CoreSim
+from tests.unit.test_core import (
+    CANARIES,
+    SETTINGS,
+    T0,
+    canaries_answer,
+    healthy,
+    logs,
+    result,
+)
 from tests.unit.test_tamper import http
 
 DEFACEMENT = ("al1", TamperKind.DEFACEMENT)
@@ -187,10 +195,6 @@ def test_without_canaries_a_confirmed_deviation_is_raised_at_once() -> None:
     deface(sim, T0 + 10)
     deface(sim, T0 + 12)
     assert DEFACEMENT in sim.world.signals
-
-
-def logs(judged: Judged) -> list[str]:
-    return [e.message for e in judged.effects if isinstance(e, Log)]
 
 
 def test_nothing_is_judged_under_maintenance() -> None:
