@@ -16,7 +16,10 @@ endpoint of the daemon, in the format of Prometheus's exporter-toolkit
 
 Keys of that format govwatch does not implement are refused by name, never ignored; unknown
 keys are errors too. Every error is `FILE:LINE: message` (`ConfigError`, as for targets.toml).
-The file is read once, at the start.
+The file is read once, at the start; the certificate, key and client CA files it names are
+read again at each TLS handshake and, when they changed, loaded for it (as exporter-toolkit
+does): a renewed certificate is served without a restart, and a renewal caught half
+written (a certificate without its key) keeps the previous one served.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import base64
 import binascii
 import difflib
 import enum
+import hashlib
 import hmac
+import logging
 import re
 import secrets
 import ssl
@@ -92,6 +97,8 @@ MAX_CACHED_LOGINS: Final = 100
 MAX_PENDING_CHECKS: Final = 8
 AUTH_REALM: Final = "govwatch"
 
+log = logging.getLogger("govwatch.webconfig")
+
 
 @dataclass(frozen=True, slots=True)
 class ServerTls:
@@ -105,7 +112,19 @@ class ServerTls:
     max_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
 
     def ssl_context(self) -> ssl.SSLContext:
-        """The server context; OSError, ssl.SSLError or ValueError when the files do not load."""
+        """The server context; OSError, ssl.SSLError or ValueError when the files do not load.
+        Each handshake takes the files as they are then (`_Renewals`)."""
+        context = self.load()
+        context.sni_callback = _Renewals(self, context).on_handshake
+        return context
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        ca = () if self.client_ca_file is None else (self.client_ca_file,)
+        return (self.cert_file, self.key_file, *ca)
+
+    def load(self) -> ssl.SSLContext:
+        """A context from the files as they are now (the errors of `ssl_context`)."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = self.min_version
         context.maximum_version = self.max_version
@@ -114,6 +133,57 @@ class ServerTls:
             context.load_verify_locations(cafile=self.client_ca_file)
         context.verify_mode = self.client_auth
         return context
+
+
+class _Renewals:
+    """At each handshake (an SNI callback, before the certificate is chosen), reads the
+    files; when their contents changed since the context in use was loaded, loads them and
+    hands the connection the new context. Reading a few KiB costs microseconds, and a
+    content digest, unlike a modification time, cannot miss a rewrite in the same tick."""
+
+    def __init__(self, tls: ServerTls, context: ssl.SSLContext) -> None:
+        self._tls = tls
+        self._current = context
+        self._loaded = self._digest()
+        self._refused: bytes | None = None  # files that failed to load: said once
+
+    def _digest(self) -> bytes:
+        digest = hashlib.sha256()
+        for path in self._tls.files:
+            try:
+                digest.update(path.read_bytes())
+            except OSError as exc:  # being replaced: this state fails to load, said once
+                digest.update(f"{path}: {exc.errno}".encode())
+            digest.update(b"\0")
+        return digest.digest()
+
+    def on_handshake(
+        self,
+        connection: ssl.SSLObject | ssl.SSLSocket,
+        _server_name: str | None,
+        base: ssl.SSLContext,
+    ) -> None:
+        try:
+            files = self._digest()
+            if files not in (self._loaded, self._refused):
+                try:
+                    self._current, self._loaded = self._tls.load(), files
+                    log.info(
+                        "web config: the renewed certificate %s is served", self._tls.cert_file
+                    )
+                except (OSError, ssl.SSLError, ValueError) as exc:
+                    self._refused = files
+                    log.warning(
+                        "web config: cannot load %s and %s as they are now (%s); still serving "
+                        "the certificate loaded before",
+                        self._tls.cert_file,
+                        self._tls.key_file,
+                        exc,
+                    )
+            if self._current is not base:
+                connection.context = self._current
+        except Exception:  # an exception here fails the handshake: serve what we have
+            log.exception("web config: checking for a renewed certificate failed")
 
 
 def _no_passphrase() -> bytes:

@@ -806,6 +806,56 @@ async def test_client_certificates_when_the_web_config_requires_them(tmp_path: P
         assert server.site.clients <= 1
 
 
+async def served_certificate(url: str, client_tls: ssl.SSLContext) -> bytes:
+    """The certificate a new TLS connection to `url` is shown (DER); it must verify."""
+    host, _, port = url.removeprefix("https://").rstrip("/").partition(":")
+    _, writer = await asyncio.open_connection(host, int(port), ssl=client_tls)
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        assert isinstance(der, bytes)
+        return der
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def install(cert: trustme.LeafCert, folder: Path, *, key: bool = True) -> bytes:
+    """Write `cert` (and its key) where the web config points; returns its DER."""
+    cert.cert_chain_pems[0].write_to_path(folder / "server.crt")
+    if key:
+        cert.private_key_pem.write_to_path(folder / "server.key")
+    return ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+
+
+async def test_a_renewed_certificate_is_served_without_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As exporter-toolkit: the files are taken as they are at each handshake. A renewal
+    caught half written (the new certificate, the old key) keeps the last good one served,
+    with one warning however many clients connect meanwhile."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(tmp_path / "ca.pem")
+    first = install(ca.issue_cert("127.0.0.1"), tmp_path)
+    path = tmp_path / "web.yml"
+    path.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
+    client_tls = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    async with api_server(web_config=load_web_config(path)) as server:
+        assert await served_certificate(server.url, client_tls) == first
+        renewed = install(ca.issue_cert("127.0.0.1"), tmp_path)
+        assert await served_certificate(server.url, client_tls) == renewed
+        third = ca.issue_cert("127.0.0.1")
+        install(third, tmp_path, key=False)
+        with caplog.at_level(logging.WARNING, logger="govwatch.webconfig"):
+            for _ in range(3):
+                assert await served_certificate(server.url, client_tls) == renewed
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "still serving the certificate loaded before" in (
+            warnings[0].getMessage()
+        )
+        completed = install(third, tmp_path)  # its key too: the renewal is done
+        assert await served_certificate(server.url, client_tls) == completed
+
+
 async def test_logins_beyond_those_bcrypt_can_check_are_told_to_retry(tmp_path: Path) -> None:
     # Cost 10 (htpasswd's): a check takes long enough (tens of ms) for all the logins below to
     # arrive meanwhile.
