@@ -1,4 +1,6 @@
-"""Seeded history databases, one per scenario, written once per test session."""
+"""Seeded history databases, one per scenario, written once per test session and again
+when older than a minute: the dashboard calls a monitor silent for 3 minutes stale, and in
+a full run a worker may come back to a scenario much later."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import pytest
 
 from dashboard import queries
 from tests.dashboard.seed import Seed, seed_database
+
+MAX_SEED_AGE_S = 60.0  # well under the dashboard's 180 s stale_after
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Seeded]:
     made: dict[str, Seeded] = {}
 
     def get(scenario: str) -> Seeded:
-        if scenario not in made:
+        if scenario not in made or time.time() - made[scenario].now > MAX_SEED_AGE_S:
             path = tmp_path_factory.mktemp("dashboard") / f"{scenario}.sqlite3"
             now = time.time()
             made[scenario] = Seeded(path, seed_database(path, scenario, now), now)
