@@ -512,7 +512,7 @@ def _vouched(world: World, status: TargetStatus) -> bool:
     probed since, proves nothing about the link at that time."""
     failing = [t for t in status.probes.values() if t.failing]
     if status.since is None or not failing:
-        return bool(not world.canaries)
+        return not world.canaries
     return _canaries_vouch(world, status.since, max(t.observed_at for t in failing))
 
 

@@ -149,26 +149,30 @@ def wait_until(driver: Any, condition: Callable[[Any], T | None], timeout_s: flo
     return found
 
 
-def first_shown(driver: Any, css: str, wanted: Callable[[str], bool]) -> Shown | None:
-    """The first element matching `css` whose text is `wanted`, as it was shown."""
+def first_matching(driver: Any, css: str, wanted: Callable[[str], bool]) -> Any | None:
+    """The first element matching `css` whose text is `wanted` (live: read it at once)."""
     from selenium.webdriver.common.by import By
 
     for element in driver.find_elements(By.CSS_SELECTOR, css):
         if wanted(text_of(element)):
-            return shown(element)
+            return element
     return None
+
+
+def first_shown(driver: Any, css: str, wanted: Callable[[str], bool]) -> Shown | None:
+    """The first element matching `css` whose text is `wanted`, as it was shown."""
+    element = first_matching(driver, css, wanted)
+    return None if element is None else shown(element)
 
 
 def click_first(driver: Any, css: str, wanted: Callable[[str], bool]) -> bool:
     """Click the first element matching `css` whose text is `wanted`; False while there is
     none (a redraw between finding and clicking raises stale: `wait_until` polls again)."""
-    from selenium.webdriver.common.by import By
-
-    for element in driver.find_elements(By.CSS_SELECTOR, css):
-        if wanted(text_of(element)):
-            element.click()
-            return True
-    return False
+    element = first_matching(driver, css, wanted)
+    if element is None:
+        return False
+    element.click()
+    return True
 
 
 def wait_for_overview(driver: Any, text: str, timeout_s: float = 30.0) -> Shown:
